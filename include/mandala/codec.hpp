@@ -1,0 +1,532 @@
+#pragma once
+// Canonical value encoding: the byte form every stored value takes, and the Codec<T> trait that
+// maps C++ types onto it. The form is MessagePack with canonical rules (docs/storage-format.md):
+// smallest integer form, floats keep their width, map and set entries sorted by encoded bytes,
+// contiguous arithmetic arrays as one typed block (ext type 1), value pointers as ext type 2.
+
+#include <array>
+#include <bit>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "mandala/error.hpp"
+
+namespace mandala {
+
+static_assert(std::endian::native == std::endian::little,
+              "mandala's typed arrays are little-endian; big-endian hosts are not supported yet");
+
+/// Element type of a typed array block.
+enum class Dtype : std::uint8_t { i8 = 1, i16, i32, i64, u8, u16, u32, u64, f32, f64 };
+
+/// "i8", "f64", ... (numpy-like names).
+std::string_view to_string(Dtype dtype) noexcept;
+/// Size in bytes of one element.
+std::size_t dtype_size(Dtype dtype) noexcept;
+
+template <class T>
+constexpr std::optional<Dtype> dtype_of() {
+  using U = std::remove_cv_t<T>;
+  if constexpr (std::is_same_v<U, bool>) return std::nullopt;
+  else if constexpr (std::is_floating_point_v<U> && sizeof(U) == 4) return Dtype::f32;
+  else if constexpr (std::is_floating_point_v<U> && sizeof(U) == 8) return Dtype::f64;
+  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U>)
+    return sizeof(U) == 1 ? Dtype::i8 : sizeof(U) == 2 ? Dtype::i16 : sizeof(U) == 4 ? Dtype::i32 : Dtype::i64;
+  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U>)
+    return sizeof(U) == 1 ? Dtype::u8 : sizeof(U) == 2 ? Dtype::u16 : sizeof(U) == 4 ? Dtype::u32 : Dtype::u64;
+  else return std::nullopt;
+}
+
+template <class T>
+concept BlockElement = dtype_of<T>().has_value();
+
+/// Appends canonical bytes. Containers write a header then exactly that many elements (maps:
+/// key, value, key, value...). Use write_map_sorted/write_set_sorted for unordered inputs.
+class Encoder {
+ public:
+  void nil();
+  void boolean(bool v);
+  void integer(std::int64_t v);
+  void unsigned_integer(std::uint64_t v);
+  void float32(float v);
+  void float64(double v);
+  void string(std::string_view v);
+  void binary(std::span<const std::byte> v);
+  void array_header(std::size_t n);
+  void map_header(std::size_t n);
+  /// One typed block: dtype, shape (row-major), little-endian element bytes.
+  void typed_array(Dtype dtype, std::span<const std::uint64_t> shape, const void* data, std::size_t size_bytes);
+  /// A reference to an object stored outside mandala under a human-readable name.
+  void pointer(std::string_view name);
+  /// Appends bytes that are already one canonical encoded value.
+  void raw(std::span<const std::byte> encoded);
+
+  [[nodiscard]] const std::vector<std::byte>& bytes() const& noexcept { return m_out; }
+  [[nodiscard]] std::vector<std::byte> take() && noexcept { return std::move(m_out); }
+  void clear() noexcept { m_out.clear(); }
+  [[nodiscard]] std::size_t size() const noexcept { return m_out.size(); }
+
+  /// Writes a map whose entries are given as (encoded key, encoded value), sorting by key bytes;
+  /// a duplicate encoded key is an Errc::invalid_argument error.
+  void map_sorted(std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries);
+  /// Writes an array of encoded elements sorted by their bytes (the canonical form of a set).
+  void array_sorted(std::vector<std::vector<std::byte>> elements);
+
+ private:
+  std::vector<std::byte> m_out;
+};
+
+/// What a ValueView holds.
+enum class Kind { nil, boolean, integer, float32, float64, string, binary, array, map, typed_array, pointer };
+std::string_view to_string(Kind kind) noexcept;
+
+struct TypedArrayView {
+  Dtype dtype;
+  std::vector<std::uint64_t> shape;
+  std::span<const std::byte> data;  ///< little-endian element bytes, row-major
+};
+
+/// A read-only view of one decoded value inside a DecodedValue; valid while that lives.
+class ValueView {
+ public:
+  [[nodiscard]] Kind kind() const;
+  [[nodiscard]] bool is_nil() const { return kind() == Kind::nil; }
+  [[nodiscard]] bool as_bool() const;
+  /// The integer if it fits int64 (Errc::decode otherwise or if not an integer).
+  [[nodiscard]] std::int64_t as_int64() const;
+  /// The integer if it is non-negative (Errc::decode otherwise).
+  [[nodiscard]] std::uint64_t as_uint64() const;
+  [[nodiscard]] bool is_negative_integer() const;
+  [[nodiscard]] float as_float32() const;
+  [[nodiscard]] double as_float64() const;
+  [[nodiscard]] std::string_view as_string() const;
+  [[nodiscard]] std::span<const std::byte> as_binary() const;
+  /// Elements of an array, entries of a map.
+  [[nodiscard]] std::size_t size() const;
+  [[nodiscard]] ValueView at(std::size_t i) const;        ///< array element
+  [[nodiscard]] ValueView key_at(std::size_t i) const;    ///< map key
+  [[nodiscard]] ValueView value_at(std::size_t i) const;  ///< map value
+  /// The value under a string key of a map; nullopt when absent.
+  [[nodiscard]] std::optional<ValueView> find(std::string_view key) const;
+  [[nodiscard]] TypedArrayView as_typed_array() const;
+  [[nodiscard]] std::string_view as_pointer() const;
+  /// Throws Errc::decode: "expected <what>, found <kind>".
+  [[noreturn]] void fail_expected(std::string_view what) const;
+  /// JSON rendering of the value (typed arrays as {"dtype","shape","data"}; pointers as {"pointer"}).
+  [[nodiscard]] std::string to_json(std::size_t max_array_items = SIZE_MAX) const;
+
+ private:
+  friend class DecodedValue;
+  explicit ValueView(const void* object) : m_object(object) {}
+  const void* m_object;
+};
+
+/// Owns the parse of one encoded value. Construction validates the bytes and throws
+/// Errc::decode (never crashes) on truncated, malformed or trailing bytes.
+class DecodedValue {
+ public:
+  explicit DecodedValue(std::span<const std::byte> bytes);
+  ~DecodedValue();
+  DecodedValue(DecodedValue&&) noexcept;
+  DecodedValue& operator=(DecodedValue&&) noexcept;
+  [[nodiscard]] ValueView root() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+/// The codec trait: specialize with
+///   static void encode(Encoder&, const T&);
+///   static T decode(ValueView);
+/// or use MANDALA_STRUCT(Type, field...) for an aggregate.
+template <class T, class Enable = void>
+struct Codec {
+  static_assert(sizeof(T) == 0,
+                "mandala: this type has no Codec. For a struct write MANDALA_STRUCT(Type, field1, field2, ...) "
+                "at namespace scope, or specialize mandala::Codec<Type> with static void encode(Encoder&, const "
+                "Type&) and static Type decode(ValueView).");
+};
+
+template <class T>
+concept Encodable = requires(Encoder& e, const T& v, ValueView view) {
+  Codec<T>::encode(e, v);
+  { Codec<T>::decode(view) } -> std::convertible_to<T>;
+};
+
+template <class T>
+void encode_value(Encoder& e, const T& v) {
+  Codec<T>::encode(e, v);
+}
+template <class T>
+std::vector<std::byte> encode_value(const T& v) {
+  Encoder e;
+  Codec<T>::encode(e, v);
+  return std::move(e).take();
+}
+template <class T>
+T decode_value(ValueView v) {
+  return Codec<T>::decode(v);
+}
+template <class T>
+T decode_value(std::span<const std::byte> bytes) {
+  DecodedValue d(bytes);
+  return Codec<T>::decode(d.root());
+}
+
+namespace detail {
+[[noreturn]] void throw_decode(std::string message);
+[[noreturn]] void rethrow_with_path(const Error& e, std::string_view segment);
+
+template <class F>
+decltype(auto) at_path(std::string_view segment, F&& f) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    rethrow_with_path(e, segment);
+  }
+}
+std::string index_segment(std::size_t i);
+
+template <class T>
+T int_from_view(ValueView v) {
+  if (v.kind() != Kind::integer) v.fail_expected("integer");
+  if constexpr (std::is_signed_v<T>) {
+    const std::int64_t x = v.as_int64();
+    if (x < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+        x > static_cast<std::int64_t>(std::numeric_limits<T>::max()))
+      throw_decode("integer " + std::to_string(x) + " does not fit the target type");
+    return static_cast<T>(x);
+  } else {
+    if (v.is_negative_integer()) throw_decode("negative integer for an unsigned target type");
+    const std::uint64_t x = v.as_uint64();
+    if (x > static_cast<std::uint64_t>(std::numeric_limits<T>::max()))
+      throw_decode("integer " + std::to_string(x) + " does not fit the target type");
+    return static_cast<T>(x);
+  }
+}
+
+template <class Elem, class Out>
+void block_from_view(ValueView v, Out* out, std::size_t expected_count, bool exact) {
+  const TypedArrayView t = v.as_typed_array();
+  if (t.dtype != *dtype_of<Elem>())
+    throw_decode(std::string("typed array of ") + std::string(to_string(t.dtype)) + ", expected " +
+                 std::string(to_string(*dtype_of<Elem>())));
+  if (t.shape.size() != 1) throw_decode("typed array of rank " + std::to_string(t.shape.size()) + ", expected rank 1");
+  const std::size_t n = t.data.size() / sizeof(Elem);
+  if (exact && n != expected_count)
+    throw_decode("typed array of " + std::to_string(n) + " elements, expected " + std::to_string(expected_count));
+  if (n != 0) std::memcpy(out, t.data.data(), n * sizeof(Elem));
+}
+
+template <class Container>
+void encode_sequence(Encoder& e, const Container& c) {
+  e.array_header(c.size());
+  for (const auto& x : c) Codec<std::remove_cvref_t<decltype(x)>>::encode(e, x);
+}
+}  // namespace detail
+
+// ---- scalars -------------------------------------------------------------------------------
+
+template <>
+struct Codec<bool> {
+  static void encode(Encoder& e, bool v) { e.boolean(v); }
+  static bool decode(ValueView v) { return v.as_bool(); }
+};
+
+template <class T>
+  requires(std::is_integral_v<T> && !std::is_same_v<T, bool>)
+struct Codec<T> {
+  static void encode(Encoder& e, T v) {
+    if constexpr (std::is_signed_v<T>) e.integer(v);
+    else e.unsigned_integer(v);
+  }
+  static T decode(ValueView v) { return detail::int_from_view<T>(v); }
+};
+
+template <>
+struct Codec<float> {
+  static void encode(Encoder& e, float v) { e.float32(v); }
+  static float decode(ValueView v) { return v.as_float32(); }
+};
+template <>
+struct Codec<double> {
+  static void encode(Encoder& e, double v) { e.float64(v); }
+  static double decode(ValueView v) { return v.as_float64(); }
+};
+
+template <>
+struct Codec<std::string> {
+  static void encode(Encoder& e, const std::string& v) { e.string(v); }
+  static std::string decode(ValueView v) { return std::string(v.as_string()); }
+};
+
+template <>
+struct Codec<std::nullptr_t> {
+  static void encode(Encoder& e, std::nullptr_t) { e.nil(); }
+  static std::nullptr_t decode(ValueView v) {
+    if (!v.is_nil()) v.fail_expected("nil");
+    return nullptr;
+  }
+};
+
+template <>
+struct Codec<std::monostate> {
+  static void encode(Encoder& e, std::monostate) { e.nil(); }
+  static std::monostate decode(ValueView v) {
+    if (!v.is_nil()) v.fail_expected("nil");
+    return {};
+  }
+};
+
+// ---- sequences -----------------------------------------------------------------------------
+
+template <class T, class A>
+struct Codec<std::vector<T, A>> {
+  static void encode(Encoder& e, const std::vector<T, A>& v) {
+    if constexpr (BlockElement<T>) {
+      const std::uint64_t shape[1] = {v.size()};
+      e.typed_array(*dtype_of<T>(), shape, v.data(), v.size() * sizeof(T));
+    } else {
+      detail::encode_sequence(e, v);
+    }
+  }
+  static std::vector<T, A> decode(ValueView v) {
+    std::vector<T, A> out;
+    if constexpr (BlockElement<T>) {
+      const TypedArrayView t = v.as_typed_array();
+      out.resize(t.data.size() / sizeof(T));
+      detail::block_from_view<T>(v, out.data(), out.size(), false);
+    } else {
+      if (v.kind() != Kind::array) v.fail_expected("array");
+      out.reserve(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i)
+        out.push_back(detail::at_path(detail::index_segment(i), [&] { return Codec<T>::decode(v.at(i)); }));
+    }
+    return out;
+  }
+};
+
+template <class T, std::size_t N>
+struct Codec<std::array<T, N>> {
+  static void encode(Encoder& e, const std::array<T, N>& v) {
+    if constexpr (BlockElement<T>) {
+      const std::uint64_t shape[1] = {N};
+      e.typed_array(*dtype_of<T>(), shape, v.data(), N * sizeof(T));
+    } else {
+      detail::encode_sequence(e, v);
+    }
+  }
+  static std::array<T, N> decode(ValueView v) {
+    std::array<T, N> out{};
+    if constexpr (BlockElement<T>) {
+      detail::block_from_view<T>(v, out.data(), N, true);
+    } else {
+      if (v.kind() != Kind::array) v.fail_expected("array");
+      if (v.size() != N) detail::throw_decode("array of " + std::to_string(v.size()) + " elements, expected " + std::to_string(N));
+      for (std::size_t i = 0; i < N; ++i)
+        out[i] = detail::at_path(detail::index_segment(i), [&] { return Codec<T>::decode(v.at(i)); });
+    }
+    return out;
+  }
+};
+
+template <class T, class C, class A>
+struct Codec<std::set<T, C, A>> {
+  static void encode(Encoder& e, const std::set<T, C, A>& s) {
+    std::vector<std::vector<std::byte>> elements;
+    elements.reserve(s.size());
+    for (const auto& x : s) elements.push_back(encode_value(x));
+    e.array_sorted(std::move(elements));
+  }
+  static std::set<T, C, A> decode(ValueView v) {
+    if (v.kind() != Kind::array) v.fail_expected("array (set)");
+    std::set<T, C, A> out;
+    for (std::size_t i = 0; i < v.size(); ++i)
+      out.insert(detail::at_path(detail::index_segment(i), [&] { return Codec<T>::decode(v.at(i)); }));
+    return out;
+  }
+};
+
+namespace detail {
+template <class Map>
+void encode_map(Encoder& e, const Map& m) {
+  std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries;
+  entries.reserve(m.size());
+  for (const auto& [k, val] : m) entries.emplace_back(encode_value(k), encode_value(val));
+  e.map_sorted(std::move(entries));
+}
+template <class Map>
+Map decode_map(ValueView v) {
+  using K = typename Map::key_type;
+  using V = typename Map::mapped_type;
+  if (v.kind() != Kind::map) v.fail_expected("map");
+  Map out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    K key = at_path("{key " + std::to_string(i) + "}", [&] { return Codec<K>::decode(v.key_at(i)); });
+    V val = at_path(index_segment(i), [&] { return Codec<V>::decode(v.value_at(i)); });
+    out.emplace(std::move(key), std::move(val));
+  }
+  return out;
+}
+}  // namespace detail
+
+template <class K, class V, class C, class A>
+struct Codec<std::map<K, V, C, A>> {
+  static void encode(Encoder& e, const std::map<K, V, C, A>& m) { detail::encode_map(e, m); }
+  static std::map<K, V, C, A> decode(ValueView v) { return detail::decode_map<std::map<K, V, C, A>>(v); }
+};
+template <class K, class V, class H, class Eq, class A>
+struct Codec<std::unordered_map<K, V, H, Eq, A>> {
+  static void encode(Encoder& e, const std::unordered_map<K, V, H, Eq, A>& m) { detail::encode_map(e, m); }
+  static std::unordered_map<K, V, H, Eq, A> decode(ValueView v) {
+    return detail::decode_map<std::unordered_map<K, V, H, Eq, A>>(v);
+  }
+};
+
+template <class T>
+struct Codec<std::optional<T>> {
+  static void encode(Encoder& e, const std::optional<T>& v) {
+    if (v) Codec<T>::encode(e, *v);
+    else e.nil();
+  }
+  static std::optional<T> decode(ValueView v) {
+    if (v.is_nil()) return std::nullopt;
+    return Codec<T>::decode(v);
+  }
+};
+
+template <class... Ts>
+struct Codec<std::tuple<Ts...>> {
+  static void encode(Encoder& e, const std::tuple<Ts...>& t) {
+    e.array_header(sizeof...(Ts));
+    std::apply([&](const auto&... x) { (Codec<std::remove_cvref_t<decltype(x)>>::encode(e, x), ...); }, t);
+  }
+  static std::tuple<Ts...> decode(ValueView v) {
+    if (v.kind() != Kind::array) v.fail_expected("array (tuple)");
+    if (v.size() != sizeof...(Ts))
+      detail::throw_decode("tuple of " + std::to_string(v.size()) + " elements, expected " + std::to_string(sizeof...(Ts)));
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return std::tuple<Ts...>{detail::at_path(detail::index_segment(I), [&] { return Codec<Ts>::decode(v.at(I)); })...};
+    }(std::index_sequence_for<Ts...>{});
+  }
+};
+
+template <class A, class B>
+struct Codec<std::pair<A, B>> {
+  static void encode(Encoder& e, const std::pair<A, B>& p) {
+    e.array_header(2);
+    Codec<A>::encode(e, p.first);
+    Codec<B>::encode(e, p.second);
+  }
+  static std::pair<A, B> decode(ValueView v) {
+    auto t = Codec<std::tuple<A, B>>::decode(v);
+    return {std::move(std::get<0>(t)), std::move(std::get<1>(t))};
+  }
+};
+
+/// A variant encodes as [index, value].
+template <class... Ts>
+struct Codec<std::variant<Ts...>> {
+  static void encode(Encoder& e, const std::variant<Ts...>& v) {
+    if (v.valueless_by_exception()) throw Error(Errc::invalid_argument, "cannot encode a valueless std::variant");
+    e.array_header(2);
+    e.unsigned_integer(v.index());
+    std::visit([&](const auto& x) { Codec<std::remove_cvref_t<decltype(x)>>::encode(e, x); }, v);
+  }
+  static std::variant<Ts...> decode(ValueView v) {
+    if (v.kind() != Kind::array || v.size() != 2) v.fail_expected("[index, value] (variant)");
+    const std::uint64_t index = v.at(0).as_uint64();
+    if (index >= sizeof...(Ts)) detail::throw_decode("variant index " + std::to_string(index) + " out of range");
+    return decode_alternative(index, v.at(1), std::index_sequence_for<Ts...>{});
+  }
+
+ private:
+  template <std::size_t... I>
+  static std::variant<Ts...> decode_alternative(std::uint64_t index, ValueView v, std::index_sequence<I...>) {
+    std::variant<Ts...> out;
+    ((index == I ? (out.template emplace<I>(Codec<Ts>::decode(v)), true) : false) || ...);
+    return out;
+  }
+};
+
+}  // namespace mandala
+
+// ---- user structs --------------------------------------------------------------------------
+// MANDALA_STRUCT(Point, x, y) at global namespace scope (or any scope where mandala::Codec can be
+// specialized, i.e. outside other namespaces) gives Point a codec that encodes a map from field
+// name to field value. Decoding requires every field. Up to 24 fields.
+
+#define MANDALA_PP_CAT_(a, b) a##b
+#define MANDALA_PP_CAT(a, b) MANDALA_PP_CAT_(a, b)
+#define MANDALA_PP_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, _20, \
+                          _21, _22, _23, _24, N, ...)                                                                   \
+  N
+#define MANDALA_PP_NARGS(...) \
+  MANDALA_PP_NARGS_(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
+#define MANDALA_PP_EACH_1(m, x) m(x)
+#define MANDALA_PP_EACH_2(m, x, ...) m(x) MANDALA_PP_EACH_1(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_3(m, x, ...) m(x) MANDALA_PP_EACH_2(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_4(m, x, ...) m(x) MANDALA_PP_EACH_3(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_5(m, x, ...) m(x) MANDALA_PP_EACH_4(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_6(m, x, ...) m(x) MANDALA_PP_EACH_5(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_7(m, x, ...) m(x) MANDALA_PP_EACH_6(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_8(m, x, ...) m(x) MANDALA_PP_EACH_7(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_9(m, x, ...) m(x) MANDALA_PP_EACH_8(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_10(m, x, ...) m(x) MANDALA_PP_EACH_9(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_11(m, x, ...) m(x) MANDALA_PP_EACH_10(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_12(m, x, ...) m(x) MANDALA_PP_EACH_11(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_13(m, x, ...) m(x) MANDALA_PP_EACH_12(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_14(m, x, ...) m(x) MANDALA_PP_EACH_13(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_15(m, x, ...) m(x) MANDALA_PP_EACH_14(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_16(m, x, ...) m(x) MANDALA_PP_EACH_15(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_17(m, x, ...) m(x) MANDALA_PP_EACH_16(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_18(m, x, ...) m(x) MANDALA_PP_EACH_17(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_19(m, x, ...) m(x) MANDALA_PP_EACH_18(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_20(m, x, ...) m(x) MANDALA_PP_EACH_19(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_21(m, x, ...) m(x) MANDALA_PP_EACH_20(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_22(m, x, ...) m(x) MANDALA_PP_EACH_21(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_23(m, x, ...) m(x) MANDALA_PP_EACH_22(m, __VA_ARGS__)
+#define MANDALA_PP_EACH_24(m, x, ...) m(x) MANDALA_PP_EACH_23(m, __VA_ARGS__)
+#define MANDALA_PP_EACH(m, ...) MANDALA_PP_CAT(MANDALA_PP_EACH_, MANDALA_PP_NARGS(__VA_ARGS__))(m, __VA_ARGS__)
+
+#define MANDALA_STRUCT_ENCODE_FIELD_(f) \
+  entries.emplace_back(::mandala::encode_value(std::string(#f)), ::mandala::encode_value(v.f));
+#define MANDALA_STRUCT_DECODE_FIELD_(f)                                                                  \
+  {                                                                                                      \
+    auto field = view.find(#f);                                                                          \
+    if (!field) ::mandala::detail::throw_decode("missing field '" #f "'");                               \
+    out.f = ::mandala::detail::at_path("." #f, [&] { return ::mandala::decode_value<decltype(out.f)>(*field); }); \
+  }
+
+#define MANDALA_STRUCT(Type, ...)                                                                  \
+  template <>                                                                                      \
+  struct mandala::Codec<Type> {                                                                    \
+    static void encode(::mandala::Encoder& e, const Type& v) {                                     \
+      std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries;              \
+      MANDALA_PP_EACH(MANDALA_STRUCT_ENCODE_FIELD_, __VA_ARGS__)                                   \
+      e.map_sorted(std::move(entries));                                                            \
+    }                                                                                              \
+    static Type decode(::mandala::ValueView view) {                                                \
+      if (view.kind() != ::mandala::Kind::map) view.fail_expected("map (struct " #Type ")");       \
+      Type out{};                                                                                  \
+      MANDALA_PP_EACH(MANDALA_STRUCT_DECODE_FIELD_, __VA_ARGS__)                                   \
+      return out;                                                                                  \
+    }                                                                                              \
+  }

@@ -1,0 +1,429 @@
+#pragma once
+// Ops: named, versioned functions whose calls are memoized in the ambient storage session.
+//
+//   const auto add = mandala::op("add", {"x", mandala::arg("y", 1)},
+//                                [](int x, int y) { return x + y; }, {.outputs = {"z"}});
+//
+// Inside a run-mode Session an op call is looked up (by history, then by content) and executed
+// only when new; it returns Ref<R> (or std::tuple<Ref<A>, Ref<B>...> for a tuple return, nothing
+// for void). Outside a session, or in noop mode, it is a plain call returning refs that hold the
+// value and have no ids.
+
+#include <any>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "mandala/codec.hpp"
+#include "mandala/detail/core.hpp"
+#include "mandala/ref.hpp"
+
+namespace mandala {
+
+// ---- call-site wrappers ------------------------------------------------------------------
+
+/// An argument passed to the function but not part of the call's identity.
+template <class T>
+struct Ignore {
+  T value;
+};
+template <class T>
+Ignore<std::decay_t<T>> ignore(T&& value) {
+  return {std::forward<T>(value)};
+}
+
+/// A large or unserializable object passed under a human-readable name: the call's identity
+/// uses the name only, and the storage keeps only the name (loading it back as T fails).
+template <class T>
+class ValuePointer {
+ public:
+  ValuePointer(std::string name, std::shared_ptr<const T> object) : m_name(std::move(name)), m_object(std::move(object)) {
+    if (m_name.empty()) throw Error(Errc::invalid_argument, "ValuePointer: the name must not be empty");
+    if (!m_object) throw Error(Errc::invalid_argument, "ValuePointer '" + m_name + "': the object must not be null");
+  }
+  ValuePointer(std::string name, T object) : ValuePointer(std::move(name), std::make_shared<const T>(std::move(object))) {}
+  [[nodiscard]] const std::string& name() const noexcept { return m_name; }
+  [[nodiscard]] const T& object() const noexcept { return *m_object; }
+
+ private:
+  std::string m_name;
+  std::shared_ptr<const T> m_object;
+};
+
+// ---- declarations ------------------------------------------------------------------------
+
+enum class ParamKind { normal, ignored, new_arg_default };
+
+/// Declaration of one op parameter: a name, optionally a default and a kind.
+struct Param {
+  Param(const char* n) : name(n) {}  // NOLINT(google-explicit-constructor): {"x", "y"} lists
+  Param(std::string n) : name(std::move(n)) {}  // NOLINT(google-explicit-constructor)
+  std::string name;
+  ParamKind kind = ParamKind::normal;
+  std::any default_value;  ///< empty: the argument is required
+};
+
+/// A parameter with an ordinary default: omitting it is the same call as passing the default.
+template <class T>
+Param arg(std::string name, T default_value) {
+  Param p(std::move(name));
+  p.default_value = std::move(default_value);
+  return p;
+}
+/// A parameter added after calls were stored: when omitted or equal to `default_value` it is
+/// left out of the call's identity, so calls made before it existed are reused.
+template <class T>
+Param new_arg(std::string name, T default_value) {
+  Param p(std::move(name));
+  p.kind = ParamKind::new_arg_default;
+  p.default_value = std::move(default_value);
+  return p;
+}
+/// A parameter that is never part of a call's identity (verbosity, batch size...).
+inline Param ignored(std::string name) {
+  Param p(std::move(name));
+  p.kind = ParamKind::ignored;
+  return p;
+}
+template <class T>
+Param ignored(std::string name, T default_value) {
+  Param p = ignored(std::move(name));
+  p.default_value = std::move(default_value);
+  return p;
+}
+
+struct OpOptions {
+  std::vector<std::string> outputs;  ///< default: output_0, output_1, ...
+  std::uint32_t version = 0;         ///< bump to invalidate every stored call of the op
+};
+
+namespace detail {
+
+template <class R>
+struct Outputs {
+  static constexpr std::size_t count = 1;
+  using Result = Ref<R>;
+};
+template <class... Os>
+struct Outputs<std::tuple<Os...>> {
+  static constexpr std::size_t count = sizeof...(Os);
+  using Result = std::tuple<Ref<Os>...>;
+};
+template <>
+struct Outputs<void> {
+  static constexpr std::size_t count = 0;
+  using Result = void;
+};
+
+template <class T>
+struct is_tuple : std::false_type {};
+template <class... Ts>
+struct is_tuple<std::tuple<Ts...>> : std::true_type {};
+
+template <class T>
+struct is_ignore : std::false_type {};
+template <class T>
+struct is_ignore<Ignore<T>> : std::true_type {};
+template <class T>
+struct is_value_pointer : std::false_type {};
+template <class T>
+struct is_value_pointer<ValuePointer<T>> : std::true_type {};
+
+std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<Param>& params, OpOptions options,
+                                           std::size_t arity, std::size_t output_count);
+[[noreturn]] void throw_bad_default(const OpInfo& op, std::size_t param, const std::type_info& given,
+                                    const std::type_info& wanted);
+[[noreturn]] void throw_missing_argument(const OpInfo& op, std::size_t param);
+std::vector<std::byte> encode_pointer(const std::string& name);
+
+/// Where one argument's value comes from during a call.
+template <class T>
+struct Arg {
+  const T* direct = nullptr;  ///< raw value, ignored value, pointer object or default
+  Ref<T> ref;                 ///< a ref argument
+  bool excluded = false;      ///< not a storage input
+  std::vector<std::byte> bytes;
+  [[nodiscard]] const T& get() const { return direct ? *direct : ref.get(); }
+};
+
+template <class F, class... Ps>
+class Invocation;
+
+template <class Sig>
+struct FunctionTraits;
+template <class R, class... As>
+struct FunctionTraits<std::function<R(As...)>> {
+  using Result = R;
+  using Params = std::tuple<std::decay_t<As>...>;
+};
+
+template <class T>
+void encode_output(std::vector<OutputValue>& out, T&& value) {
+  using V = std::decay_t<T>;
+  OutputValue o;
+  auto shared = std::make_shared<const V>(std::forward<T>(value));
+  o.bytes = encode_value(*shared);
+  o.type = &typeid(V);
+  o.encode = &encode_erased<V>;
+  o.value = std::move(shared);
+  out.push_back(std::move(o));
+}
+
+}  // namespace detail
+
+/// A memoizing wrapper of a function with parameters Ps... and result R.
+template <class R, class... Ps>
+class Op {
+ public:
+  using Result = typename detail::Outputs<R>::Result;
+
+  Op(std::string name, const std::vector<Param>& params, std::function<R(const Ps&...)> fn, OpOptions options)
+      : m_fn(std::move(fn)) {
+    m_info = detail::make_op_info(std::move(name), params, std::move(options), sizeof...(Ps),
+                                  detail::Outputs<R>::count);
+    init_defaults(params, std::index_sequence_for<Ps...>{});
+  }
+
+  [[nodiscard]] const std::string& name() const noexcept { return m_info->name; }
+  [[nodiscard]] std::uint32_t version() const noexcept { return m_info->version; }
+  [[nodiscard]] const std::vector<std::string>& inputs() const noexcept { return m_info->inputs; }
+  [[nodiscard]] const std::vector<std::string>& outputs() const noexcept { return m_info->outputs; }
+  [[nodiscard]] const detail::OpInfo& info() const noexcept { return *m_info; }
+
+  /// Calls the op in the innermost session of this thread (a plain call when there is none or
+  /// it is in noop mode). Arguments: T, anything convertible to T, Ref<T>, Ignore<...>,
+  /// ValuePointer<T>; trailing parameters with defaults may be omitted.
+  template <class... As>
+  Result operator()(As&&... args) const {
+    const detail::ContextEntry* ctx = detail::current_context();
+    if (ctx == nullptr || ctx->mode == Mode::noop || !ctx->core) return plain(std::forward<As>(args)...);
+    return memoized(ctx->core, std::forward<As>(args)...);
+  }
+
+  /// Calls the op memoized in `core` regardless of the ambient session (Storage::call).
+  template <class... As>
+  Result call_in(const std::shared_ptr<detail::StorageCore>& core, As&&... args) const {
+    return memoized(core, std::forward<As>(args)...);
+  }
+
+ private:
+  using Params = std::tuple<Ps...>;
+  template <std::size_t I>
+  using P = std::tuple_element_t<I, Params>;
+
+  template <std::size_t... I>
+  void init_defaults(const std::vector<Param>& params, std::index_sequence<I...>) {
+    (init_default<I>(params[I]), ...);
+  }
+  template <std::size_t I>
+  void init_default(const Param& p) {
+    auto& slot = std::get<I>(m_defaults);
+    m_kinds[I] = p.kind;
+    if (!p.default_value.has_value()) return;
+    const auto* typed = std::any_cast<P<I>>(&p.default_value);
+    if (typed == nullptr) detail::throw_bad_default(*m_info, I, p.default_value.type(), typeid(P<I>));
+    slot = *typed;
+    if (p.kind == ParamKind::new_arg_default) {
+      m_default_bytes[I] = encode_value(*typed);
+      m_default_cids[I] = detail::content_id(m_default_bytes[I]);
+    }
+  }
+
+  // Binds argument I (given) into an Arg<P<I>>.
+  template <std::size_t I, class A>
+  void bind(detail::Arg<P<I>>& out, A&& a, std::optional<P<I>>& storage, Mode mode) const {
+    using T = P<I>;
+    using D = std::remove_cvref_t<A>;
+    const bool memo = mode == Mode::run;
+    if constexpr (is_ref<D>::value) {
+      static_assert(std::is_same_v<typename D::value_type, T>,
+                    "mandala: a Ref<U> argument must have the parameter's type T (Ref<T>)");
+      out.ref = a;
+      if (memo && m_kinds[I] == ParamKind::new_arg_default && a.has_ids()) {
+        // equal to the default by content: exclude
+        if (a.cid() == default_cid<I>()) out.excluded = true;
+      }
+    } else if constexpr (detail::is_ignore<D>::value) {
+      storage.emplace(T(std::forward<A>(a).value));
+      out.direct = &*storage;
+      out.excluded = true;
+    } else if constexpr (detail::is_value_pointer<D>::value) {
+      static_assert(std::is_same_v<std::remove_cvref_t<decltype(a.object())>, T>,
+                    "mandala: a ValuePointer<U> argument must point to the parameter's type");
+      out.direct = &a.object();
+      if (memo) out.bytes = detail::encode_pointer(a.name());
+    } else {
+      static_assert(std::is_convertible_v<A&&, T>,
+                    "mandala: an argument must be the parameter's type T, convertible to it, Ref<T>, "
+                    "Ignore<...> or ValuePointer<T>");
+      if constexpr (std::is_same_v<D, T>) {
+        out.direct = &a;
+      } else {
+        storage.emplace(std::forward<A>(a));
+        out.direct = &*storage;
+      }
+      if (memo) {
+        if (m_kinds[I] == ParamKind::ignored) {
+          out.excluded = true;
+        } else {
+          out.bytes = encode_value(*out.direct);
+          if (m_kinds[I] == ParamKind::new_arg_default && out.bytes == m_default_bytes[I]) out.excluded = true;
+        }
+      }
+    }
+    if (m_kinds[I] == ParamKind::ignored) out.excluded = true;
+  }
+
+  template <std::size_t I>
+  void bind_default(detail::Arg<P<I>>& out, Mode mode) const {
+    const auto& d = std::get<I>(m_defaults);
+    if (!d) detail::throw_missing_argument(*m_info, I);
+    out.direct = &*d;
+    if (m_kinds[I] != ParamKind::normal) {
+      out.excluded = true;
+    } else if (mode == Mode::run) {
+      out.bytes = encode_value(*d);
+    }
+  }
+
+  template <std::size_t I>
+  const Id& default_cid() const {
+    return m_default_cids[I];
+  }
+
+  template <std::size_t I, class ArgsTuple>
+  void bind_one(std::tuple<detail::Arg<Ps>...>& out, std::tuple<std::optional<Ps>...>& store, ArgsTuple& given,
+                Mode mode) const {
+    if constexpr (I < std::tuple_size_v<ArgsTuple>) {
+      bind<I>(std::get<I>(out), std::forward<std::tuple_element_t<I, ArgsTuple>>(std::get<I>(given)),
+              std::get<I>(store), mode);
+    } else {
+      bind_default<I>(std::get<I>(out), mode);
+    }
+  }
+
+  template <class ArgsTuple, std::size_t... I>
+  void bind_all(std::tuple<detail::Arg<Ps>...>& out, std::tuple<std::optional<Ps>...>& store, ArgsTuple& given,
+                Mode mode, std::index_sequence<I...>) const {
+    (bind_one<I>(out, store, given, mode), ...);
+  }
+
+  template <std::size_t... I>
+  std::vector<detail::OutputValue> run(const std::tuple<detail::Arg<Ps>...>& args, std::index_sequence<I...>) const {
+    std::vector<detail::OutputValue> outs;
+    if constexpr (std::is_void_v<R>) {
+      m_fn(std::get<I>(args).get()...);
+    } else if constexpr (detail::Outputs<R>::count == 1 && !detail::is_tuple<R>::value) {
+      detail::encode_output(outs, m_fn(std::get<I>(args).get()...));
+    } else {
+      R result = m_fn(std::get<I>(args).get()...);
+      outs.reserve(std::tuple_size_v<R>);
+      std::apply([&](auto&&... o) { (detail::encode_output(outs, std::move(o)), ...); }, std::move(result));
+    }
+    return outs;
+  }
+
+  template <class... As>
+  Result plain(As&&... args) const {
+    static_assert(sizeof...(As) <= sizeof...(Ps), "mandala: too many arguments for this op");
+    std::tuple<detail::Arg<Ps>...> bound;
+    std::tuple<std::optional<Ps>...> store;
+    auto given = std::forward_as_tuple(std::forward<As>(args)...);
+    bind_all(bound, store, given, Mode::noop, std::index_sequence_for<Ps...>{});
+    auto outs = run(bound, std::index_sequence_for<Ps...>{});
+    std::vector<std::shared_ptr<detail::RefState>> states;
+    for (auto& o : outs) {
+      auto s = std::make_shared<detail::RefState>();
+      s->value = std::move(o.value);
+      s->type = o.type;
+      s->encode = o.encode;
+      states.push_back(std::move(s));
+    }
+    return wrap(states);
+  }
+
+  template <class... As>
+  Result memoized(const std::shared_ptr<detail::StorageCore>& core, As&&... args) const {
+    static_assert(sizeof...(As) <= sizeof...(Ps), "mandala: too many arguments for this op");
+    std::tuple<detail::Arg<Ps>...> bound;
+    std::tuple<std::optional<Ps>...> store;
+    auto given = std::forward_as_tuple(std::forward<As>(args)...);
+    bind_all(bound, store, given, Mode::run, std::index_sequence_for<Ps...>{});
+    std::vector<detail::InputSlot> inputs;
+    inputs.reserve(sizeof...(Ps));
+    collect(inputs, bound, std::index_sequence_for<Ps...>{});
+    struct Exec final : detail::Executor {
+      const Op* self;
+      const std::tuple<detail::Arg<Ps>...>* args;
+      std::vector<detail::OutputValue> run() override { return self->run(*args, std::index_sequence_for<Ps...>{}); }
+    } exec;
+    exec.self = this;
+    exec.args = &bound;
+    auto states = detail::memoized_call(*core, core, *m_info, inputs, exec);
+    return wrap(states);
+  }
+
+  template <std::size_t... I>
+  void collect(std::vector<detail::InputSlot>& inputs, std::tuple<detail::Arg<Ps>...>& bound,
+               std::index_sequence<I...>) const {
+    (collect_one<I>(inputs, std::get<I>(bound)), ...);
+  }
+  template <std::size_t I>
+  void collect_one(std::vector<detail::InputSlot>& inputs, detail::Arg<P<I>>& a) const {
+    if (a.excluded) return;
+    detail::InputSlot slot;
+    slot.name = &m_info->inputs[I];
+    if (a.direct == nullptr) slot.ref = a.ref.state_ptr();
+    slot.bytes = std::move(a.bytes);
+    inputs.push_back(std::move(slot));
+  }
+
+  Result wrap(const std::vector<std::shared_ptr<detail::RefState>>& states) const {
+    if constexpr (std::is_void_v<R>) {
+      return;
+    } else if constexpr (!detail::is_tuple<R>::value) {
+      return Ref<R>(states.at(0));
+    } else {
+      return [&]<std::size_t... O>(std::index_sequence<O...>) {
+        return Result{Ref<std::tuple_element_t<O, R>>(states.at(O))...};
+      }(std::make_index_sequence<std::tuple_size_v<R>>{});
+    }
+  }
+
+  std::function<R(const Ps&...)> m_fn;
+  std::shared_ptr<const detail::OpInfo> m_info;
+  std::tuple<std::optional<Ps>...> m_defaults;
+  std::array<ParamKind, sizeof...(Ps)> m_kinds{};
+  std::array<std::vector<std::byte>, sizeof...(Ps)> m_default_bytes;
+  std::array<Id, sizeof...(Ps)> m_default_cids;
+};
+
+namespace detail {
+template <class F>
+using FunctionOf = decltype(std::function{std::declval<F>()});
+
+template <class R, class Params>
+struct OpFor;
+template <class R, class... Ps>
+struct OpFor<R, std::tuple<Ps...>> {
+  using type = Op<R, Ps...>;
+};
+}  // namespace detail
+
+/// Declares an op. `params` names every parameter of `fn` in order (C++ cannot see parameter
+/// names); Errc::invalid_argument on impossible declarations (arity mismatch, duplicate or
+/// clashing names, bad defaults).
+template <class F>
+auto op(std::string name, std::vector<Param> params, F&& fn, OpOptions options = {}) {
+  using Traits = detail::FunctionTraits<detail::FunctionOf<std::decay_t<F>>>;
+  using OpType = typename detail::OpFor<typename Traits::Result, typename Traits::Params>::type;
+  return OpType(std::move(name), params, std::forward<F>(fn), std::move(options));
+}
+
+}  // namespace mandala

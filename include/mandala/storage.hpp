@@ -1,0 +1,177 @@
+#pragma once
+// Storage: where memoized calls live (an SQLite file, or memory), and the queries over them.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "mandala/detail/core.hpp"
+#include "mandala/id.hpp"
+#include "mandala/op.hpp"
+#include "mandala/ref.hpp"
+
+namespace mandala {
+
+struct StorageOptions {
+  /// Values whose encoding is larger than this go to content-addressed files beside the database
+  /// (`<db>.blobs/`); file stores only.
+  std::size_t blob_threshold_bytes = std::size_t{1} << 20;
+  /// A session flushes pending calls at least this often (checked at each call) ...
+  std::chrono::milliseconds flush_interval{1000};
+  /// ... and whenever this many calls are pending.
+  std::size_t flush_every_calls = 50'000;
+  /// Upper bound on memoized calls kept in memory for lookups.
+  std::size_t call_cache_capacity = 1'000'000;
+  /// Open an existing store read-only: lookups and queries work, writes fail with Errc::io.
+  bool read_only = false;
+};
+
+/// A stored call, as returned by queries. Refs are lazy.
+struct CallInfo {
+  std::string op;
+  std::uint32_t version = 0;
+  Id hid;
+  Id cid;
+  std::vector<std::pair<std::string, AnyRef>> inputs;   ///< sorted by name
+  std::vector<std::pair<std::string, AnyRef>> outputs;  ///< in the op's declared order
+  std::chrono::system_clock::time_point created;
+
+  /// The input or output of that name; nullopt when the call has none.
+  [[nodiscard]] std::optional<AnyRef> input(std::string_view name) const;
+  [[nodiscard]] std::optional<AnyRef> output(std::string_view name) const;
+};
+
+/// How many calls the storage executed and reused since it was opened (this process only).
+struct CallCounters {
+  std::uint64_t executed = 0;
+  std::uint64_t reused_by_history = 0;  ///< the same call (same input histories) was stored
+  std::uint64_t reused_by_content = 0;  ///< a content-equal call was stored; recorded under new ids
+  [[nodiscard]] std::uint64_t reused() const { return reused_by_history + reused_by_content; }
+};
+
+struct StorageStats {
+  std::uint64_t ops = 0;
+  std::uint64_t calls = 0;
+  std::uint64_t values = 0;
+  std::uint64_t refs = 0;          ///< distinct history ids among call inputs and outputs
+  std::uint64_t blob_files = 0;
+  std::uint64_t value_bytes = 0;   ///< encoded bytes of all stored values
+};
+
+struct CleanupReport {
+  std::uint64_t values_removed = 0;
+  std::uint64_t bytes_freed = 0;
+  std::uint64_t blob_files_removed = 0;
+};
+
+enum class Dependents { no, yes };
+
+class Storage {
+ public:
+  /// A private in-memory storage.
+  Storage();
+  /// Opens or creates a store file. Errc::corrupt_store for a file that is not SQLite,
+  /// Errc::foreign_database for an SQLite database that is not a mandala store,
+  /// Errc::schema_mismatch for a store of another schema; nothing on disk changes then.
+  explicit Storage(const std::filesystem::path& path, StorageOptions options = {});
+  /// Flushes pending calls (errors are reported on stderr: call flush() to see them).
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  Storage(Storage&&) noexcept;
+  Storage& operator=(Storage&&) noexcept;
+
+  /// Calls `op` memoized in this storage, whatever the ambient session. Outside a session on
+  /// this storage the call is flushed before returning.
+  template <class O, class... As>
+  auto call(const O& op, As&&... args) {
+    if constexpr (std::is_void_v<typename O::Result>) {
+      op.call_in(m_core, std::forward<As>(args)...);
+      if (!detail::has_session_on(m_core.get())) flush();
+    } else {
+      auto result = op.call_in(m_core, std::forward<As>(args)...);
+      if (!detail::has_session_on(m_core.get())) flush();
+      return result;
+    }
+  }
+
+  /// Writes every pending call in one transaction.
+  void flush();
+  /// When false, memoized calls still resolve but new calls throw Errc::new_calls_not_allowed.
+  void allow_new_calls(bool allow);
+  /// The mode of this thread's innermost session on this storage (run when there is none).
+  [[nodiscard]] Mode mode() const;
+  [[nodiscard]] CallCounters counters() const;
+  [[nodiscard]] StorageStats stats();
+  /// Empty for an in-memory storage.
+  [[nodiscard]] const std::filesystem::path& path() const;
+
+  // ---- queries (pending calls are flushed first) ------------------------------------------
+  /// The ref of that history id (lazy); nullopt if no stored call has it as input or output.
+  [[nodiscard]] std::optional<AnyRef> ref(const Id& hid);
+  template <class T>
+  [[nodiscard]] std::optional<Ref<T>> ref(const Id& hid) {
+    auto r = ref(hid);
+    if (!r) return std::nullopt;
+    return r->as<T>();
+  }
+  /// The call that created this ref; nullopt for a raw input.
+  [[nodiscard]] std::optional<CallInfo> creator_of(const AnyRef& ref);
+  /// The calls that took this ref as an input.
+  [[nodiscard]] std::vector<CallInfo> consumers_of(const AnyRef& ref);
+  [[nodiscard]] std::optional<CallInfo> call_by_hid(const Id& call_hid);
+  /// Every stored call of the op (of one version when given), oldest first.
+  [[nodiscard]] std::vector<CallInfo> calls_of(std::string_view op_name, std::optional<std::uint32_t> version = {});
+  template <class R, class... Ps>
+  [[nodiscard]] std::vector<CallInfo> calls_of(const Op<R, Ps...>& op) {
+    return calls_of(op.name(), op.version());
+  }
+  /// Removes calls (by call hid); with Dependents::yes also every call downstream of their
+  /// outputs. Values stay until cleanup(). Returns the number of calls removed.
+  std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents = Dependents::no);
+  /// Removes values (and blob files) that no stored call references.
+  CleanupReport cleanup();
+
+  [[nodiscard]] const std::shared_ptr<detail::StorageCore>& core() const noexcept { return m_core; }
+
+ private:
+  std::shared_ptr<detail::StorageCore> m_core;
+};
+
+/// RAII scope like mandala's `with storage:`. Sessions form a per-thread stack; ops called on
+/// this thread use the innermost one. Leaving the outermost session of a storage flushes it,
+/// also when an exception is propagating (calls completed before it are kept).
+class Session {
+ public:
+  explicit Session(Storage& storage, Mode mode = Mode::run);
+  /// Flushes when outermost; a flush error is reported on stderr (call close() to see it).
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  /// Leaves the session now; throws what the flush throws.
+  void close();
+
+ private:
+  std::shared_ptr<detail::StorageCore> m_core;
+  Mode m_mode;
+  bool m_open = true;
+};
+
+/// Like mandala's `noop()`: inside it, ops are plain calls. Inside a session it keeps that
+/// session's storage (refs passed in are loaded from it); without one it does nothing else.
+class NoopScope {
+ public:
+  NoopScope();
+  ~NoopScope();
+  NoopScope(const NoopScope&) = delete;
+  NoopScope& operator=(const NoopScope&) = delete;
+};
+
+}  // namespace mandala

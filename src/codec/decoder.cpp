@@ -1,0 +1,235 @@
+// Validating reader of the canonical encoding, over msgpack-cxx's parser. Limits derived from
+// the input size bound what malformed headers can make it allocate.
+
+#include <cstring>
+
+#include <msgpack.hpp>
+
+#include "codec/wire.hpp"
+#include "mandala/codec.hpp"
+
+namespace mandala {
+namespace {
+
+const msgpack::object& obj(const void* p) { return *static_cast<const msgpack::object*>(p); }
+
+std::uint64_t read_le64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+bool reference_everything(msgpack::type::object_type, std::size_t, void*) { return true; }
+
+}  // namespace
+
+namespace detail {
+void throw_decode(std::string message) { throw Error(Errc::decode, "cannot decode value: " + message); }
+
+void rethrow_with_path(const Error& e, std::string_view segment) {
+  // Messages read "cannot decode value: <what> (at $<path>)"; prepend this segment to the path.
+  std::string msg = e.what();
+  const std::string marker = " (at $";
+  auto pos = msg.rfind(marker);
+  if (pos == std::string::npos) {
+    msg += marker + std::string(segment) + ")";
+  } else {
+    msg.insert(pos + marker.size(), segment);
+  }
+  throw Error(e.code(), msg);
+}
+
+std::string index_segment(std::size_t i) { return "[" + std::to_string(i) + "]"; }
+}  // namespace detail
+
+struct DecodedValue::Impl {
+  msgpack::object_handle handle;
+};
+
+DecodedValue::DecodedValue(std::span<const std::byte> bytes) : m_impl(std::make_unique<Impl>()) {
+  const auto n = bytes.size();
+  if (n == 0) detail::throw_decode("no bytes");
+  const auto lim = n > 0xFFFFFFFFu ? 0xFFFFFFFFu : n;
+  // Every element or entry takes at least one byte: larger counts are malformed.
+  msgpack::unpack_limit limit(lim, lim / 2, lim, lim, lim, wire::max_depth);
+  std::size_t offset = 0;
+  try {
+    m_impl->handle = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), n, offset, reference_everything,
+                                     nullptr, limit);
+  } catch (const msgpack::insufficient_bytes&) {
+    detail::throw_decode("truncated bytes (" + std::to_string(n) + " bytes)");
+  } catch (const std::bad_alloc&) {
+    detail::throw_decode("malformed header (allocation failed)");
+  } catch (const std::exception& e) {
+    detail::throw_decode(std::string("malformed bytes (") + e.what() + ")");
+  }
+  if (offset != n) detail::throw_decode(std::to_string(n - offset) + " trailing bytes after the value");
+}
+
+DecodedValue::~DecodedValue() = default;
+DecodedValue::DecodedValue(DecodedValue&&) noexcept = default;
+DecodedValue& DecodedValue::operator=(DecodedValue&&) noexcept = default;
+
+ValueView DecodedValue::root() const { return ValueView(&m_impl->handle.get()); }
+
+Kind ValueView::kind() const {
+  const auto& o = obj(m_object);
+  switch (o.type) {
+    case msgpack::type::NIL: return Kind::nil;
+    case msgpack::type::BOOLEAN: return Kind::boolean;
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER: return Kind::integer;
+    case msgpack::type::FLOAT32: return Kind::float32;
+    case msgpack::type::FLOAT64: return Kind::float64;
+    case msgpack::type::STR: return Kind::string;
+    case msgpack::type::BIN: return Kind::binary;
+    case msgpack::type::ARRAY: return Kind::array;
+    case msgpack::type::MAP: return Kind::map;
+    case msgpack::type::EXT:
+      if (o.via.ext.type() == wire::ext_typed_array) return Kind::typed_array;
+      if (o.via.ext.type() == wire::ext_pointer) return Kind::pointer;
+      detail::throw_decode("unknown extension type " + std::to_string(o.via.ext.type()));
+  }
+  detail::throw_decode("unknown value type");
+}
+
+std::string_view to_string(Kind kind) noexcept {
+  switch (kind) {
+    case Kind::nil: return "nil";
+    case Kind::boolean: return "boolean";
+    case Kind::integer: return "integer";
+    case Kind::float32: return "float32";
+    case Kind::float64: return "float64";
+    case Kind::string: return "string";
+    case Kind::binary: return "binary";
+    case Kind::array: return "array";
+    case Kind::map: return "map";
+    case Kind::typed_array: return "typed array";
+    case Kind::pointer: return "value pointer";
+  }
+  return "?";
+}
+
+void ValueView::fail_expected(std::string_view what) const {
+  std::string found(to_string(kind()));
+  if (kind() == Kind::pointer) found += " '" + std::string(as_pointer()) + "' (the object itself is not stored)";
+  detail::throw_decode("expected " + std::string(what) + ", found " + found);
+}
+
+bool ValueView::as_bool() const {
+  if (kind() != Kind::boolean) fail_expected("boolean");
+  return obj(m_object).via.boolean;
+}
+
+bool ValueView::is_negative_integer() const { return obj(m_object).type == msgpack::type::NEGATIVE_INTEGER; }
+
+std::int64_t ValueView::as_int64() const {
+  const auto& o = obj(m_object);
+  if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
+  if (o.type != msgpack::type::POSITIVE_INTEGER) fail_expected("integer");
+  if (o.via.u64 > static_cast<std::uint64_t>(INT64_MAX))
+    detail::throw_decode("integer " + std::to_string(o.via.u64) + " does not fit int64");
+  return static_cast<std::int64_t>(o.via.u64);
+}
+
+std::uint64_t ValueView::as_uint64() const {
+  const auto& o = obj(m_object);
+  if (o.type == msgpack::type::NEGATIVE_INTEGER) detail::throw_decode("negative integer for an unsigned target");
+  if (o.type != msgpack::type::POSITIVE_INTEGER) fail_expected("non-negative integer");
+  return o.via.u64;
+}
+
+float ValueView::as_float32() const {
+  if (kind() != Kind::float32) fail_expected("float32");
+  return static_cast<float>(obj(m_object).via.f64);
+}
+
+double ValueView::as_float64() const {
+  if (kind() != Kind::float64) fail_expected("float64");
+  return obj(m_object).via.f64;
+}
+
+std::string_view ValueView::as_string() const {
+  if (kind() != Kind::string) fail_expected("string");
+  const auto& o = obj(m_object);
+  return {o.via.str.ptr, o.via.str.size};
+}
+
+std::span<const std::byte> ValueView::as_binary() const {
+  if (kind() != Kind::binary) fail_expected("binary");
+  const auto& o = obj(m_object);
+  return {reinterpret_cast<const std::byte*>(o.via.bin.ptr), o.via.bin.size};
+}
+
+std::size_t ValueView::size() const {
+  const auto& o = obj(m_object);
+  if (o.type == msgpack::type::ARRAY) return o.via.array.size;
+  if (o.type == msgpack::type::MAP) return o.via.map.size;
+  fail_expected("array or map");
+}
+
+ValueView ValueView::at(std::size_t i) const {
+  const auto& o = obj(m_object);
+  if (o.type != msgpack::type::ARRAY) fail_expected("array");
+  if (i >= o.via.array.size) detail::throw_decode("array index " + std::to_string(i) + " out of range");
+  return ValueView(&o.via.array.ptr[i]);
+}
+
+ValueView ValueView::key_at(std::size_t i) const {
+  const auto& o = obj(m_object);
+  if (o.type != msgpack::type::MAP) fail_expected("map");
+  if (i >= o.via.map.size) detail::throw_decode("map index out of range");
+  return ValueView(&o.via.map.ptr[i].key);
+}
+
+ValueView ValueView::value_at(std::size_t i) const {
+  const auto& o = obj(m_object);
+  if (o.type != msgpack::type::MAP) fail_expected("map");
+  if (i >= o.via.map.size) detail::throw_decode("map index out of range");
+  return ValueView(&o.via.map.ptr[i].val);
+}
+
+std::optional<ValueView> ValueView::find(std::string_view key) const {
+  const auto& o = obj(m_object);
+  if (o.type != msgpack::type::MAP) fail_expected("map");
+  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+    const auto& k = o.via.map.ptr[i].key;
+    if (k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == key)
+      return ValueView(&o.via.map.ptr[i].val);
+  }
+  return std::nullopt;
+}
+
+TypedArrayView ValueView::as_typed_array() const {
+  if (kind() != Kind::typed_array) fail_expected("typed array");
+  const auto& ext = obj(m_object).via.ext;
+  const char* p = ext.data();
+  const std::size_t n = ext.size;  // data bytes, without the type byte
+  if (n < 2) detail::throw_decode("typed array header truncated");
+  const auto code = static_cast<unsigned char>(p[0]);
+  if (code < 1 || code > static_cast<unsigned char>(Dtype::f64)) detail::throw_decode("typed array: unknown dtype");
+  TypedArrayView out{static_cast<Dtype>(code), {}, {}};
+  const std::size_t rank = static_cast<unsigned char>(p[1]);
+  if (n < 2 + 8 * rank) detail::throw_decode("typed array shape truncated");
+  std::uint64_t count = 1;
+  for (std::size_t d = 0; d < rank; ++d) {
+    const std::uint64_t dim = read_le64(p + 2 + 8 * d);
+    if (dim != 0 && count > UINT64_MAX / dim) detail::throw_decode("typed array shape overflows");
+    count *= dim;
+    out.shape.push_back(dim);
+  }
+  const std::size_t data_bytes = n - 2 - 8 * rank;
+  const std::size_t elem = dtype_size(out.dtype);
+  if (count > data_bytes / elem || count * elem != data_bytes)
+    detail::throw_decode("typed array: shape does not match its " + std::to_string(data_bytes) + " data bytes");
+  out.data = {reinterpret_cast<const std::byte*>(p + 2 + 8 * rank), data_bytes};
+  return out;
+}
+
+std::string_view ValueView::as_pointer() const {
+  const auto& o = obj(m_object);
+  if (o.type != msgpack::type::EXT || o.via.ext.type() != wire::ext_pointer) fail_expected("value pointer");
+  return {o.via.ext.data(), o.via.ext.size};
+}
+
+}  // namespace mandala

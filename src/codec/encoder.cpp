@@ -1,0 +1,170 @@
+// Canonical MessagePack writer (docs/storage-format.md). Integers, strings, binaries and
+// container headers go through msgpack-cxx's packer (which picks the smallest form); floats are
+// written here because the packer turns integral doubles into integers, and the canonical form
+// keeps `1`, `1.0f` and `1.0` distinct.
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include <msgpack.hpp>
+
+#include "codec/wire.hpp"
+#include "mandala/codec.hpp"
+
+namespace mandala {
+namespace {
+
+struct ByteSink {
+  std::vector<std::byte>* out;
+  void write(const char* data, std::size_t size) {
+    const auto* p = reinterpret_cast<const std::byte*>(data);
+    out->insert(out->end(), p, p + size);
+  }
+};
+
+msgpack::packer<ByteSink> packer_for(std::vector<std::byte>& out, ByteSink& sink) {
+  sink.out = &out;
+  return msgpack::packer<ByteSink>(sink);
+}
+
+template <class U>
+void put_big_endian(std::vector<std::byte>& out, U bits) {
+  for (int shift = static_cast<int>(sizeof(U) * 8) - 8; shift >= 0; shift -= 8)
+    out.push_back(static_cast<std::byte>((bits >> shift) & 0xFF));
+}
+
+void put_le64(std::vector<std::byte>& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
+}
+
+}  // namespace
+
+void Encoder::nil() { m_out.push_back(std::byte{0xc0}); }
+void Encoder::boolean(bool v) { m_out.push_back(std::byte{static_cast<unsigned char>(v ? 0xc3 : 0xc2)}); }
+
+void Encoder::integer(std::int64_t v) {
+  ByteSink sink{};
+  packer_for(m_out, sink).pack_int64(v);
+}
+
+void Encoder::unsigned_integer(std::uint64_t v) {
+  ByteSink sink{};
+  packer_for(m_out, sink).pack_uint64(v);
+}
+
+void Encoder::float32(float v) {
+  std::uint32_t bits = std::isnan(v) ? wire::canonical_nan32 : std::bit_cast<std::uint32_t>(v);
+  m_out.push_back(std::byte{0xca});
+  put_big_endian(m_out, bits);
+}
+
+void Encoder::float64(double v) {
+  std::uint64_t bits = std::isnan(v) ? wire::canonical_nan64 : std::bit_cast<std::uint64_t>(v);
+  m_out.push_back(std::byte{0xcb});
+  put_big_endian(m_out, bits);
+}
+
+void Encoder::string(std::string_view v) {
+  ByteSink sink{};
+  auto p = packer_for(m_out, sink);
+  p.pack_str(static_cast<std::uint32_t>(v.size()));
+  p.pack_str_body(v.data(), static_cast<std::uint32_t>(v.size()));
+}
+
+void Encoder::binary(std::span<const std::byte> v) {
+  ByteSink sink{};
+  auto p = packer_for(m_out, sink);
+  p.pack_bin(static_cast<std::uint32_t>(v.size()));
+  p.pack_bin_body(reinterpret_cast<const char*>(v.data()), static_cast<std::uint32_t>(v.size()));
+}
+
+void Encoder::array_header(std::size_t n) {
+  ByteSink sink{};
+  packer_for(m_out, sink).pack_array(static_cast<std::uint32_t>(n));
+}
+
+void Encoder::map_header(std::size_t n) {
+  ByteSink sink{};
+  packer_for(m_out, sink).pack_map(static_cast<std::uint32_t>(n));
+}
+
+void Encoder::typed_array(Dtype dtype, std::span<const std::uint64_t> shape, const void* data, std::size_t size_bytes) {
+  if (shape.size() > wire::max_rank) throw Error(Errc::invalid_argument, "typed array: rank above 255");
+  std::uint64_t count = 1;
+  for (auto d : shape) count *= d;
+  if (count * dtype_size(dtype) != size_bytes)
+    throw Error(Errc::invalid_argument, "typed array: shape does not match the data size");
+  const std::size_t body = 2 + 8 * shape.size() + size_bytes;
+  if (body > 0xFFFFFFFFull) throw Error(Errc::invalid_argument, "typed array: larger than 4 GiB is not supported");
+  m_out.reserve(m_out.size() + body + 6);
+  ByteSink sink{};
+  packer_for(m_out, sink).pack_ext(body, wire::ext_typed_array);
+  m_out.push_back(static_cast<std::byte>(dtype));
+  m_out.push_back(static_cast<std::byte>(shape.size()));
+  for (auto d : shape) put_le64(m_out, d);
+  const auto* p = static_cast<const std::byte*>(data);
+  m_out.insert(m_out.end(), p, p + size_bytes);
+}
+
+void Encoder::pointer(std::string_view name) {
+  ByteSink sink{};
+  auto p = packer_for(m_out, sink);
+  p.pack_ext(name.size(), wire::ext_pointer);
+  p.pack_ext_body(name.data(), static_cast<std::uint32_t>(name.size()));
+}
+
+void Encoder::raw(std::span<const std::byte> encoded) { m_out.insert(m_out.end(), encoded.begin(), encoded.end()); }
+
+void Encoder::map_sorted(std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries) {
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 1; i < entries.size(); ++i)
+    if (entries[i].first == entries[i - 1].first)
+      throw Error(Errc::invalid_argument, "map with two keys of the same encoding");
+  map_header(entries.size());
+  for (const auto& [k, v] : entries) {
+    raw(k);
+    raw(v);
+  }
+}
+
+void Encoder::array_sorted(std::vector<std::vector<std::byte>> elements) {
+  std::sort(elements.begin(), elements.end());
+  array_header(elements.size());
+  for (const auto& e : elements) raw(e);
+}
+
+std::string_view to_string(Dtype dtype) noexcept {
+  switch (dtype) {
+    case Dtype::i8: return "i8";
+    case Dtype::i16: return "i16";
+    case Dtype::i32: return "i32";
+    case Dtype::i64: return "i64";
+    case Dtype::u8: return "u8";
+    case Dtype::u16: return "u16";
+    case Dtype::u32: return "u32";
+    case Dtype::u64: return "u64";
+    case Dtype::f32: return "f32";
+    case Dtype::f64: return "f64";
+  }
+  return "?";
+}
+
+std::size_t dtype_size(Dtype dtype) noexcept {
+  switch (dtype) {
+    case Dtype::i8:
+    case Dtype::u8: return 1;
+    case Dtype::i16:
+    case Dtype::u16: return 2;
+    case Dtype::i32:
+    case Dtype::u32:
+    case Dtype::f32: return 4;
+    case Dtype::i64:
+    case Dtype::u64:
+    case Dtype::f64: return 8;
+  }
+  return 0;
+}
+
+}  // namespace mandala

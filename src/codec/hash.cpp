@@ -1,0 +1,75 @@
+#include "codec/hash.hpp"
+
+#include <algorithm>
+#include <new>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "mandala/detail/core.hpp"
+#include "mandala/error.hpp"
+
+namespace mandala::codec {
+
+struct Hasher::State {
+  XXH3_state_t xxh;
+};
+
+Hasher::Hasher(std::string_view tag) : m_state(std::make_unique<State>()) {
+  if (XXH3_128bits_reset(&m_state->xxh) != XXH_OK) throw std::bad_alloc();
+  field(tag);
+}
+
+Hasher::~Hasher() = default;
+
+void Hasher::update(const void* data, std::size_t size) { XXH3_128bits_update(&m_state->xxh, data, size); }
+
+Hasher& Hasher::field(std::span<const std::byte> bytes) {
+  std::uint8_t len[8];
+  const auto n = static_cast<std::uint64_t>(bytes.size());
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(n >> (8 * i));
+  update(len, sizeof len);
+  update(bytes.data(), bytes.size());
+  return *this;
+}
+
+Hasher& Hasher::field(std::string_view text) { return field(std::as_bytes(std::span(text.data(), text.size()))); }
+
+Hasher& Hasher::field(const Id& id) { return field(std::as_bytes(std::span(id.bytes))); }
+
+Hasher& Hasher::field(std::uint64_t number) {
+  std::uint8_t le[8];
+  for (int i = 0; i < 8; ++i) le[i] = static_cast<std::uint8_t>(number >> (8 * i));
+  return field(std::as_bytes(std::span(le)));
+}
+
+Id Hasher::digest() const {
+  const XXH128_hash_t h = XXH3_128bits_digest(&m_state->xxh);
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, h);
+  Id id;
+  std::copy(std::begin(canonical.digest), std::end(canonical.digest), id.bytes.begin());
+  return id;
+}
+
+Id content_id(std::span<const std::byte> encoded) { return Hasher("value").field(encoded).digest(); }
+
+Id atom_hid(const Id& cid) { return Hasher("atom").field(cid).digest(); }
+
+Id call_id(std::string_view op, std::uint32_t version, std::vector<std::pair<std::string_view, Id>> inputs) {
+  std::sort(inputs.begin(), inputs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  Hasher h("call");
+  h.field(op).field(std::uint64_t{version}).field(std::uint64_t{inputs.size()});
+  for (const auto& [name, id] : inputs) h.field(name).field(id);
+  return h.digest();
+}
+
+Id output_hid(const Id& call_hid, std::string_view output_name) {
+  return Hasher("output").field(call_hid).field(output_name).digest();
+}
+
+}  // namespace mandala::codec
+
+namespace mandala::detail {
+Id content_id(std::span<const std::byte> encoded) { return codec::content_id(encoded); }
+}  // namespace mandala::detail

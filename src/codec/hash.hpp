@@ -1,0 +1,43 @@
+#pragma once
+// Domain-separated XXH3-128 hashing and the id formulas (docs/storage-format.md).
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "mandala/id.hpp"
+
+namespace mandala::codec {
+
+/// Every field is length-prefixed (8-byte little-endian) after a tag, so that different splits
+/// of the same bytes never give the same digest.
+class Hasher {
+ public:
+  explicit Hasher(std::string_view tag);
+  ~Hasher();
+  Hasher(const Hasher&) = delete;
+  Hasher& operator=(const Hasher&) = delete;
+  Hasher& field(std::span<const std::byte> bytes);
+  Hasher& field(std::string_view text);
+  Hasher& field(const Id& id);
+  Hasher& field(std::uint64_t number);
+  [[nodiscard]] Id digest() const;
+
+ private:
+  void update(const void* data, std::size_t size);
+  struct State;
+  std::unique_ptr<State> m_state;
+};
+
+inline constexpr const char* hash_name = "xxh3-128";
+
+Id content_id(std::span<const std::byte> encoded);
+Id atom_hid(const Id& cid);
+/// `inputs` are (input name, input id) pairs in any order; they are hashed sorted by name.
+Id call_id(std::string_view op, std::uint32_t version, std::vector<std::pair<std::string_view, Id>> inputs);
+Id output_hid(const Id& call_hid, std::string_view output_name);
+
+}  // namespace mandala::codec

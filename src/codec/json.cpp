@@ -1,0 +1,90 @@
+// JSON rendering of any encoded value, without its C++ type (for display and export).
+
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "mandala/codec.hpp"
+
+namespace mandala {
+namespace {
+
+template <class T>
+nlohmann::json block_items(const TypedArrayView& t, std::size_t max_items) {
+  nlohmann::json data = nlohmann::json::array();
+  const std::size_t n = t.data.size() / sizeof(T);
+  for (std::size_t i = 0; i < n && i < max_items; ++i) {
+    T v;
+    std::memcpy(&v, t.data.data() + i * sizeof(T), sizeof(T));
+    data.push_back(v);
+  }
+  return data;
+}
+
+nlohmann::json to_json_value(ValueView v, std::size_t max_items) {
+  switch (v.kind()) {
+    case Kind::nil: return nullptr;
+    case Kind::boolean: return v.as_bool();
+    case Kind::integer:
+      if (v.is_negative_integer()) return v.as_int64();
+      return v.as_uint64();
+    case Kind::float32: return v.as_float32();
+    case Kind::float64: return v.as_float64();
+    case Kind::string: return std::string(v.as_string());
+    case Kind::binary: {
+      static constexpr char digits[] = "0123456789abcdef";
+      std::string hex;
+      for (auto b : v.as_binary()) {
+        hex += digits[std::to_integer<unsigned>(b) >> 4];
+        hex += digits[std::to_integer<unsigned>(b) & 15];
+      }
+      return nlohmann::json{{"binary", hex}};
+    }
+    case Kind::array: {
+      nlohmann::json a = nlohmann::json::array();
+      for (std::size_t i = 0; i < v.size() && i < max_items; ++i) a.push_back(to_json_value(v.at(i), max_items));
+      return a;
+    }
+    case Kind::map: {
+      bool string_keys = true;
+      for (std::size_t i = 0; i < v.size(); ++i) string_keys = string_keys && v.key_at(i).kind() == Kind::string;
+      if (string_keys) {
+        nlohmann::json m = nlohmann::json::object();
+        for (std::size_t i = 0; i < v.size(); ++i)
+          m[std::string(v.key_at(i).as_string())] = to_json_value(v.value_at(i), max_items);
+        return m;
+      }
+      nlohmann::json entries = nlohmann::json::array();  // non-string keys: [[key, value], ...]
+      for (std::size_t i = 0; i < v.size() && i < max_items; ++i)
+        entries.push_back({to_json_value(v.key_at(i), max_items), to_json_value(v.value_at(i), max_items)});
+      return entries;
+    }
+    case Kind::typed_array: {
+      const auto t = v.as_typed_array();
+      nlohmann::json data;
+      switch (t.dtype) {
+        case Dtype::i8: data = block_items<std::int8_t>(t, max_items); break;
+        case Dtype::i16: data = block_items<std::int16_t>(t, max_items); break;
+        case Dtype::i32: data = block_items<std::int32_t>(t, max_items); break;
+        case Dtype::i64: data = block_items<std::int64_t>(t, max_items); break;
+        case Dtype::u8: data = block_items<std::uint8_t>(t, max_items); break;
+        case Dtype::u16: data = block_items<std::uint16_t>(t, max_items); break;
+        case Dtype::u32: data = block_items<std::uint32_t>(t, max_items); break;
+        case Dtype::u64: data = block_items<std::uint64_t>(t, max_items); break;
+        case Dtype::f32: data = block_items<float>(t, max_items); break;
+        case Dtype::f64: data = block_items<double>(t, max_items); break;
+      }
+      return nlohmann::json{{"dtype", std::string(to_string(t.dtype))}, {"shape", t.shape}, {"data", data}};
+    }
+    case Kind::pointer: return nlohmann::json{{"pointer", std::string(v.as_pointer())}};
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string ValueView::to_json(std::size_t max_array_items) const {
+  return to_json_value(*this, max_array_items).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace mandala

@@ -1,0 +1,15 @@
+#pragma once
+// Constants of the canonical encoding (docs/storage-format.md).
+
+#include <cstdint>
+
+namespace mandala::wire {
+inline constexpr std::int8_t ext_typed_array = 1;
+inline constexpr std::int8_t ext_pointer = 2;
+inline constexpr std::size_t max_rank = 255;
+inline constexpr std::size_t max_depth = 512;
+inline constexpr std::uint32_t canonical_nan32 = 0x7fc00000u;
+inline constexpr std::uint64_t canonical_nan64 = 0x7ff8000000000000ull;
+/// Identifies the encoding in a store's meta table.
+inline constexpr const char* encoding_name = "msgpack-canonical-1";
+}  // namespace mandala::wire

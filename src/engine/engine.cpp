@@ -1,0 +1,410 @@
+#include "engine/engine.hpp"
+
+#include <algorithm>
+#include <iostream>
+
+#include "codec/hash.hpp"
+
+namespace mandala::detail {
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string op_key(std::string_view name, std::uint32_t version) {
+  return std::string(name) + "#" + std::to_string(version);
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", " : "") + names[i];
+  return out + "]";
+}
+
+std::shared_ptr<RefState> make_lazy(const std::shared_ptr<StorageCore>& self, const Id& hid, const Id& cid) {
+  auto s = std::make_shared<RefState>();
+  s->hid = hid;
+  s->cid = cid;
+  s->has_ids = true;
+  s->storage = self;
+  return s;
+}
+
+}  // namespace
+
+StorageCore::StorageCore(const std::filesystem::path& path, const StorageOptions& options)
+    : m_path(path),
+      m_options(options),
+      m_last_flush(std::chrono::steady_clock::now()),
+      m_calls_by_hid(options.call_cache_capacity),
+      m_hid_by_cid(options.call_cache_capacity),
+      m_known_values(options.call_cache_capacity) {
+  store::SqliteOptions so;
+  so.blob_threshold_bytes = options.blob_threshold_bytes;
+  so.read_only = options.read_only;
+  m_store = store::open_sqlite_store(path, so);
+}
+
+StorageCore::~StorageCore() {
+  try {
+    flush();
+  } catch (const std::exception& e) {
+    std::cerr << "mandala: could not flush " << m_pending.calls.size() << " pending calls to "
+              << (m_path.empty() ? std::string("the in-memory store") : m_path.string()) << ": " << e.what() << '\n';
+  }
+}
+
+CallCounters StorageCore::counters() const {
+  return {m_executed.load(), m_reused_by_history.load(), m_reused_by_content.load()};
+}
+
+void StorageCore::register_op_locked(const OpInfo& op) {
+  auto key = std::make_pair(op.name, op.version);
+  if (m_registered_ops.contains(key)) return;
+  const auto stored = m_store->op(op.name, op.version);
+  if (stored && stored->outputs != op.outputs)
+    throw Error(Errc::output_mismatch, "op " + op.name + " version " + std::to_string(op.version) +
+                                           " was stored with outputs " + join(stored->outputs) +
+                                           " but is declared with " + join(op.outputs) +
+                                           ": give the op a new version (OpOptions::version) when its outputs change");
+  if (!stored || stored->inputs != op.inputs) m_pending.ops.push_back({op.name, op.version, op.inputs, op.outputs});
+  m_op_outputs[op_key(op.name, op.version)] = op.outputs;
+  m_registered_ops.insert(std::move(key));
+}
+
+StorageCore::CallPtr StorageCore::find_by_hid_locked(const Id& hid) {
+  if (auto it = m_pending_by_hid.find(hid); it != m_pending_by_hid.end()) return it->second;
+  if (auto* hit = m_calls_by_hid.find(hid)) return *hit;
+  auto rec = m_store->call_by_hid(hid);
+  if (!rec) return nullptr;
+  auto ptr = std::make_shared<const store::CallRecord>(std::move(*rec));
+  m_calls_by_hid.put(hid, ptr);
+  m_hid_by_cid.put(ptr->cid, hid);
+  return ptr;
+}
+
+StorageCore::CallPtr StorageCore::find_by_cid_locked(const Id& cid) {
+  if (auto it = m_pending_by_cid.find(cid); it != m_pending_by_cid.end()) return it->second;
+  if (auto* hid = m_hid_by_cid.find(cid)) {
+    const Id h = *hid;  // the pointer is invalidated by the next cache call
+    if (auto ptr = find_by_hid_locked(h)) return ptr;
+  }
+  auto rec = m_store->call_by_cid(cid);
+  if (!rec) return nullptr;
+  auto ptr = std::make_shared<const store::CallRecord>(std::move(*rec));
+  m_calls_by_hid.put(ptr->hid, ptr);
+  m_hid_by_cid.put(cid, ptr->hid);
+  return ptr;
+}
+
+bool StorageCore::value_known_locked(const Id& cid) {
+  if (m_pending_values.contains(cid)) return true;
+  if (m_known_values.find(cid) != nullptr) return true;
+  if (!m_store->has_value(cid)) return false;
+  m_known_values.put(cid, true);
+  return true;
+}
+
+void StorageCore::add_value_locked(const Id& cid, std::vector<std::byte> bytes) {
+  if (value_known_locked(cid)) return;
+  m_pending_values.emplace(cid, m_pending.values.size());
+  m_pending.values.push_back({cid, std::move(bytes)});
+}
+
+void StorageCore::record_locked(store::CallRecord record) {
+  auto ptr = std::make_shared<const store::CallRecord>(std::move(record));
+  m_pending_by_hid.emplace(ptr->hid, ptr);
+  m_pending_by_cid.emplace(ptr->cid, ptr);
+  m_pending_calls.push_back(std::move(ptr));
+}
+
+std::vector<std::shared_ptr<RefState>> StorageCore::lazy_outputs(const std::shared_ptr<StorageCore>& self,
+                                                                 const OpInfo& op,
+                                                                 const store::CallRecord& record) const {
+  std::vector<std::shared_ptr<RefState>> out;
+  out.reserve(op.outputs.size());
+  bool match = record.outputs.size() == op.outputs.size();
+  for (std::size_t i = 0; match && i < op.outputs.size(); ++i) {
+    auto it = std::find_if(record.outputs.begin(), record.outputs.end(),
+                           [&](const store::IoRef& r) { return r.name == op.outputs[i]; });
+    if (it == record.outputs.end()) {
+      match = false;
+      break;
+    }
+    out.push_back(make_lazy(self, it->hid, it->cid));
+  }
+  if (!match) {
+    std::vector<std::string> names;
+    for (const auto& r : record.outputs) names.push_back(r.name);
+    throw Error(Errc::output_mismatch, "stored call " + record.hid.hex() + " of op " + op.name + " has outputs " +
+                                           join(names) + " but the op declares " + join(op.outputs) +
+                                           ": give the op a new version when its outputs change");
+  }
+  return out;
+}
+
+std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<StorageCore>& self, const OpInfo& op,
+                                                         std::vector<InputSlot>& inputs, Executor& exec) {
+  // 1. Input ids: a stored ref brings its own; a plain value is hashed from its encoding.
+  std::vector<store::IoRef> ins;
+  ins.reserve(inputs.size());
+  for (auto& slot : inputs) {
+    store::IoRef r;
+    r.name = *slot.name;
+    if (slot.ref && slot.ref->has_ids) {
+      r.hid = slot.ref->hid;
+      r.cid = slot.ref->cid;
+    } else {
+      if (slot.bytes.empty()) {
+        std::lock_guard lock(slot.ref->mutex);
+        slot.bytes = slot.ref->encode(slot.ref->value.get());
+      }
+      r.cid = codec::content_id(slot.bytes);
+      r.hid = codec::atom_hid(r.cid);
+    }
+    ins.push_back(std::move(r));
+  }
+  std::sort(ins.begin(), ins.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::vector<std::pair<std::string_view, Id>> by_hid, by_cid;
+  by_hid.reserve(ins.size());
+  by_cid.reserve(ins.size());
+  for (const auto& r : ins) {
+    by_hid.emplace_back(r.name, r.hid);
+    by_cid.emplace_back(r.name, r.cid);
+  }
+  const Id call_hid = codec::call_id(op.name, op.version, std::move(by_hid));
+  const Id call_cid = codec::call_id(op.name, op.version, std::move(by_cid));
+
+  {
+    std::lock_guard lock(m_mutex);
+    register_op_locked(op);
+    // 2. The same call (same input histories) is stored: nothing runs, nothing loads.
+    if (auto hit = find_by_hid_locked(call_hid)) {
+      auto outs = lazy_outputs(self, op, *hit);
+      ++m_reused_by_history;
+      return outs;
+    }
+    // 3. A content-equal call is stored: reuse its outputs' content under new history ids.
+    if (auto proto = find_by_cid_locked(call_cid)) {
+      store::CallRecord rec;
+      rec.hid = call_hid;
+      rec.cid = call_cid;
+      rec.op = op.name;
+      rec.version = op.version;
+      rec.inputs = std::move(ins);
+      rec.created_ms = now_ms();
+      for (const auto& o : proto->outputs) rec.outputs.push_back({o.name, codec::output_hid(call_hid, o.name), o.cid});
+      auto outs = lazy_outputs(self, op, rec);
+      record_locked(std::move(rec));
+      ++m_reused_by_content;
+      maybe_flush_locked();
+      return outs;
+    }
+    if (!m_allow_new_calls)
+      throw Error(Errc::new_calls_not_allowed,
+                  "Call to " + op.name + " does not exist and new calls are not allowed.");
+  }
+
+  // 4. Execute, outside the lock (other threads keep working). An exception propagates as is
+  // and nothing is recorded for this call.
+  std::vector<OutputValue> computed = exec.run();
+  if (computed.size() != op.outputs.size())
+    throw Error(Errc::output_mismatch, "op " + op.name + " returned " + std::to_string(computed.size()) +
+                                           " outputs but declares " + std::to_string(op.outputs.size()));
+
+  std::vector<std::shared_ptr<RefState>> outs;
+  store::CallRecord rec;
+  rec.hid = call_hid;
+  rec.cid = call_cid;
+  rec.op = op.name;
+  rec.version = op.version;
+  rec.created_ms = now_ms();
+  std::vector<std::pair<Id, std::vector<std::byte>>> values;
+  for (std::size_t i = 0; i < computed.size(); ++i) {
+    auto& c = computed[i];
+    const Id cid = codec::content_id(c.bytes);
+    const Id hid = codec::output_hid(call_hid, op.outputs[i]);
+    auto state = make_lazy(self, hid, cid);
+    state->value = std::move(c.value);
+    state->type = c.type;
+    state->encode = c.encode;
+    outs.push_back(std::move(state));
+    rec.outputs.push_back({op.outputs[i], hid, cid});
+    values.emplace_back(cid, std::move(c.bytes));
+  }
+  std::sort(rec.outputs.begin(), rec.outputs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+
+  std::lock_guard lock(m_mutex);
+  if (find_by_hid_locked(call_hid)) {
+    // Another thread recorded the same call meanwhile: keep one record; our outputs have the
+    // same ids (deterministic ops) and hold their values in memory.
+    ++m_executed;
+    return outs;
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    auto& slot = inputs[i];
+    const auto it = std::find_if(ins.begin(), ins.end(), [&](const auto& r) { return r.name == *slot.name; });
+    if (value_known_locked(it->cid)) continue;
+    if (!slot.bytes.empty()) {
+      add_value_locked(it->cid, std::move(slot.bytes));
+    } else if (slot.ref) {
+      // A ref from elsewhere (another storage): bring its value along.
+      std::vector<std::byte> bytes;
+      {
+        std::lock_guard ref_lock(slot.ref->mutex);
+        if (slot.ref->value) bytes = slot.ref->encode(slot.ref->value.get());
+      }
+      if (bytes.empty()) bytes = load_value_bytes(*slot.ref);
+      add_value_locked(it->cid, std::move(bytes));
+    }
+  }
+  rec.inputs = std::move(ins);
+  for (auto& [cid, bytes] : values) add_value_locked(cid, std::move(bytes));
+  record_locked(std::move(rec));
+  ++m_executed;
+  maybe_flush_locked();
+  return outs;
+}
+
+void StorageCore::maybe_flush_locked() {
+  if (m_pending_calls.size() >= m_options.flush_every_calls ||
+      std::chrono::steady_clock::now() - m_last_flush >= m_options.flush_interval)
+    flush_locked();
+}
+
+void StorageCore::flush() {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+}
+
+void StorageCore::flush_locked() {
+  m_last_flush = std::chrono::steady_clock::now();
+  if (m_pending_calls.empty() && m_pending.empty()) return;
+  m_pending.calls.clear();
+  m_pending.calls.reserve(m_pending_calls.size());
+  for (const auto& c : m_pending_calls) m_pending.calls.push_back(*c);
+  m_store->write(m_pending);  // on failure everything stays pending, and the store unchanged
+  for (const auto& v : m_pending.values) m_known_values.put(v.cid, true);
+  for (auto& c : m_pending_calls) {
+    const Id hid = c->hid;
+    m_hid_by_cid.put(c->cid, hid);
+    m_calls_by_hid.put(hid, std::move(c));
+  }
+  m_pending = {};
+  m_pending_calls.clear();
+  m_pending_by_hid.clear();
+  m_pending_by_cid.clear();
+  m_pending_values.clear();
+}
+
+std::vector<std::byte> StorageCore::load_value(const Id& cid) {
+  std::unique_lock lock(m_mutex);
+  if (auto it = m_pending_values.find(cid); it != m_pending_values.end()) return m_pending.values[it->second].bytes;
+  auto bytes = m_store->value(cid);
+  if (!bytes)
+    throw Error(Errc::not_found, "value " + cid.hex() + " is not in the store " +
+                                     (m_path.empty() ? std::string("(in memory)") : m_path.string()) +
+                                     "; it may have been removed by cleanup()");
+  return std::move(*bytes);
+}
+
+CallInfo StorageCore::to_info(const std::shared_ptr<StorageCore>& self, const store::CallRecord& record) {
+  CallInfo info;
+  info.op = record.op;
+  info.version = record.version;
+  info.hid = record.hid;
+  info.cid = record.cid;
+  info.created = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.created_ms));
+  for (const auto& r : record.inputs) info.inputs.emplace_back(r.name, AnyRef(make_lazy(self, r.hid, r.cid)));
+  // Outputs in the op's declared order when known.
+  std::vector<std::string> order;
+  if (auto it = m_op_outputs.find(op_key(record.op, record.version)); it != m_op_outputs.end()) {
+    order = it->second;
+  } else if (auto op = m_store->op(record.op, record.version)) {
+    order = op->outputs;
+    m_op_outputs[op_key(record.op, record.version)] = order;
+  }
+  auto outputs = record.outputs;
+  std::stable_sort(outputs.begin(), outputs.end(), [&](const auto& a, const auto& b) {
+    auto pos = [&](const std::string& n) { return std::find(order.begin(), order.end(), n) - order.begin(); };
+    return pos(a.name) < pos(b.name);
+  });
+  for (const auto& r : outputs) info.outputs.emplace_back(r.name, AnyRef(make_lazy(self, r.hid, r.cid)));
+  return info;
+}
+
+std::optional<AnyRef> StorageCore::ref(const std::shared_ptr<StorageCore>& self, const Id& hid) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  auto cid = m_store->ref_cid(hid);
+  if (!cid) return std::nullopt;
+  return AnyRef(make_lazy(self, hid, *cid));
+}
+
+std::optional<CallInfo> StorageCore::creator_of(const std::shared_ptr<StorageCore>& self, const Id& ref_hid) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  auto rec = m_store->creator_of(ref_hid);
+  if (!rec) return std::nullopt;
+  return to_info(self, *rec);
+}
+
+std::vector<CallInfo> StorageCore::consumers_of(const std::shared_ptr<StorageCore>& self, const Id& ref_hid) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  std::vector<CallInfo> out;
+  for (const auto& rec : m_store->consumers_of(ref_hid)) out.push_back(to_info(self, rec));
+  return out;
+}
+
+std::optional<CallInfo> StorageCore::call_by_hid(const std::shared_ptr<StorageCore>& self, const Id& hid) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  auto rec = m_store->call_by_hid(hid);
+  if (!rec) return std::nullopt;
+  return to_info(self, *rec);
+}
+
+std::vector<CallInfo> StorageCore::calls_of(const std::shared_ptr<StorageCore>& self, std::string_view op,
+                                            std::optional<std::uint32_t> version) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  std::vector<CallInfo> out;
+  for (const auto& rec : m_store->calls_of(op, version)) out.push_back(to_info(self, rec));
+  return out;
+}
+
+std::size_t StorageCore::drop_calls(std::span<const Id> call_hids, Dependents dependents) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  const auto n = m_store->drop_calls(call_hids, dependents == Dependents::yes);
+  m_calls_by_hid.clear();
+  m_hid_by_cid.clear();
+  return n;
+}
+
+CleanupReport StorageCore::cleanup() {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  auto report = m_store->cleanup();
+  m_known_values.clear();
+  return report;
+}
+
+StorageStats StorageCore::stats() {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  return m_store->stats();
+}
+
+std::vector<std::shared_ptr<RefState>> memoized_call(StorageCore& core, const std::shared_ptr<StorageCore>& self,
+                                                     const OpInfo& op, std::vector<InputSlot>& inputs,
+                                                     Executor& exec) {
+  return core.call(self, op, inputs, exec);
+}
+
+void flush_core(StorageCore& core) { core.flush(); }
+
+}  // namespace mandala::detail

@@ -1,0 +1,93 @@
+#pragma once
+// StorageCore: the call pipeline over a Store. Lookup by history id, then by content id (in
+// pending writes, the in-memory caches and the persistent store), else execute; records go to a
+// pending batch flushed in one transaction.
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mandala/detail/core.hpp"
+#include "mandala/storage.hpp"
+#include "store/store.hpp"
+#include "util/generational_cache.hpp"
+
+namespace mandala::detail {
+
+class StorageCore {
+ public:
+  StorageCore(const std::filesystem::path& path, const StorageOptions& options);
+  /// Flushes; a failure is reported on stderr.
+  ~StorageCore();
+  StorageCore(const StorageCore&) = delete;
+  StorageCore& operator=(const StorageCore&) = delete;
+
+  std::vector<std::shared_ptr<RefState>> call(const std::shared_ptr<StorageCore>& self, const OpInfo& op,
+                                              std::vector<InputSlot>& inputs, Executor& exec);
+  void flush();
+  /// Encoded bytes of a value held here (pending or stored); Errc::not_found when absent.
+  std::vector<std::byte> load_value(const Id& cid);
+
+  void allow_new_calls(bool allow) { m_allow_new_calls = allow; }
+  [[nodiscard]] CallCounters counters() const;
+  [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
+
+  // Queries: pending calls are flushed first.
+  std::optional<AnyRef> ref(const std::shared_ptr<StorageCore>& self, const Id& hid);
+  std::optional<CallInfo> creator_of(const std::shared_ptr<StorageCore>& self, const Id& ref_hid);
+  std::vector<CallInfo> consumers_of(const std::shared_ptr<StorageCore>& self, const Id& ref_hid);
+  std::optional<CallInfo> call_by_hid(const std::shared_ptr<StorageCore>& self, const Id& hid);
+  std::vector<CallInfo> calls_of(const std::shared_ptr<StorageCore>& self, std::string_view op,
+                                 std::optional<std::uint32_t> version);
+  std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents);
+  CleanupReport cleanup();
+  StorageStats stats();
+
+ private:
+  using CallPtr = std::shared_ptr<const store::CallRecord>;
+
+  void flush_locked();
+  void maybe_flush_locked();
+  void register_op_locked(const OpInfo& op);
+  CallPtr find_by_hid_locked(const Id& hid);
+  CallPtr find_by_cid_locked(const Id& cid);
+  void record_locked(store::CallRecord record);
+  bool value_known_locked(const Id& cid);
+  void add_value_locked(const Id& cid, std::vector<std::byte> bytes);
+  std::vector<std::shared_ptr<RefState>> lazy_outputs(const std::shared_ptr<StorageCore>& self, const OpInfo& op,
+                                                      const store::CallRecord& record) const;
+  CallInfo to_info(const std::shared_ptr<StorageCore>& self, const store::CallRecord& record);
+
+  std::filesystem::path m_path;
+  StorageOptions m_options;
+  std::unique_ptr<store::Store> m_store;
+  std::atomic<bool> m_allow_new_calls{true};
+
+  mutable std::mutex m_mutex;
+  // Pending writes (not yet in the store).
+  store::WriteBatch m_pending;
+  std::unordered_map<Id, CallPtr> m_pending_by_hid;
+  std::unordered_map<Id, CallPtr> m_pending_by_cid;
+  std::unordered_map<Id, std::size_t> m_pending_values;  ///< cid -> index in m_pending.values
+  std::vector<CallPtr> m_pending_calls;
+  std::chrono::steady_clock::time_point m_last_flush;
+  // Caches of what the store holds.
+  util::GenerationalCache<Id, CallPtr> m_calls_by_hid;
+  util::GenerationalCache<Id, Id> m_hid_by_cid;
+  util::GenerationalCache<Id, bool> m_known_values;
+  std::set<std::pair<std::string, std::uint32_t>> m_registered_ops;
+  std::unordered_map<std::string, std::vector<std::string>> m_op_outputs;  ///< "name#version" -> outputs
+
+  std::atomic<std::uint64_t> m_executed{0};
+  std::atomic<std::uint64_t> m_reused_by_history{0};
+  std::atomic<std::uint64_t> m_reused_by_content{0};
+};
+
+}  // namespace mandala::detail

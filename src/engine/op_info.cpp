@@ -1,0 +1,81 @@
+// Validation of op declarations: every impossible declaration is an error at construction.
+
+#include <cxxabi.h>
+
+#include <set>
+
+#include "mandala/op.hpp"
+
+namespace mandala::detail {
+namespace {
+std::string demangle(const std::type_info& t) {
+  int status = 0;
+  char* name = abi::__cxa_demangle(t.name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && name ? name : t.name();
+  std::free(name);
+  return out;
+}
+
+[[noreturn]] void bad(const std::string& op, const std::string& what) {
+  throw Error(Errc::invalid_argument, "op '" + op + "': " + what);
+}
+}  // namespace
+
+std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<Param>& params, OpOptions options,
+                                           std::size_t arity, std::size_t output_count) {
+  auto info = std::make_shared<OpInfo>();
+  if (name.empty()) throw Error(Errc::invalid_argument, "an op needs a non-empty name");
+  if (params.size() != arity)
+    bad(name, "the function takes " + std::to_string(arity) + " parameters but " + std::to_string(params.size()) +
+                  " names were given; name every parameter, in order");
+  std::set<std::string> seen;
+  bool defaults_started = false;
+  for (const auto& p : params) {
+    if (p.name.empty()) bad(name, "a parameter name is empty");
+    if (!seen.insert(p.name).second) bad(name, "parameter name '" + p.name + "' is used twice");
+    const bool has_default = p.default_value.has_value();
+    if (p.kind == ParamKind::new_arg_default && !has_default)
+      bad(name, "new_arg '" + p.name + "' needs a default value");
+    if (defaults_started && !has_default && p.kind != ParamKind::ignored)
+      bad(name, "parameter '" + p.name + "' has no default but follows a parameter with one");
+    defaults_started = defaults_started || has_default;
+    info->inputs.push_back(p.name);
+  }
+  if (options.outputs.empty()) {
+    for (std::size_t i = 0; i < output_count; ++i) options.outputs.push_back("output_" + std::to_string(i));
+  } else if (options.outputs.size() != output_count) {
+    bad(name, "the function returns " + std::to_string(output_count) + " outputs but " +
+                  std::to_string(options.outputs.size()) + " output names were given");
+  }
+  std::set<std::string> out_seen;
+  for (const auto& o : options.outputs) {
+    if (o.empty()) bad(name, "an output name is empty");
+    if (!out_seen.insert(o).second) bad(name, "output name '" + o + "' is used twice");
+    if (seen.contains(o))
+      bad(name, "output name '" + o + "' clashes with an input name" +
+                    (options.outputs.size() == output_count && o.rfind("output_", 0) == 0
+                         ? " (inputs named output_N need explicit output names)"
+                         : ""));
+  }
+  info->name = std::move(name);
+  info->version = options.version;
+  info->outputs = std::move(options.outputs);
+  return info;
+}
+
+void throw_bad_default(const OpInfo& op, std::size_t param, const std::type_info& given, const std::type_info& wanted) {
+  bad(op.name, "the default of parameter '" + op.inputs.at(param) + "' is a " + demangle(given) +
+                   " but the parameter takes a " + demangle(wanted) + "; pass a default of exactly that type");
+}
+
+void throw_missing_argument(const OpInfo& op, std::size_t param) {
+  bad(op.name, "missing argument '" + op.inputs.at(param) + "' (it has no default)");
+}
+
+std::vector<std::byte> encode_pointer(const std::string& name) {
+  Encoder e;
+  e.pointer(name);
+  return std::move(e).take();
+}
+
+}  // namespace mandala::detail

@@ -1,0 +1,145 @@
+#include "store/blob_files.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <system_error>
+
+#include "codec/hash.hpp"
+#include "mandala/error.hpp"
+
+namespace mandala::store {
+namespace fs = std::filesystem;
+namespace {
+
+[[noreturn]] void throw_io(const std::string& what, const fs::path& path, int err) {
+  throw Error(Errc::io, what + " " + path.string() + ": " + std::strerror(err) +
+                            (err == ENOSPC ? " (the disk is full: free space and retry; stored calls are intact)" : ""));
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : m_fd(fd) {}
+  ~Fd() {
+    if (m_fd >= 0) ::close(m_fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  [[nodiscard]] int get() const { return m_fd; }
+  int release() { return std::exchange(m_fd, -1); }
+
+ private:
+  int m_fd;
+};
+
+void fsync_dir(const fs::path& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() >= 0) ::fsync(fd.get());
+}
+
+constexpr std::string_view tmp_marker = ".tmp.";
+
+}  // namespace
+
+fs::path BlobFiles::path_of(const Id& cid) const {
+  const std::string hex = cid.hex();
+  return m_dir / hex.substr(0, 2) / hex;
+}
+
+void BlobFiles::write(const Id& cid, std::span<const std::byte> bytes) const {
+  const fs::path final_path = path_of(cid);
+  std::error_code ec;
+  if (fs::exists(final_path, ec)) return;
+  fs::create_directories(final_path.parent_path(), ec);
+  if (ec) throw_io("cannot create blob directory", final_path.parent_path(), ec.value());
+
+  static std::atomic<unsigned> counter{0};
+  const fs::path tmp = final_path.string() + std::string(tmp_marker) + std::to_string(::getpid()) + "." +
+                       std::to_string(counter.fetch_add(1));
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.get() < 0) throw_io("cannot create blob file", tmp, errno);
+  const auto* p = reinterpret_cast<const char*>(bytes.data());
+  std::size_t left = bytes.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd.get(), p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::unlink(tmp.c_str());
+      throw_io("cannot write blob file", tmp, err);
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw_io("cannot sync blob file", tmp, err);
+  }
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw_io("cannot rename blob file into place", final_path, err);
+  }
+  fsync_dir(final_path.parent_path());
+}
+
+std::optional<std::vector<std::byte>> BlobFiles::read(const Id& cid) const {
+  const fs::path path = path_of(cid);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw_io("cannot open blob file", path, errno);
+  }
+  const off_t size = ::lseek(fd.get(), 0, SEEK_END);
+  if (size < 0 || ::lseek(fd.get(), 0, SEEK_SET) < 0) throw_io("cannot seek blob file", path, errno);
+  std::vector<std::byte> out(static_cast<std::size_t>(size));
+  std::size_t got = 0;
+  while (got < out.size()) {
+    const ssize_t n = ::read(fd.get(), out.data() + got, out.size() - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_io("cannot read blob file", path, errno);
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  out.resize(got);
+  if (codec::content_id(out) != cid)
+    throw Error(Errc::corrupt_store, "blob file " + path.string() +
+                                         " is damaged (its content does not match its id); restore it from a backup "
+                                         "or drop the calls that use it");
+  return out;
+}
+
+bool BlobFiles::remove(const Id& cid) const {
+  std::error_code ec;
+  return fs::remove(path_of(cid), ec);
+}
+
+std::vector<Id> BlobFiles::list() const {
+  std::vector<Id> out;
+  std::error_code ec;
+  if (!fs::is_directory(m_dir, ec)) return out;
+  for (const auto& entry : fs::recursive_directory_iterator(m_dir, ec)) {
+    if (!entry.is_regular_file()) continue;
+    if (auto id = Id::from_hex(entry.path().filename().string())) out.push_back(*id);
+  }
+  return out;
+}
+
+void BlobFiles::remove_temporaries() const {
+  std::error_code ec;
+  if (!fs::is_directory(m_dir, ec)) return;
+  std::vector<fs::path> doomed;
+  for (const auto& entry : fs::recursive_directory_iterator(m_dir, ec))
+    if (entry.is_regular_file() && entry.path().filename().string().find(tmp_marker) != std::string::npos)
+      doomed.push_back(entry.path());
+  for (const auto& p : doomed) fs::remove(p, ec);
+}
+
+}  // namespace mandala::store

@@ -1,0 +1,38 @@
+#pragma once
+// Content-addressed files for large values: `<dir>/<hex[0:2]>/<hex>`, written atomically
+// (temporary file, fsync, rename, fsync of the directory) and checked against their id on read.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "mandala/id.hpp"
+
+namespace mandala::store {
+
+class BlobFiles {
+ public:
+  explicit BlobFiles(std::filesystem::path dir) : m_dir(std::move(dir)) {}
+
+  /// Writes the value unless a file for it exists. Errc::io on failure (nothing half-written
+  /// is ever visible under the final name).
+  void write(const Id& cid, std::span<const std::byte> bytes) const;
+  /// The bytes; nullopt when there is no file. Errc::corrupt_store when the content does not
+  /// hash to `cid`.
+  [[nodiscard]] std::optional<std::vector<std::byte>> read(const Id& cid) const;
+  /// Removes the file; returns whether one existed.
+  bool remove(const Id& cid) const;
+  /// Every id that has a file (temporary files are not listed).
+  [[nodiscard]] std::vector<Id> list() const;
+  /// Removes leftover temporary files from interrupted writes.
+  void remove_temporaries() const;
+  [[nodiscard]] const std::filesystem::path& dir() const { return m_dir; }
+  [[nodiscard]] std::filesystem::path path_of(const Id& cid) const;
+
+ private:
+  std::filesystem::path m_dir;
+};
+
+}  // namespace mandala::store

@@ -1,0 +1,131 @@
+#include "store/sqlite.hpp"
+
+#include <cstring>
+
+namespace mandala::store::sql {
+
+void throw_sqlite(sqlite3* db, int rc, std::string_view doing) {
+  const int primary = rc & 0xFF;
+  std::string msg = std::string(doing) + ": " + sqlite3_errstr(rc);
+  if (db != nullptr && sqlite3_errmsg(db) != nullptr && std::strcmp(sqlite3_errmsg(db), sqlite3_errstr(rc)) != 0)
+    msg += " (" + std::string(sqlite3_errmsg(db)) + ")";
+  switch (primary) {
+    case SQLITE_NOTADB:
+      throw Error(Errc::corrupt_store, msg + "; the file is not an SQLite database: pass the path of a mandala store");
+    case SQLITE_CORRUPT:
+      throw Error(Errc::corrupt_store, msg + "; the database is damaged: restore it from a backup");
+    case SQLITE_FULL:
+      throw Error(Errc::io, msg + "; the disk is full: free space and retry (stored calls are intact)");
+    case SQLITE_READONLY:
+      throw Error(Errc::io, msg + "; the store is read-only: open it writable to record calls");
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      throw Error(Errc::io, msg + "; another process holds the store's lock for too long");
+    default: throw Error(Errc::io, msg);
+  }
+}
+
+void exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (err != nullptr) sqlite3_free(err);
+  if (rc != SQLITE_OK) throw_sqlite(db, rc, std::string("executing ") + std::string(sql).substr(0, 60));
+}
+
+Statement::Statement(sqlite3* db, std::string_view sql) : m_db(db) {
+  const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &m_stmt,
+                                    nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(db, rc, "preparing a query");
+}
+
+Statement::~Statement() { sqlite3_finalize(m_stmt); }
+
+Statement& Statement::bind(int index, std::int64_t v) {
+  if (m_done) reset();
+  sqlite3_bind_int64(m_stmt, index, v);
+  return *this;
+}
+
+Statement& Statement::bind(int index, std::string_view v) {
+  if (m_done) reset();
+  sqlite3_bind_text(m_stmt, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::bind(int index, const Id& v) {
+  if (m_done) reset();
+  sqlite3_bind_blob(m_stmt, index, v.bytes.data(), static_cast<int>(v.bytes.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::bind_blob(int index, std::span<const std::byte> v) {
+  if (m_done) reset();
+  sqlite3_bind_blob64(m_stmt, index, v.data(), v.size(), SQLITE_STATIC);
+  return *this;
+}
+
+Statement& Statement::bind_null(int index) {
+  if (m_done) reset();
+  sqlite3_bind_null(m_stmt, index);
+  return *this;
+}
+
+bool Statement::step() {
+  if (m_done) reset();
+  const int rc = sqlite3_step(m_stmt);
+  if (rc == SQLITE_ROW) return true;
+  m_done = true;
+  if (rc == SQLITE_DONE) return false;
+  sqlite3_reset(m_stmt);
+  throw_sqlite(m_db, rc, "running a query");
+}
+
+void Statement::run() {
+  while (step()) {
+  }
+  reset();
+}
+
+void Statement::reset() {
+  sqlite3_reset(m_stmt);
+  sqlite3_clear_bindings(m_stmt);
+  m_done = false;
+}
+
+std::int64_t Statement::int64(int col) const { return sqlite3_column_int64(m_stmt, col); }
+
+std::string Statement::text(int col) const {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(m_stmt, col));
+  return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(m_stmt, col))) : std::string();
+}
+
+Id Statement::id(int col) const {
+  Id out;
+  const void* p = sqlite3_column_blob(m_stmt, col);
+  const int n = sqlite3_column_bytes(m_stmt, col);
+  if (p == nullptr || n != static_cast<int>(out.bytes.size()))
+    throw Error(Errc::corrupt_store, "an id column holds " + std::to_string(n) + " bytes instead of 16; the store is damaged");
+  std::memcpy(out.bytes.data(), p, out.bytes.size());
+  return out;
+}
+
+std::vector<std::byte> Statement::blob(int col) const {
+  const auto* p = static_cast<const std::byte*>(sqlite3_column_blob(m_stmt, col));
+  const int n = sqlite3_column_bytes(m_stmt, col);
+  return p ? std::vector<std::byte>(p, p + n) : std::vector<std::byte>();
+}
+
+bool Statement::is_null(int col) const { return sqlite3_column_type(m_stmt, col) == SQLITE_NULL; }
+
+Transaction::Transaction(sqlite3* db) : m_db(db) { exec(db, "BEGIN IMMEDIATE"); }
+
+Transaction::~Transaction() {
+  if (m_open) sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void Transaction::commit() {
+  exec(m_db, "COMMIT");
+  m_open = false;
+}
+
+}  // namespace mandala::store::sql

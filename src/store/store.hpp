@@ -1,0 +1,89 @@
+#pragma once
+// The persistent-store interface the engine writes to and queries. One logical schema
+// (docs/storage-format.md); SQLite is the embedded backend.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mandala/id.hpp"
+#include "mandala/storage.hpp"
+
+namespace mandala::store {
+
+/// One input or output of a call.
+struct IoRef {
+  std::string name;
+  Id hid;
+  Id cid;
+};
+
+struct CallRecord {
+  Id hid;
+  Id cid;
+  std::string op;
+  std::uint32_t version = 0;
+  std::vector<IoRef> inputs;   ///< sorted by name
+  std::vector<IoRef> outputs;  ///< sorted by name
+  std::int64_t created_ms = 0; ///< unix time in milliseconds
+};
+
+struct OpRecord {
+  std::string name;
+  std::uint32_t version = 0;
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+};
+
+struct ValueRecord {
+  Id cid;
+  std::vector<std::byte> bytes;
+};
+
+/// Everything one flush writes; applied atomically (all or nothing). Calls whose hid is already
+/// stored are skipped, as are values whose cid is.
+struct WriteBatch {
+  std::vector<OpRecord> ops;
+  std::vector<ValueRecord> values;
+  std::vector<CallRecord> calls;
+  [[nodiscard]] bool empty() const { return ops.empty() && values.empty() && calls.empty(); }
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual std::optional<CallRecord> call_by_hid(const Id& hid) = 0;
+  /// Some stored call with this content id (any history).
+  virtual std::optional<CallRecord> call_by_cid(const Id& cid) = 0;
+  /// The encoded bytes of a value; nullopt when absent. Errc::corrupt_store when a blob file is
+  /// damaged or missing.
+  virtual std::optional<std::vector<std::byte>> value(const Id& cid) = 0;
+  virtual bool has_value(const Id& cid) = 0;
+  virtual std::optional<OpRecord> op(std::string_view name, std::uint32_t version) = 0;
+  virtual void write(const WriteBatch& batch) = 0;
+
+  virtual std::optional<Id> ref_cid(const Id& hid) = 0;
+  virtual std::optional<CallRecord> creator_of(const Id& ref_hid) = 0;
+  virtual std::vector<CallRecord> consumers_of(const Id& ref_hid) = 0;
+  virtual std::vector<CallRecord> calls_of(std::string_view op, std::optional<std::uint32_t> version) = 0;
+  /// Removes the calls (and with `dependents`, every call downstream); returns how many.
+  virtual std::size_t drop_calls(std::span<const Id> call_hids, bool dependents) = 0;
+  virtual CleanupReport cleanup() = 0;
+  virtual StorageStats stats() = 0;
+};
+
+struct SqliteOptions {
+  std::size_t blob_threshold_bytes = std::size_t{1} << 20;
+  bool read_only = false;
+};
+
+/// Opens (creating when absent) an SQLite store; an empty path means a private in-memory one.
+std::unique_ptr<Store> open_sqlite_store(const std::filesystem::path& path, const SqliteOptions& options);
+
+}  // namespace mandala::store
