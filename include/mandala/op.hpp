@@ -310,7 +310,7 @@ class Op {
 
   template <class ArgsTuple, std::size_t... I>
   void bind_all(std::tuple<detail::Arg<Ps>...>& out, std::tuple<std::optional<Ps>...>& store, ArgsTuple& given,
-                Mode mode, std::index_sequence<I...>) const {
+                [[maybe_unused]] Mode mode, std::index_sequence<I...>) const {
     (bind_one<I>(out, store, given, mode), ...);
   }
 
