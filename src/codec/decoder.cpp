@@ -21,6 +21,72 @@ std::uint64_t read_le64(const char* p) {
 
 bool reference_everything(msgpack::type::object_type, std::size_t, void*) { return true; }
 
+[[noreturn]] void throw_truncated(std::size_t n) {
+  detail::throw_decode("truncated bytes (" + std::to_string(n) + " bytes)");
+}
+
+// Walks the structure of one value without allocating and returns where it ends. msgpack-cxx
+// allocates every container when it reads its header, and its limits apply per container, so
+// nested headers could each claim as many elements as the input has bytes (500 levels: 12 GB
+// for 1 MB). Here the elements claimed by all open containers together must fit the bytes left
+// (each takes at least one), which bounds what the real parse allocates by the input size.
+std::size_t check_structure(const unsigned char* p, std::size_t n) {
+  std::size_t pos = 0;
+  std::uint64_t pending = 1;  // values still to read
+  auto big_endian = [&](std::size_t width) {
+    if (n - pos < width) throw_truncated(n);
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < width; ++i) v = (v << 8) | p[pos + i];
+    pos += width;
+    return v;
+  };
+  while (pending > 0) {
+    if (pending > n - pos)
+      detail::throw_decode("truncated or malformed bytes: containers claim " + std::to_string(pending) +
+                           " more values than the " + std::to_string(n - pos) + " bytes left can hold");
+    const unsigned c = p[pos++];
+    --pending;
+    std::uint64_t skip = 0;   // payload bytes
+    std::uint64_t values = 0; // contained values (map: keys and values)
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+      // fixint, nil, boolean
+    } else if (c <= 0x8f) {
+      values = 2 * (c & 0x0fu);
+    } else if (c <= 0x9f) {
+      values = c & 0x0fu;
+    } else if (c <= 0xbf) {
+      skip = c & 0x1fu;
+    } else {
+      switch (c) {
+        case 0xc4: case 0xd9: skip = big_endian(1); break;     // bin8, str8
+        case 0xc5: case 0xda: skip = big_endian(2); break;     // bin16, str16
+        case 0xc6: case 0xdb: skip = big_endian(4); break;     // bin32, str32
+        case 0xc7: skip = big_endian(1) + 1; break;            // ext8: size, type, data
+        case 0xc8: skip = big_endian(2) + 1; break;            // ext16
+        case 0xc9: skip = big_endian(4) + 1; break;            // ext32
+        case 0xcc: case 0xd0: skip = 1; break;
+        case 0xcd: case 0xd1: skip = 2; break;
+        case 0xca: case 0xce: case 0xd2: skip = 4; break;
+        case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+        case 0xd4: skip = 2; break;   // fixext1: type, data
+        case 0xd5: skip = 3; break;   // fixext2
+        case 0xd6: skip = 5; break;   // fixext4
+        case 0xd7: skip = 9; break;   // fixext8
+        case 0xd8: skip = 17; break;  // fixext16
+        case 0xdc: values = big_endian(2); break;
+        case 0xdd: values = big_endian(4); break;
+        case 0xde: values = 2 * big_endian(2); break;
+        case 0xdf: values = 2 * big_endian(4); break;
+        default: detail::throw_decode("malformed bytes (reserved byte 0xc1)");
+      }
+    }
+    if (skip > n - pos) throw_truncated(n);
+    pos += static_cast<std::size_t>(skip);
+    pending += values;
+  }
+  return pos;
+}
+
 }  // namespace
 
 namespace detail {
@@ -43,27 +109,39 @@ std::string index_segment(std::size_t i) { return "[" + std::to_string(i) + "]";
 }  // namespace detail
 
 struct DecodedValue::Impl {
+  std::vector<std::byte> owned;  ///< the bytes, when given by value; strings and blocks point into them
   msgpack::object_handle handle;
+
+  void parse(std::span<const std::byte> bytes) {
+    const auto n = bytes.size();
+    if (n == 0) detail::throw_decode("no bytes");
+    const std::size_t end = check_structure(reinterpret_cast<const unsigned char*>(bytes.data()), n);
+    if (end != n) detail::throw_decode(std::to_string(n - end) + " trailing bytes after the value");
+    const auto lim = n > 0xFFFFFFFFu ? 0xFFFFFFFFu : n;
+    // Every element or entry takes at least one byte: larger counts are malformed.
+    msgpack::unpack_limit limit(lim, lim / 2, lim, lim, lim, wire::max_depth);
+    std::size_t offset = 0;
+    try {
+      handle = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), n, offset, reference_everything, nullptr,
+                               limit);
+    } catch (const msgpack::insufficient_bytes&) {
+      throw_truncated(n);
+    } catch (const std::bad_alloc&) {
+      detail::throw_decode("malformed header (allocation failed)");
+    } catch (const std::exception& e) {
+      detail::throw_decode(std::string("malformed bytes (") + e.what() + ")");
+    }
+    if (offset != n) detail::throw_decode(std::to_string(n - offset) + " trailing bytes after the value");
+  }
 };
 
 DecodedValue::DecodedValue(std::span<const std::byte> bytes) : m_impl(std::make_unique<Impl>()) {
-  const auto n = bytes.size();
-  if (n == 0) detail::throw_decode("no bytes");
-  const auto lim = n > 0xFFFFFFFFu ? 0xFFFFFFFFu : n;
-  // Every element or entry takes at least one byte: larger counts are malformed.
-  msgpack::unpack_limit limit(lim, lim / 2, lim, lim, lim, wire::max_depth);
-  std::size_t offset = 0;
-  try {
-    m_impl->handle = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), n, offset, reference_everything,
-                                     nullptr, limit);
-  } catch (const msgpack::insufficient_bytes&) {
-    detail::throw_decode("truncated bytes (" + std::to_string(n) + " bytes)");
-  } catch (const std::bad_alloc&) {
-    detail::throw_decode("malformed header (allocation failed)");
-  } catch (const std::exception& e) {
-    detail::throw_decode(std::string("malformed bytes (") + e.what() + ")");
-  }
-  if (offset != n) detail::throw_decode(std::to_string(n - offset) + " trailing bytes after the value");
+  m_impl->parse(bytes);
+}
+
+DecodedValue::DecodedValue(std::vector<std::byte>&& bytes) : m_impl(std::make_unique<Impl>()) {
+  m_impl->owned = std::move(bytes);
+  m_impl->parse(m_impl->owned);
 }
 
 DecodedValue::~DecodedValue() = default;

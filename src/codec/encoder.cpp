@@ -39,6 +39,17 @@ void put_le64(std::vector<std::byte>& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
 }
 
+// Typed blocks follow the scalar rule: every NaN is written as the one canonical NaN.
+template <class Float, class Bits>
+void canonicalize_nans(std::byte* data, std::size_t size_bytes, Bits canonical) {
+  static_assert(sizeof(Float) == sizeof(Bits));
+  for (std::size_t offset = 0; offset + sizeof(Float) <= size_bytes; offset += sizeof(Float)) {
+    Float v;
+    std::memcpy(&v, data + offset, sizeof v);
+    if (std::isnan(v)) std::memcpy(data + offset, &canonical, sizeof canonical);
+  }
+}
+
 }  // namespace
 
 void Encoder::nil() { m_out.push_back(std::byte{0xc0}); }
@@ -92,9 +103,15 @@ void Encoder::map_header(std::size_t n) {
 
 void Encoder::typed_array(Dtype dtype, std::span<const std::uint64_t> shape, const void* data, std::size_t size_bytes) {
   if (shape.size() > wire::max_rank) throw Error(Errc::invalid_argument, "typed array: rank above 255");
+  const std::size_t elem = dtype_size(dtype);
+  if (elem == 0) throw Error(Errc::invalid_argument, "typed array: unknown dtype");
+  // The same checks as the decoder's, so that everything written can be read back.
   std::uint64_t count = 1;
-  for (auto d : shape) count *= d;
-  if (count * dtype_size(dtype) != size_bytes)
+  for (auto d : shape) {
+    if (d != 0 && count > UINT64_MAX / d) throw Error(Errc::invalid_argument, "typed array: shape overflows");
+    count *= d;
+  }
+  if (count > size_bytes / elem || count * elem != size_bytes)
     throw Error(Errc::invalid_argument, "typed array: shape does not match the data size");
   const std::size_t body = 2 + 8 * shape.size() + size_bytes;
   if (body > 0xFFFFFFFFull) throw Error(Errc::invalid_argument, "typed array: larger than 4 GiB is not supported");
@@ -105,7 +122,10 @@ void Encoder::typed_array(Dtype dtype, std::span<const std::uint64_t> shape, con
   m_out.push_back(static_cast<std::byte>(shape.size()));
   for (auto d : shape) put_le64(m_out, d);
   const auto* p = static_cast<const std::byte*>(data);
+  const std::size_t start = m_out.size();
   m_out.insert(m_out.end(), p, p + size_bytes);
+  if (dtype == Dtype::f32) canonicalize_nans<float>(m_out.data() + start, size_bytes, wire::canonical_nan32);
+  if (dtype == Dtype::f64) canonicalize_nans<double>(m_out.data() + start, size_bytes, wire::canonical_nan64);
 }
 
 void Encoder::pointer(std::string_view name) {

@@ -55,8 +55,10 @@ nlohmann::json to_json_value(ValueView v, std::size_t max_items) {
         return m;
       }
       nlohmann::json entries = nlohmann::json::array();  // non-string keys: [[key, value], ...]
+      // json::array(): a braced {key, value} would become an object when both look like ["s", x].
       for (std::size_t i = 0; i < v.size() && i < max_items; ++i)
-        entries.push_back({to_json_value(v.key_at(i), max_items), to_json_value(v.value_at(i), max_items)});
+        entries.push_back(
+            nlohmann::json::array({to_json_value(v.key_at(i), max_items), to_json_value(v.value_at(i), max_items)}));
       return entries;
     }
     case Kind::typed_array: {

@@ -32,6 +32,23 @@ std::shared_ptr<RefState> make_lazy(const std::shared_ptr<StorageCore>& self, co
   return s;
 }
 
+/// Ends the store's read snapshot when a query is done, so an idle storage holds no lock.
+class ReadScope {
+ public:
+  explicit ReadScope(store::Store& store) : m_store(store) {}
+  ~ReadScope() {
+    try {
+      m_store.end_read();
+    } catch (const std::exception&) {  // ending a read-only transaction cannot lose data
+    }
+  }
+  ReadScope(const ReadScope&) = delete;
+  ReadScope& operator=(const ReadScope&) = delete;
+
+ private:
+  store::Store& m_store;
+};
+
 }  // namespace
 
 StorageCore::StorageCore(const std::filesystem::path& path, const StorageOptions& options)
@@ -277,10 +294,12 @@ void StorageCore::maybe_flush_locked() {
 void StorageCore::flush() {
   std::lock_guard lock(m_mutex);
   flush_locked();
+  ReadScope read(*m_store);
 }
 
 void StorageCore::flush_locked() {
   m_last_flush = std::chrono::steady_clock::now();
+  m_store->end_read();
   if (m_pending_calls.empty() && m_pending.empty()) return;
   m_pending.calls.clear();
   m_pending.calls.reserve(m_pending_calls.size());
@@ -338,6 +357,7 @@ CallInfo StorageCore::to_info(const std::shared_ptr<StorageCore>& self, const st
 std::optional<AnyRef> StorageCore::ref(const std::shared_ptr<StorageCore>& self, const Id& hid) {
   std::lock_guard lock(m_mutex);
   flush_locked();
+  ReadScope read(*m_store);
   auto cid = m_store->ref_cid(hid);
   if (!cid) return std::nullopt;
   return AnyRef(make_lazy(self, hid, *cid));
@@ -346,6 +366,7 @@ std::optional<AnyRef> StorageCore::ref(const std::shared_ptr<StorageCore>& self,
 std::optional<CallInfo> StorageCore::creator_of(const std::shared_ptr<StorageCore>& self, const Id& ref_hid) {
   std::lock_guard lock(m_mutex);
   flush_locked();
+  ReadScope read(*m_store);
   auto rec = m_store->creator_of(ref_hid);
   if (!rec) return std::nullopt;
   return to_info(self, *rec);
@@ -354,6 +375,7 @@ std::optional<CallInfo> StorageCore::creator_of(const std::shared_ptr<StorageCor
 std::vector<CallInfo> StorageCore::consumers_of(const std::shared_ptr<StorageCore>& self, const Id& ref_hid) {
   std::lock_guard lock(m_mutex);
   flush_locked();
+  ReadScope read(*m_store);
   std::vector<CallInfo> out;
   for (const auto& rec : m_store->consumers_of(ref_hid)) out.push_back(to_info(self, rec));
   return out;
@@ -362,6 +384,7 @@ std::vector<CallInfo> StorageCore::consumers_of(const std::shared_ptr<StorageCor
 std::optional<CallInfo> StorageCore::call_by_hid(const std::shared_ptr<StorageCore>& self, const Id& hid) {
   std::lock_guard lock(m_mutex);
   flush_locked();
+  ReadScope read(*m_store);
   auto rec = m_store->call_by_hid(hid);
   if (!rec) return std::nullopt;
   return to_info(self, *rec);
@@ -371,6 +394,7 @@ std::vector<CallInfo> StorageCore::calls_of(const std::shared_ptr<StorageCore>& 
                                             std::optional<std::uint32_t> version) {
   std::lock_guard lock(m_mutex);
   flush_locked();
+  ReadScope read(*m_store);
   std::vector<CallInfo> out;
   for (const auto& rec : m_store->calls_of(op, version)) out.push_back(to_info(self, rec));
   return out;
@@ -379,6 +403,7 @@ std::vector<CallInfo> StorageCore::calls_of(const std::shared_ptr<StorageCore>& 
 std::size_t StorageCore::drop_calls(std::span<const Id> call_hids, Dependents dependents) {
   std::lock_guard lock(m_mutex);
   flush_locked();
+  ReadScope read(*m_store);
   const auto n = m_store->drop_calls(call_hids, dependents == Dependents::yes);
   m_calls_by_hid.clear();
   m_hid_by_cid.clear();
@@ -388,6 +413,7 @@ std::size_t StorageCore::drop_calls(std::span<const Id> call_hids, Dependents de
 CleanupReport StorageCore::cleanup() {
   std::lock_guard lock(m_mutex);
   flush_locked();
+  ReadScope read(*m_store);
   auto report = m_store->cleanup();
   m_known_values.clear();
   return report;
@@ -396,6 +422,7 @@ CleanupReport StorageCore::cleanup() {
 StorageStats StorageCore::stats() {
   std::lock_guard lock(m_mutex);
   flush_locked();
+  ReadScope read(*m_store);
   return m_store->stats();
 }
 

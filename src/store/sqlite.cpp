@@ -48,13 +48,13 @@ Statement& Statement::bind(int index, std::int64_t v) {
 
 Statement& Statement::bind(int index, std::string_view v) {
   if (m_done) reset();
-  sqlite3_bind_text(m_stmt, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(m_stmt, index, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   return *this;
 }
 
 Statement& Statement::bind(int index, const Id& v) {
   if (m_done) reset();
-  sqlite3_bind_blob(m_stmt, index, v.bytes.data(), static_cast<int>(v.bytes.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_blob(m_stmt, index, v.bytes.data(), static_cast<int>(v.bytes.size()), SQLITE_STATIC);
   return *this;
 }
 

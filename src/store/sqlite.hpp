@@ -24,6 +24,8 @@ using DbHandle = std::unique_ptr<sqlite3, DbCloser>;
 /// Throws the Error matching an SQLite result code, naming what was being done.
 [[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view doing);
 
+/// A prepared statement. Bound text and blobs are not copied: they must stay alive until the
+/// statement has been stepped (bind and step in one expression, or keep the data around).
 class Statement {
  public:
   Statement(sqlite3* db, std::string_view sql);

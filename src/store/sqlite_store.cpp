@@ -74,6 +74,7 @@ class SqliteStore final : public Store {
   }
 
   std::optional<CallRecord> call_by_hid(const Id& hid) override {
+    begin_read();
     auto& st = stmt(m_call_by_hid, "SELECT c.id FROM calls c WHERE c.hid = ?1");
     st.bind(1, hid);
     if (!st.step()) return std::nullopt;
@@ -83,6 +84,7 @@ class SqliteStore final : public Store {
   }
 
   std::optional<CallRecord> call_by_cid(const Id& cid) override {
+    begin_read();
     auto& st = stmt(m_call_by_cid, "SELECT id FROM calls WHERE cid = ?1 LIMIT 1");
     st.bind(1, cid);
     if (!st.step()) return std::nullopt;
@@ -92,6 +94,7 @@ class SqliteStore final : public Store {
   }
 
   std::optional<std::vector<std::byte>> value(const Id& cid) override {
+    begin_read();
     auto& st = stmt(m_value, "SELECT data IS NULL, data FROM \"values\" WHERE cid = ?1");
     st.bind(1, cid);
     if (!st.step()) return std::nullopt;
@@ -111,6 +114,7 @@ class SqliteStore final : public Store {
   }
 
   bool has_value(const Id& cid) override {
+    begin_read();
     auto& st = stmt(m_has_value, "SELECT 1 FROM \"values\" WHERE cid = ?1");
     st.bind(1, cid);
     const bool found = st.step();
@@ -119,6 +123,7 @@ class SqliteStore final : public Store {
   }
 
   std::optional<OpRecord> op(std::string_view name, std::uint32_t version) override {
+    begin_read();
     auto& st = stmt(m_op, "SELECT inputs, outputs FROM ops WHERE name = ?1 AND version = ?2");
     st.bind(1, name).bind(2, std::int64_t{version});
     if (!st.step()) return std::nullopt;
@@ -130,6 +135,7 @@ class SqliteStore final : public Store {
   void write(const WriteBatch& batch) override {
     if (batch.empty()) return;
     require_writable();
+    end_read();
     // Blob files first: content-addressed and write-once, so a crash before the commit leaves at
     // most an unreferenced file (removed by cleanup), never a row without its file.
     for (const auto& v : batch.values)
@@ -166,6 +172,7 @@ class SqliteStore final : public Store {
   }
 
   std::optional<Id> ref_cid(const Id& hid) override {
+    begin_read();
     auto& st = stmt(m_ref_cid, "SELECT cid FROM call_io WHERE hid = ?1 LIMIT 1");
     st.bind(1, hid);
     if (!st.step()) return std::nullopt;
@@ -175,12 +182,14 @@ class SqliteStore final : public Store {
   }
 
   std::optional<CallRecord> creator_of(const Id& ref_hid) override {
+    begin_read();
     auto ids = call_ids("SELECT call_id FROM call_io WHERE hid = ?1 AND dir = 1", ref_hid);
     if (ids.empty()) return std::nullopt;
     return load_call(ids.front());
   }
 
   std::vector<CallRecord> consumers_of(const Id& ref_hid) override {
+    begin_read();
     std::vector<CallRecord> out;
     for (auto id : call_ids("SELECT call_id FROM call_io WHERE hid = ?1 AND dir = 0 ORDER BY call_id", ref_hid))
       out.push_back(*load_call(id));
@@ -188,6 +197,7 @@ class SqliteStore final : public Store {
   }
 
   std::vector<CallRecord> calls_of(std::string_view op, std::optional<std::uint32_t> version) override {
+    begin_read();
     // Two ordered scans merged by call id: one query for the headers, one for all their io rows.
     const std::string filter = version ? "o.name = ?1 AND o.version = ?2" : "o.name = ?1";
     sql::Statement heads(m_db.get(), "SELECT c.id, c.hid, c.cid, o.name, o.version, c.created FROM calls c "
@@ -217,6 +227,7 @@ class SqliteStore final : public Store {
 
   std::size_t drop_calls(std::span<const Id> call_hids, bool dependents) override {
     require_writable();
+    end_read();
     sql::Transaction tx(m_db.get());
     sql::exec(m_db.get(), "CREATE TEMP TABLE IF NOT EXISTS drop_roots(hid BLOB PRIMARY KEY) WITHOUT ROWID;"
                           "CREATE TEMP TABLE IF NOT EXISTS drop_ids(id INTEGER PRIMARY KEY);"
@@ -249,6 +260,7 @@ class SqliteStore final : public Store {
 
   CleanupReport cleanup() override {
     require_writable();
+    end_read();
     CleanupReport report;
     std::vector<Id> doomed_files;
     {
@@ -276,6 +288,7 @@ class SqliteStore final : public Store {
   }
 
   StorageStats stats() override {
+    begin_read();
     StorageStats s;
     auto count = [&](const char* q) {
       sql::Statement st(m_db.get(), q);
@@ -290,7 +303,21 @@ class SqliteStore final : public Store {
     return s;
   }
 
+  void end_read() override {
+    if (!m_reading) return;
+    m_reading = false;
+    if (sqlite3_get_autocommit(m_db.get()) == 0) sql::exec(m_db.get(), "COMMIT");
+  }
+
  private:
+  /// Opens a deferred read transaction unless one is open: consecutive lookups then share one
+  /// snapshot and skip SQLite's per-statement lock round trips.
+  void begin_read() {
+    if (m_reading) return;
+    if (sqlite3_get_autocommit(m_db.get()) != 0) sql::exec(m_db.get(), "BEGIN");
+    m_reading = true;
+  }
+
   void open(const fs::path& path, bool memory) {
     const bool existed = !memory && fs::exists(path);
     if (m_options.read_only && !existed)
@@ -333,6 +360,10 @@ class SqliteStore final : public Store {
       if (!memory && !m_options.read_only) sql::exec(m_db.get(), "PRAGMA journal_mode=WAL");
     }
     if (!memory) sql::exec(m_db.get(), "PRAGMA synchronous=NORMAL");
+    // Lookups hit random index pages (ids are uniformly distributed): a large page cache and
+    // memory-mapped reads keep them off the read() path. Both grow only as pages are used.
+    sql::exec(m_db.get(), "PRAGMA cache_size=-262144");
+    if (!memory) sql::exec(m_db.get(), "PRAGMA mmap_size=1073741824");
   }
 
   void initialize(bool memory) {
@@ -455,6 +486,7 @@ class SqliteStore final : public Store {
   SqliteOptions m_options;
   sql::DbHandle m_db;
   std::optional<BlobFiles> m_blobs;
+  bool m_reading = false;
   std::unique_ptr<sql::Statement> m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op, m_upsert_op, m_put_value,
       m_put_call, m_put_io, m_ref_cid, m_op_id, m_head, m_io;
 };
