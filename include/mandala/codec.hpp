@@ -141,7 +141,11 @@ class ValueView {
 /// Errc::decode (never crashes) on truncated, malformed or trailing bytes.
 class DecodedValue {
  public:
+  /// Parses in place without copying: `bytes` must outlive this DecodedValue and its views.
   explicit DecodedValue(std::span<const std::byte> bytes);
+  /// Takes ownership of `bytes` (e.g. a temporary such as `encode_value(x)`), so views stay
+  /// valid for as long as this DecodedValue lives.
+  explicit DecodedValue(std::vector<std::byte>&& bytes);
   ~DecodedValue();
   DecodedValue(DecodedValue&&) noexcept;
   DecodedValue& operator=(DecodedValue&&) noexcept;
