@@ -46,8 +46,8 @@ std::size_t check_structure(const unsigned char* p, std::size_t n) {
                            " more values than the " + std::to_string(n - pos) + " bytes left can hold");
     const unsigned c = p[pos++];
     --pending;
-    std::uint64_t skip = 0;   // payload bytes
-    std::uint64_t values = 0; // contained values (map: keys and values)
+    std::uint64_t skip = 0;    // payload bytes
+    std::uint64_t values = 0;  // contained values (map: keys and values)
     if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
       // fixint, nil, boolean
     } else if (c <= 0x8f) {
@@ -58,16 +58,25 @@ std::size_t check_structure(const unsigned char* p, std::size_t n) {
       skip = c & 0x1fu;
     } else {
       switch (c) {
-        case 0xc4: case 0xd9: skip = big_endian(1); break;     // bin8, str8
-        case 0xc5: case 0xda: skip = big_endian(2); break;     // bin16, str16
-        case 0xc6: case 0xdb: skip = big_endian(4); break;     // bin32, str32
-        case 0xc7: skip = big_endian(1) + 1; break;            // ext8: size, type, data
-        case 0xc8: skip = big_endian(2) + 1; break;            // ext16
-        case 0xc9: skip = big_endian(4) + 1; break;            // ext32
-        case 0xcc: case 0xd0: skip = 1; break;
-        case 0xcd: case 0xd1: skip = 2; break;
-        case 0xca: case 0xce: case 0xd2: skip = 4; break;
-        case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+        case 0xc4:
+        case 0xd9: skip = big_endian(1); break;  // bin8, str8
+        case 0xc5:
+        case 0xda: skip = big_endian(2); break;  // bin16, str16
+        case 0xc6:
+        case 0xdb: skip = big_endian(4); break;      // bin32, str32
+        case 0xc7: skip = big_endian(1) + 1; break;  // ext8: size, type, data
+        case 0xc8: skip = big_endian(2) + 1; break;  // ext16
+        case 0xc9: skip = big_endian(4) + 1; break;  // ext32
+        case 0xcc:
+        case 0xd0: skip = 1; break;
+        case 0xcd:
+        case 0xd1: skip = 2; break;
+        case 0xca:
+        case 0xce:
+        case 0xd2: skip = 4; break;
+        case 0xcb:
+        case 0xcf:
+        case 0xd3: skip = 8; break;
         case 0xd4: skip = 2; break;   // fixext1: type, data
         case 0xd5: skip = 3; break;   // fixext2
         case 0xd6: skip = 5; break;   // fixext4
@@ -122,8 +131,8 @@ struct DecodedValue::Impl {
     msgpack::unpack_limit limit(lim, lim / 2, lim, lim, lim, wire::max_depth);
     std::size_t offset = 0;
     try {
-      handle = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), n, offset, reference_everything, nullptr,
-                               limit);
+      handle =
+          msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), n, offset, reference_everything, nullptr, limit);
     } catch (const msgpack::insufficient_bytes&) {
       throw_truncated(n);
     } catch (const std::bad_alloc&) {
