@@ -1,0 +1,22 @@
+# Runs PROGRAM twice with a fresh store in WORK_DIR; the first run must execute calls, the second
+# must execute none ("executed 0 calls").
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+foreach(run first second)
+  execute_process(COMMAND "${PROGRAM}" "${WORK_DIR}/store.db" WORKING_DIRECTORY "${WORK_DIR}"
+                  RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message(STATUS "${run} run:\n${out}${err}")
+  if(NOT code EQUAL 0)
+    message(FATAL_ERROR "${PROGRAM} failed (${code}) on the ${run} run")
+  endif()
+  if(run STREQUAL "first" AND out MATCHES "executed 0 calls")
+    message(FATAL_ERROR "the first run on a fresh store executed nothing")
+  endif()
+  if(run STREQUAL "second" AND NOT out MATCHES "executed 0 calls")
+    message(FATAL_ERROR "the second run recomputed calls that were stored")
+  endif()
+endforeach()
+if(NOT EXISTS "${WORK_DIR}/store.db")
+  message(FATAL_ERROR "no store file was left behind")
+endif()
+file(REMOVE_RECURSE "${WORK_DIR}")
