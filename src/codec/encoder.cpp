@@ -50,6 +50,14 @@ void canonicalize_nans(std::byte* data, std::size_t size_bytes, Bits canonical) 
   }
 }
 
+// MessagePack lengths and counts are 32-bit: larger ones must fail rather than wrap around.
+std::uint32_t checked_length(std::size_t n, const char* what) {
+  if (n > 0xFFFFFFFFull)
+    throw Error(Errc::invalid_argument, std::string(what) + " of " + std::to_string(n) +
+                                            " elements or bytes: larger than 2^32 - 1 is not supported");
+  return static_cast<std::uint32_t>(n);
+}
+
 }  // namespace
 
 void Encoder::nil() { m_out.push_back(std::byte{0xc0}); }
@@ -80,25 +88,27 @@ void Encoder::float64(double v) {
 void Encoder::string(std::string_view v) {
   ByteSink sink{};
   auto p = packer_for(m_out, sink);
-  p.pack_str(static_cast<std::uint32_t>(v.size()));
-  p.pack_str_body(v.data(), static_cast<std::uint32_t>(v.size()));
+  const std::uint32_t n = checked_length(v.size(), "string");
+  p.pack_str(n);
+  p.pack_str_body(v.data(), n);
 }
 
 void Encoder::binary(std::span<const std::byte> v) {
   ByteSink sink{};
   auto p = packer_for(m_out, sink);
-  p.pack_bin(static_cast<std::uint32_t>(v.size()));
-  p.pack_bin_body(reinterpret_cast<const char*>(v.data()), static_cast<std::uint32_t>(v.size()));
+  const std::uint32_t n = checked_length(v.size(), "binary");
+  p.pack_bin(n);
+  p.pack_bin_body(reinterpret_cast<const char*>(v.data()), n);
 }
 
 void Encoder::array_header(std::size_t n) {
   ByteSink sink{};
-  packer_for(m_out, sink).pack_array(static_cast<std::uint32_t>(n));
+  packer_for(m_out, sink).pack_array(checked_length(n, "array"));
 }
 
 void Encoder::map_header(std::size_t n) {
   ByteSink sink{};
-  packer_for(m_out, sink).pack_map(static_cast<std::uint32_t>(n));
+  packer_for(m_out, sink).pack_map(checked_length(n, "map"));
 }
 
 void Encoder::typed_array(Dtype dtype, std::span<const std::uint64_t> shape, const void* data, std::size_t size_bytes) {
@@ -131,8 +141,9 @@ void Encoder::typed_array(Dtype dtype, std::span<const std::uint64_t> shape, con
 void Encoder::pointer(std::string_view name) {
   ByteSink sink{};
   auto p = packer_for(m_out, sink);
-  p.pack_ext(name.size(), wire::ext_pointer);
-  p.pack_ext_body(name.data(), static_cast<std::uint32_t>(name.size()));
+  const std::uint32_t n = checked_length(name.size(), "value pointer name");
+  p.pack_ext(n, wire::ext_pointer);
+  p.pack_ext_body(name.data(), n);
 }
 
 void Encoder::raw(std::span<const std::byte> encoded) { m_out.insert(m_out.end(), encoded.begin(), encoded.end()); }

@@ -2,6 +2,7 @@
 // bytes, types that must stay distinct do, and container entries are sorted by encoded bytes.
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -226,6 +227,36 @@ TEST(Encoder, RejectsInconsistentTypedArrays) {
   EXPECT_NO_THROW(e.typed_array(Dtype::u8, zero_dim, data, 0));
   // Whatever the encoder accepted decodes.
   EXPECT_NO_THROW((void)DecodedValue(std::span(e.bytes()).last(3 + 2 + 16)).root().as_typed_array());
+}
+
+TEST(Encoder, RejectsLengthsAbove32Bits) {
+  // MessagePack counts and lengths are 32-bit; a larger one must not wrap around silently.
+  constexpr std::size_t too_many = std::size_t{1} << 32;
+  Encoder e;
+  auto expect_invalid = [&](auto&& write, const char* what) {
+    try {
+      write();
+      ADD_FAILURE() << what << " of 2^32 accepted, wrote " << to_hex(e.bytes());
+    } catch (const Error& err) {
+      EXPECT_EQ(err.code(), Errc::invalid_argument) << what;
+    }
+    EXPECT_EQ(e.size(), 0u) << what << ": nothing is written";
+    e.clear();
+  };
+  expect_invalid([&] { e.array_header(too_many); }, "array");
+  expect_invalid([&] { e.map_header(too_many + 5); }, "map");
+  // 4 GiB + 1 of address space that is never touched: a valid range for the views.
+  const std::size_t size = too_many + 1;
+  void* region = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (region == MAP_FAILED) GTEST_SKIP() << "cannot reserve 4 GiB of address space";
+  const std::string_view huge(static_cast<const char*>(region), size);
+  expect_invalid([&] { e.string(huge); }, "string");
+  expect_invalid([&] { e.binary(std::as_bytes(std::span(huge.data(), huge.size()))); }, "binary");
+  expect_invalid([&] { e.pointer(huge); }, "pointer");
+  ::munmap(region, size);
+  // The largest counts are fine.
+  e.array_header(0xFFFFFFFFu);
+  EXPECT_EQ(to_hex(e.bytes()), "ddffffffff");
 }
 
 TEST(Encoder, MapSortedRejectsDuplicateKeys) {
