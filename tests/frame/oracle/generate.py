@@ -1,0 +1,519 @@
+#!/usr/bin/python3
+"""Generate expected ComputationFrame tables from the original Python mandala.
+
+The original library is *imported*, never copied: put a checkout of
+github.com/amakelov/mandala on PYTHONPATH (see README.md next to this file).
+
+Every scenario below builds a fresh in-memory ``Storage``, runs a few ops and
+records one or more frames.  For each frame we store the graph description
+(``cf.get_graph_desc()``), the column order of ``cf.df(...)`` and its rows, in
+the JSON format described in ``tests/frame/data/README.md``.
+
+Usage:
+    generate.py [--out DIR] [SCENARIO ...]     # default: all scenarios into ../data
+    generate.py --check-seeds 1,2,3            # rerun under other hash seeds and
+                                                # report what depends on the seed
+
+Outputs are produced with PYTHONHASHSEED=0 (the script re-executes itself with
+it if needed): the reference iterates over Python sets when it orders columns
+and graph lines, so without a fixed seed those orders could vary between runs.
+"""
+import inspect
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_OUT = os.path.normpath(os.path.join(HERE, "..", "data"))
+
+# mandala imports pyarrow but never uses it, and Debian has no python3-pyarrow.
+# A stub on PYTHONPATH works too; this in-process stub only fills the gap.
+try:
+    import pyarrow  # noqa: F401
+except ImportError:
+    _stub = types.ModuleType("pyarrow")
+    _stub.__version__ = "0.0.1"
+    sys.modules["pyarrow"] = _stub
+
+if __name__ == "__main__" and os.environ.get("PYTHONHASHSEED") is None:
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+import pandas as pd  # noqa: E402
+from mandala.imports import Storage, op  # noqa: E402
+from mandala.model import Call, CallCollection, Ref, RefCollection, ValueCollection  # noqa: E402
+
+
+################################################################################
+### conversion of frames to JSON
+################################################################################
+def canon(cell):
+    """Canonical sort key for a cell: null < numbers (numerically) < strings < others."""
+    if cell is None:
+        return (0, 0, "")
+    if isinstance(cell, (int, float)) and not isinstance(cell, bool):
+        return (1, cell, "")
+    if isinstance(cell, str):
+        return (2, 0, cell)
+    return (3, 0, json.dumps(cell, sort_keys=True))
+
+
+def row_key(columns):
+    """Canonical sort key for rows: the tuple of cell keys in column order."""
+    return lambda row: tuple(canon(row[c]) for c in columns)
+
+
+def plain(value):
+    """A stored value as a JSON-able Python object."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        return plain(value.item())  # numpy scalar
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    raise TypeError(f"value {value!r} of type {type(value)} is not JSON-able")
+
+
+def is_null(x):
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def ref_cell(storage, x):
+    """Cell of a df(values='refs') frame -> JSON cell (the authoritative form)."""
+    if is_null(x):
+        return None
+    if isinstance(x, Ref):
+        return plain(storage.unwrap(x))
+    if isinstance(x, Call):
+        return {"call": x.op.name}
+    if isinstance(x, RefCollection):
+        return {"collection": sorted((ref_cell(storage, r) for r in x.refs), key=canon)}
+    if isinstance(x, CallCollection):
+        return {"collection": sorted((ref_cell(storage, c) for c in x.calls), key=canon)}
+    raise TypeError(f"unexpected cell {x!r} of type {type(x)}")
+
+
+def obj_cell(x):
+    """Cell of a df(values='objs') frame -> JSON cell (used for cross-checking)."""
+    if isinstance(x, Call):
+        return {"call": x.op.name}
+    if isinstance(x, CallCollection):
+        return {"collection": sorted((obj_cell(c) for c in x.calls), key=canon)}
+    if isinstance(x, ValueCollection):
+        return {"collection": sorted((plain(v) for v in x.values), key=canon)}
+    if isinstance(x, (Ref, RefCollection)):
+        raise TypeError(f"unexpected lazy cell {x!r}")
+    return plain(x)
+
+
+def same_cell(a, b):
+    """Equality modulo pandas' int -> float coercion of columns holding NaN."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_cell(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_cell(a[k], b[k]) for k in a)
+    return a == b
+
+
+def table(storage, df_refs, df_objs):
+    columns = [str(c) for c in df_refs.columns]
+    assert columns == [str(c) for c in df_objs.columns], (columns, list(df_objs.columns))
+    assert len(df_refs) == len(df_objs)
+    rows = []
+    for (_, r), (_, o) in zip(df_refs.iterrows(), df_objs.iterrows()):
+        row = {c: ref_cell(storage, r[c]) for c in columns}
+        orow = {c: obj_cell(o[c]) for c in columns}
+        assert all(same_cell(row[c], orow[c]) for c in columns), (row, orow)
+        rows.append(row)
+    rows.sort(key=row_key(columns))
+    return columns, rows
+
+
+def normalize_graph(text):
+    """Hash-seed independent form of a graph description.
+
+    The reference iterates over Python sets/dicts when it prints a graph, so the
+    order of lines of incomparable function nodes, of `a | b` alternatives and
+    (after union/intersection) of arguments depends on PYTHONHASHSEED.  Here:
+    alternatives are sorted, arguments are sorted by label, outputs keep the
+    op's output order, and the lines are sorted.
+    """
+    def alts(s):
+        return " | ".join(sorted(s.split(" | ")))
+
+    lines = []
+    for line in text.splitlines():
+        if " = " not in line and "(" not in line:  # the isolated-variables line
+            lines.append(", ".join(sorted(line.split(", "))))
+            continue
+        lhs, _, rhs = line.partition(" = ")
+        outs = []
+        for item in lhs.split(", ") if lhs else []:
+            m = re.fullmatch(r"\(?(.*?)\)?@([^@]+)", item)
+            vs = alts(m.group(1))
+            outs.append(f"({vs})@{m.group(2)}" if " | " in vs else f"{vs}@{m.group(2)}")
+        m = re.fullmatch(r"(\S+)\((.*)\)", rhs)
+        args = []
+        for arg in m.group(2).split(", ") if m.group(2) else []:
+            label, _, vs = arg.partition("=")
+            args.append(f"{label}={alts(vs)}")
+        lines.append(f"{', '.join(outs)} = {m.group(1)}({', '.join(sorted(args))})")
+    return "\n".join(sorted(lines))
+
+
+def record(cf, expr, *nodes, **df_kwargs):
+    """Graph description, structure and table of `cf.df(*nodes, **df_kwargs)`."""
+    storage = cf.storage
+    res = {
+        "expr": expr,
+        "graph": cf.get_graph_desc(),
+        "graph_normalized": normalize_graph(cf.get_graph_desc()),
+        "vars": {v: len(cf.vs[v]) for v in sorted(cf.vs)},
+        "funcs": {f: len(cf.fs[f]) for f in sorted(cf.fs)},
+        "edges": sorted([src, dst, label] for src, dst, label in cf.edges()),
+    }
+    try:
+        df_objs = cf.df(*nodes, **df_kwargs)
+        df_refs = cf.df(*nodes, values="refs", **df_kwargs)
+    except Exception as e:  # the reference fails on some frames (spec 5.8 BUG)
+        res.update(columns=None, rows=None, error=f"{type(e).__name__}: {e}")
+        return res
+    res["columns"], res["rows"] = table(storage, df_refs, df_objs)
+    return res
+
+
+################################################################################
+### scenarios
+################################################################################
+def single_func():
+    """upstream test_single_func: 10 calls of inc."""
+    storage = Storage()
+
+    @op
+    def inc(x: int) -> int:
+        return x + 1
+
+    with storage:
+        for i in range(10):
+            inc(i)
+
+    return {"df": record(storage.cf(inc), "storage.cf(inc).df()")}
+
+
+def composition():
+    """spec 5.8 verified example / upstream test_composition."""
+    storage = Storage()
+
+    @op(output_names=["y"])
+    def inc(x):
+        return x + 1
+
+    @op(output_names=["z"])
+    def add(x, y):
+        return x + y
+
+    with storage:
+        for x in range(5):
+            y = inc(x)
+            if x % 2 == 0:
+                z = add(x, y)
+
+    fwd = storage.cf(inc).expand_forward()
+    return {
+        "inc_forward": record(fwd, "storage.cf(inc).expand_forward().df()"),
+        "inc_forward_x_z": record(fwd, "storage.cf(inc).expand_forward().df('x', 'z')", "x", "z"),
+        "inc_forward_no_calls": record(
+            fwd, "storage.cf(inc).expand_forward().df(include_calls=False)", include_calls=False
+        ),
+        "add_all": record(storage.cf(add).expand_all(), "storage.cf(add).expand_all().df()"),
+        "inc_all": record(storage.cf(inc).expand_all(), "storage.cf(inc).expand_all().df()"),
+    }
+
+
+def merge():
+    """upstream test_merge: diamond inc -> (add | mul) -> final over 10 inputs."""
+    storage = Storage()
+
+    @op(output_names=["y"])
+    def inc(x):
+        return x + 1
+
+    @op(output_names=["z"])
+    def add(x, y):
+        return x + y
+
+    @op(output_names=["w"])
+    def mul(x, y):
+        return x * y
+
+    @op(output_names=["v"])
+    def final(t):
+        return t**2
+
+    with storage:
+        for x in range(10):
+            y = inc(x)
+            if x < 5:
+                z = add(x, y)
+                v = final(z)
+            else:
+                w = mul(x, y)
+                v = final(w)
+
+    cf = storage.cf(final).expand_all()
+    return {
+        "before_merge_vars": record(cf, "storage.cf(final).expand_all().df()"),
+        "after_merge_vars": record(cf.merge_vars(), "storage.cf(final).expand_all().merge_vars().df()"),
+    }
+
+
+def cycle():
+    """spec 5.5: an in-place update X = scale_data(X) becomes a cycle in the CF graph."""
+    storage = Storage()
+
+    @op(output_names=["X", "y"])
+    def get_data():
+        return [1, 2, 3, 4], [0, 1, 0, 1]
+
+    @op(output_names=["X_scaled"])
+    def scale_data(X):
+        return [v * 10 for v in X]
+
+    @op(output_names=["X_train", "X_test", "y_train", "y_test"])
+    def split(X, y):
+        return X[:2], X[2:], y[:2], y[2:]
+
+    with storage:
+        for scale in (True, False):
+            X, y = get_data()
+            if scale:
+                X = scale_data(X=X)
+            X_train, X_test, y_train, y_test = split(X=X, y=y)
+
+    cf = storage.cf(split).expand_back(recursive=True)
+    return {"split_back": record(cf, "storage.cf(split).expand_back(recursive=True).df()")}
+
+
+def branching():
+    """Two model kinds feeding one evaluation op; nulls on the branch not taken."""
+    storage = Storage()
+
+    @op(output_names=["model"])
+    def train_svm(X, y, C):
+        return f"svm(C={C},n={len(X)})"
+
+    @op(output_names=["model"])
+    def train_tree(X, y, depth):
+        return f"tree(depth={depth},n={len(X)})"
+
+    @op(output_names=["acc"])
+    def eval_model(model, X):
+        return (sum((i + 1) * ord(c) for i, c in enumerate(model)) % 89) / 100
+
+    X, y = [1, 2, 3], [0, 1, 1]
+    with storage:
+        for C in (0.1, 1.0):
+            eval_model(train_svm(X, y, C), X)
+        for depth in (2, 4):
+            eval_model(train_tree(X, y, depth), X)
+
+    cf = storage.cf(eval_model).expand_back(recursive=True)
+    return {"eval_back": record(cf, "storage.cf(eval_model).expand_back(recursive=True).df()")}
+
+
+def union():
+    """spec 8 scenario 11: union/intersection of frames sharing variable names (x, var_0)."""
+    storage = Storage()
+
+    @op
+    def add(x, y):
+        return x + y
+
+    @op
+    def square(x):
+        return x * x
+
+    with storage:
+        for x in range(4):
+            add(x, 10)
+            square(x)
+        add(7, 10)  # x=7 only reaches add, x=9 only reaches square
+        square(9)
+
+    a, s = storage.cf(add), storage.cf(square)
+    u = a | s
+    return {
+        "add": record(a, "storage.cf(add).df()"),
+        "square": record(s, "storage.cf(square).df()"),
+        "union": record(u, "(storage.cf(add) | storage.cf(square)).df()"),
+        "intersection": record(a & s, "(storage.cf(add) & storage.cf(square)).df()"),
+        "union_and_add": record(
+            u & storage.cf(add), "((storage.cf(add) | storage.cf(square)) & storage.cf(add)).df()"
+        ),
+    }
+
+
+SCENARIOS = {
+    f.__name__: f for f in (single_func, composition, merge, cycle, branching, union)
+}
+
+
+################################################################################
+### output
+################################################################################
+def render(doc):
+    """JSON text with table rows, edges and other flat lists/dicts on one line each."""
+    parts = []
+
+    def compact(o):
+        parts.append(json.dumps(o, ensure_ascii=False))
+        return f"@@PART{len(parts) - 1}@@"
+
+    def scalar(x):
+        return x is None or isinstance(x, (str, int, float, bool))
+
+    def walk(o, key=None):
+        if key == "rows" and isinstance(o, list):
+            return [compact(r) for r in o]
+        if isinstance(o, dict):
+            if o and all(scalar(v) for v in o.values()):
+                return compact(o)
+            return {k: walk(v, k) for k, v in o.items()}
+        if isinstance(o, list):
+            if all(scalar(x) for x in o):
+                return compact(o)
+            return [walk(x) for x in o]
+        return o
+
+    text = json.dumps(walk(doc), indent=2, ensure_ascii=False)
+    for i, p in enumerate(parts):
+        text = text.replace(f'"@@PART{i}@@"', p, 1)
+    return text + "\n"
+
+
+def versions():
+    import joblib
+    import numpy
+
+    sha = None
+    import mandala
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(mandala.__file__)))
+    try:
+        sha = subprocess.run(
+            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except Exception:
+        pass
+    return {
+        "python": sys.version.split()[0],
+        "pandas": pd.__version__,
+        "numpy": numpy.__version__,
+        "joblib": joblib.__version__,
+        "mandala_path": root,
+        "mandala_git_head": sha,
+        "pythonhashseed": os.environ.get("PYTHONHASHSEED"),
+    }
+
+
+def generate(names, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    for name in names:
+        fn = SCENARIOS[name]
+        doc = {
+            "scenario": name,
+            "description": inspect.getdoc(fn),
+            "source": inspect.getsource(fn),
+            "frames": fn(),
+        }
+        path = os.path.join(out_dir, f"{name}.json")
+        with open(path, "w") as f:
+            f.write(render(doc))
+        summary = ", ".join(
+            f"{k}: {'ERROR' if v['rows'] is None else len(v['rows'])} rows"
+            for k, v in doc["frames"].items()
+        )
+        print(f"{path}: {summary}")
+
+
+def normalized(frame):
+    """Seed-independent view of a frame."""
+    res = {k: frame.get(k) for k in ("graph_normalized", "vars", "funcs", "edges", "error")}
+    res["columns"] = sorted(frame["columns"] or [])
+    res["rows"] = sorted(json.dumps(r, sort_keys=True) for r in frame["rows"] or [])
+    return res
+
+
+def check_seeds(seeds):
+    with open_all(DEFAULT_OUT) as base:
+        ok = True
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                env = dict(os.environ, PYTHONHASHSEED=str(seed))
+                subprocess.run([sys.executable, __file__, "--out", tmp], env=env, check=True,
+                               stdout=subprocess.DEVNULL)
+                with open_all(tmp) as other:
+                    for name in SCENARIOS:
+                        for key, frame in base[name]["frames"].items():
+                            o = other[name]["frames"][key]
+                            if normalized(frame) != normalized(o):
+                                ok = False
+                                print(f"seed {seed}: {name}/{key}: CONTENT DIFFERS")
+                            elif (frame["graph"], frame["columns"]) != (o["graph"], o["columns"]):
+                                print(f"seed {seed}: {name}/{key}: only graph line/column order differs")
+        print("all seeds agree up to ordering" if ok else "CONTENT DIFFERS BETWEEN SEEDS")
+        return ok
+
+
+class open_all:
+    def __init__(self, d):
+        self.d = d
+
+    def __enter__(self):
+        res = {}
+        for name in SCENARIOS:
+            with open(os.path.join(self.d, f"{name}.json")) as f:
+                res[name] = json.load(f)
+        return res
+
+    def __exit__(self, *a):
+        return False
+
+
+def main(argv):
+    out = DEFAULT_OUT
+    names = []
+    it = iter(argv)
+    for a in it:
+        if a == "--out":
+            out = next(it)
+        elif a == "--check-seeds":
+            seeds = [int(s) for s in next(it).split(",")]
+            return 0 if check_seeds(seeds) else 1
+        elif a == "--versions":
+            print(json.dumps(versions(), indent=2))
+            return 0
+        elif a in SCENARIOS:
+            names.append(a)
+        else:
+            print(f"unknown argument {a!r}; scenarios: {', '.join(SCENARIOS)}", file=sys.stderr)
+            return 2
+    generate(names or list(SCENARIOS), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
