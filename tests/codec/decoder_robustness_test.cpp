@@ -298,6 +298,14 @@ TEST(DecoderRobustness, DeepNestingIsRejectedWithoutRecursion) {
   }
   deep_maps.push_back(std::byte{0xc0});
   EXPECT_FALSE(decode_error_of([&] { DecodedValue d(deep_maps); }).empty());
+  // The limit is 512 levels (docs/storage-format.md 1.5).
+  std::vector<std::byte> at_limit(512, std::byte{0x91});
+  at_limit.push_back(std::byte{0x01});
+  DecodedValue limit_value(at_limit);
+  EXPECT_EQ(limit_value.root().to_json(), std::string(512, '[') + "1" + std::string(512, ']'));
+  std::vector<std::byte> beyond(513, std::byte{0x91});
+  beyond.push_back(std::byte{0x01});
+  EXPECT_FALSE(decode_error_of([&] { DecodedValue d(beyond); }).empty());
   // Moderate nesting is fine, and renders.
   std::vector<std::byte> ok(100, std::byte{0x91});
   ok.push_back(std::byte{0x01});
