@@ -1,20 +1,13 @@
 // Validation of op declarations: every impossible declaration is an error at construction.
 
-#include <cxxabi.h>
-
 #include <set>
 
 #include "mandala/op.hpp"
+#include "util/type_name.hpp"
 
 namespace mandala::detail {
 namespace {
-std::string demangle(const std::type_info& t) {
-  int status = 0;
-  char* name = abi::__cxa_demangle(t.name(), nullptr, nullptr, &status);
-  std::string out = status == 0 && name ? name : t.name();
-  std::free(name);
-  return out;
-}
+using util::type_name;
 
 [[noreturn]] void bad(const std::string& op, const std::string& what) {
   throw Error(Errc::invalid_argument, "op '" + op + "': " + what);
@@ -64,8 +57,8 @@ std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<P
 }
 
 void throw_bad_default(const OpInfo& op, std::size_t param, const std::type_info& given, const std::type_info& wanted) {
-  bad(op.name, "the default of parameter '" + op.inputs.at(param) + "' is a " + demangle(given) +
-                   " but the parameter takes a " + demangle(wanted) + "; pass a default of exactly that type");
+  bad(op.name, "the default of parameter '" + op.inputs.at(param) + "' is a " + type_name(given) +
+                   " but the parameter takes a " + type_name(wanted) + "; pass a default of exactly that type");
 }
 
 void throw_missing_argument(const OpInfo& op, std::size_t param) {

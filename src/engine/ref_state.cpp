@@ -1,20 +1,9 @@
-#include <cxxabi.h>
-
-#include <cstdlib>
-#include <memory>
-
 #include "engine/engine.hpp"
 #include "mandala/ref.hpp"
+#include "util/type_name.hpp"
 
 namespace mandala::detail {
-namespace {
-std::string type_name(const std::type_info& t) {
-  int status = 0;
-  std::unique_ptr<char, decltype(&std::free)> name(abi::__cxa_demangle(t.name(), nullptr, nullptr, &status),
-                                                    &std::free);
-  return status == 0 && name ? std::string(name.get()) : std::string(t.name());
-}
-}  // namespace
+using util::type_name;
 
 std::vector<std::byte> load_value_bytes(const RefState& state) {
   if (!state.has_ids) throw Error(Errc::invalid_argument, "this ref has neither a value nor ids");
