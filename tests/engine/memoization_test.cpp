@@ -236,7 +236,7 @@ TEST_P(Memoization, VersionBumpInvalidatesOldCalls) {
     return md::op("scale", {"x"}, [&](double x) {
       ++runs;
       return 2 * x;
-    }, {.version = version});
+    }, {.outputs = {}, .version = version});
   };
   {
     md::Session s(storage());

@@ -159,7 +159,9 @@ TEST(SqliteStoreOpen, ReadOnlyStoreAnswersQueriesAndRefusesWrites) {
   // database itself stays byte-identical.
   const auto after = snapshot(dir.path());
   EXPECT_EQ(after.at("store.db"), before.at("store.db")) << "a read-only store must stay byte-identical";
-  if (after.contains("store.db-wal")) EXPECT_EQ(fs::file_size(dir / "store.db-wal"), 0u);
+  if (after.contains("store.db-wal")) {
+    EXPECT_EQ(fs::file_size(dir / "store.db-wal"), 0u);
+  }
   md::StorageOptions ro;
   ro.read_only = true;
   try {
