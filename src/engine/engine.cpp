@@ -175,6 +175,10 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       r.cid = slot.ref->cid;
     } else {
       if (slot.bytes.empty()) {
+        if (!slot.ref)
+          throw Error(Errc::invalid_argument, "op " + op.name + ": input '" + r.name +
+                                                  "' is an empty Ref (default-constructed); pass a value or a ref "
+                                                  "returned by an op");
         std::lock_guard lock(slot.ref->mutex);
         slot.bytes = slot.ref->encode(slot.ref->value.get());
       }
@@ -398,6 +402,76 @@ std::vector<CallInfo> StorageCore::calls_of(const std::shared_ptr<StorageCore>& 
   std::vector<CallInfo> out;
   for (const auto& rec : m_store->calls_of(op, version)) out.push_back(to_info(self, rec));
   return out;
+}
+
+std::vector<store::CallRecord> StorageCore::call_records_of(std::string_view op, std::optional<std::uint32_t> version) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  ReadScope read(*m_store);
+  return m_store->calls_of(op, version);
+}
+
+std::vector<store::CallRecord> StorageCore::creators_of_many(std::span<const Id> ref_hids) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  ReadScope read(*m_store);
+  return m_store->creators_of_many(ref_hids);
+}
+
+std::vector<store::CallRecord> StorageCore::consumers_of_many(std::span<const Id> ref_hids) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  ReadScope read(*m_store);
+  return m_store->consumers_of_many(ref_hids);
+}
+
+std::vector<store::CallRecord> StorageCore::calls_by_hids(std::span<const Id> call_hids) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  ReadScope read(*m_store);
+  return m_store->calls_by_hids(call_hids);
+}
+
+std::vector<std::optional<std::vector<std::byte>>> StorageCore::load_values(std::span<const Id> cids) {
+  std::lock_guard lock(m_mutex);
+  std::vector<std::optional<std::vector<std::byte>>> out(cids.size());
+  std::vector<Id> stored;
+  std::vector<std::size_t> stored_pos;
+  for (std::size_t i = 0; i < cids.size(); ++i) {
+    if (auto it = m_pending_values.find(cids[i]); it != m_pending_values.end()) {
+      out[i] = m_pending.values[it->second].bytes;
+    } else {
+      stored.push_back(cids[i]);
+      stored_pos.push_back(i);
+    }
+  }
+  if (stored.empty()) return out;
+  ReadScope read(*m_store);
+  auto loaded = m_store->values_many(stored);
+  for (std::size_t j = 0; j < loaded.size(); ++j) out[stored_pos[j]] = std::move(loaded[j]);
+  return out;
+}
+
+std::vector<std::string> StorageCore::op_outputs(std::string_view op, std::uint32_t version) {
+  std::lock_guard lock(m_mutex);
+  const auto key = op_key(op, version);
+  if (auto it = m_op_outputs.find(key); it != m_op_outputs.end()) return it->second;
+  ReadScope read(*m_store);
+  auto rec = m_store->op(op, version);
+  if (!rec) return {};
+  m_op_outputs[key] = rec->outputs;
+  return rec->outputs;
+}
+
+CallInfo StorageCore::info_of(const std::shared_ptr<StorageCore>& self, const store::CallRecord& record) {
+  std::lock_guard lock(m_mutex);
+  ReadScope read(*m_store);
+  return to_info(self, record);
+}
+
+std::shared_ptr<RefState> StorageCore::lazy_ref(const std::shared_ptr<StorageCore>& self, const Id& hid,
+                                                const Id& cid) {
+  return make_lazy(self, hid, cid);
 }
 
 std::size_t StorageCore::drop_calls(std::span<const Id> call_hids, Dependents dependents) {

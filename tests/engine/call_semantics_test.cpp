@@ -205,6 +205,34 @@ TEST_P(CallSemantics, MissingArgumentIsAClearError) {
   expect_error(md::Errc::invalid_argument, "missing argument 'b'", [&] { f(1); });
 }
 
+TEST_P(CallSemantics, EmptyRefArgumentIsAClearError) {
+  const auto twice = md::op("twice", {"x"}, [](int x) { return 2 * x; });
+  md::Ref<int> empty;
+  {
+    md::Session s(storage());
+    expect_error(md::Errc::invalid_argument, "empty Ref", [&] { twice(empty); });
+  }
+  expect_error(md::Errc::invalid_argument, "empty ref", [&] { twice(empty); });
+}
+
+TEST_P(CallSemantics, PlainRefsBecomeStoredInputs) {
+  const auto twice = md::op("twice", {"x"}, [](int x) { return 2 * x; });
+  auto plain = twice(21);  // no session: a plain value ref without ids
+  ASSERT_FALSE(plain.has_ids());
+  md::Id hid;
+  {
+    md::Session s(storage());
+    auto stored = twice(plain);
+    EXPECT_EQ(*stored, 84);
+    EXPECT_EQ(stored.hid(), twice(42).hid()) << "a plain ref counts as its value";
+    hid = stored.hid();
+  }
+  reopen();
+  const auto calls = storage().calls_of(twice);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].input("x")->as<int>().get(), 42);
+}
+
 TEST_P(CallSemantics, ChangedOutputsWithoutNewVersionFailAtCallTime) {
   {
     const auto f = md::op("renamed", {"x"}, [](int x) { return x; }, {.outputs = {"old"}});
