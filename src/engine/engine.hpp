@@ -46,6 +46,20 @@ class StorageCore {
   std::optional<CallInfo> call_by_hid(const std::shared_ptr<StorageCore>& self, const Id& hid);
   std::vector<CallInfo> calls_of(const std::shared_ptr<StorageCore>& self, std::string_view op,
                                  std::optional<std::uint32_t> version);
+  // Bulk queries for the ComputationFrame (src/frame): pending calls are flushed first; records
+  // come back in storage order, each call once.
+  std::vector<store::CallRecord> call_records_of(std::string_view op, std::optional<std::uint32_t> version);
+  std::vector<store::CallRecord> creators_of_many(std::span<const Id> ref_hids);
+  std::vector<store::CallRecord> consumers_of_many(std::span<const Id> ref_hids);
+  std::vector<store::CallRecord> calls_by_hids(std::span<const Id> call_hids);
+  /// Encoded bytes of each value (pending or stored; nullopt where absent), in the order of `cids`.
+  std::vector<std::optional<std::vector<std::byte>>> load_values(std::span<const Id> cids);
+  /// The op's declared output names (empty when the store does not know the op).
+  std::vector<std::string> op_outputs(std::string_view op, std::uint32_t version);
+  /// The public view of a stored call (lazy refs loading from this storage).
+  CallInfo info_of(const std::shared_ptr<StorageCore>& self, const store::CallRecord& record);
+  /// A lazy ref of this storage.
+  static std::shared_ptr<RefState> lazy_ref(const std::shared_ptr<StorageCore>& self, const Id& hid, const Id& cid);
   std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents);
   CleanupReport cleanup();
   StorageStats stats();

@@ -1,5 +1,6 @@
 // The SQLite backend of Store. Schema and on-disk rules: docs/storage-format.md.
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
@@ -221,6 +222,46 @@ class SqliteStore final : public Store {
       while (i < ids.size() && ids[i] < call_id) ++i;
       if (i == ids.size() || ids[i] != call_id) continue;
       add_io(out[i], io, 1);
+    }
+    return out;
+  }
+
+  std::vector<CallRecord> creators_of_many(std::span<const Id> ref_hids) override {
+    begin_read();
+    return load_calls(ids_where(ref_hids, "SELECT DISTINCT call_id FROM call_io WHERE dir = 1 AND hid IN ("));
+  }
+
+  std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids) override {
+    begin_read();
+    return load_calls(ids_where(ref_hids, "SELECT DISTINCT call_id FROM call_io WHERE dir = 0 AND hid IN ("));
+  }
+
+  std::vector<CallRecord> calls_by_hids(std::span<const Id> call_hids) override {
+    begin_read();
+    return load_calls(ids_where(call_hids, "SELECT id FROM calls WHERE hid IN ("));
+  }
+
+  std::vector<std::optional<std::vector<std::byte>>> values_many(std::span<const Id> cids) override {
+    begin_read();
+    std::vector<std::optional<std::vector<std::byte>>> out(cids.size());
+    std::unordered_map<Id, std::vector<std::size_t>> where;
+    for (std::size_t i = 0; i < cids.size(); ++i) where[cids[i]].push_back(i);
+    std::vector<Id> distinct;
+    distinct.reserve(where.size());
+    for (const auto& [cid, _] : where) distinct.push_back(cid);
+    std::vector<Id> in_files;
+    for_chunks(distinct, "SELECT cid, data IS NULL, data FROM \"values\" WHERE cid IN (", [&](sql::Statement& st) {
+      const Id cid = st.id(0);
+      if (st.int64(1) != 0) {
+        in_files.push_back(cid);
+        return;
+      }
+      auto bytes = st.blob(2);
+      for (auto i : where[cid]) out[i] = bytes;
+    });
+    for (const auto& cid : in_files) {
+      auto bytes = value(cid);
+      for (auto i : where[cid]) out[i] = bytes;
     }
     return out;
   }
@@ -454,6 +495,70 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  static constexpr std::size_t chunk_size = 256;
+
+  /// Runs `prefix ?,?,...)` over `ids` in chunks of at most chunk_size, calling `row` per result.
+  template <class F>
+  void for_chunks(std::span<const Id> ids, std::string_view prefix, F&& row) {
+    for (std::size_t begin = 0; begin < ids.size(); begin += chunk_size) {
+      const std::size_t n = std::min(chunk_size, ids.size() - begin);
+      auto& st = chunk_statement(prefix, n);
+      for (std::size_t i = 0; i < n; ++i) st.bind(static_cast<int>(i + 1), ids[begin + i]);
+      while (st.step()) row(st);
+      st.reset();
+    }
+  }
+
+  sql::Statement& chunk_statement(std::string_view prefix, std::size_t n) {
+    auto& slot = m_chunk_statements[std::make_pair(std::string(prefix), n)];
+    if (!slot) {
+      std::string text(prefix);
+      for (std::size_t i = 0; i < n; ++i) text += i ? ",?" : "?";
+      text += ")";
+      slot = std::make_unique<sql::Statement>(m_db.get(), text);
+    }
+    return *slot;
+  }
+
+  std::vector<std::int64_t> ids_where(std::span<const Id> ids, std::string_view prefix) {
+    std::vector<std::int64_t> out;
+    for_chunks(ids, prefix, [&](sql::Statement& st) { out.push_back(st.int64(0)); });
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+
+  /// Loads calls by storage id (sorted, unique) with two chunked queries per chunk.
+  std::vector<CallRecord> load_calls(const std::vector<std::int64_t>& ids) {
+    std::vector<CallRecord> out;
+    out.reserve(ids.size());
+    for (std::size_t begin = 0; begin < ids.size(); begin += chunk_size) {
+      const std::size_t n = std::min(chunk_size, ids.size() - begin);
+      auto& heads = chunk_statement("SELECT c.id, c.hid, c.cid, o.name, o.version, c.created FROM calls c "
+                                    "JOIN ops o ON o.id = c.op_id WHERE c.id IN (", n);
+      for (std::size_t i = 0; i < n; ++i) heads.bind(static_cast<int>(i + 1), ids[begin + i]);
+      std::unordered_map<std::int64_t, std::size_t> pos;
+      while (heads.step()) {
+        pos.emplace(heads.int64(0), out.size());
+        out.push_back(header_from(heads, 1));
+      }
+      heads.reset();
+      auto& io = chunk_statement("SELECT call_id, dir, name, hid, cid FROM call_io WHERE call_id IN (", n);
+      for (std::size_t i = 0; i < n; ++i) io.bind(static_cast<int>(i + 1), ids[begin + i]);
+      while (io.step()) {
+        auto it = pos.find(io.int64(0));
+        if (it != pos.end()) add_io(out[it->second], io, 1);
+      }
+      io.reset();
+    }
+    for (auto& r : out) {  // io rows come in primary-key order per call, but sort to be sure
+      auto by_name = [](const IoRef& a, const IoRef& b) { return a.name < b.name; };
+      std::sort(r.inputs.begin(), r.inputs.end(), by_name);
+      std::sort(r.outputs.begin(), r.outputs.end(), by_name);
+    }
+    return out;
+  }
+
   static CallRecord header_from(const sql::Statement& st, int first) {
     CallRecord r;
     r.hid = st.id(first);
@@ -487,6 +592,7 @@ class SqliteStore final : public Store {
   sql::DbHandle m_db;
   std::optional<BlobFiles> m_blobs;
   bool m_reading = false;
+  std::map<std::pair<std::string, std::size_t>, std::unique_ptr<sql::Statement>> m_chunk_statements;
   std::unique_ptr<sql::Statement> m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op, m_upsert_op, m_put_value,
       m_put_call, m_put_io, m_ref_cid, m_op_id, m_head, m_io;
 };

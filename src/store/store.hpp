@@ -72,6 +72,16 @@ class Store {
   virtual std::optional<CallRecord> creator_of(const Id& ref_hid) = 0;
   virtual std::vector<CallRecord> consumers_of(const Id& ref_hid) = 0;
   virtual std::vector<CallRecord> calls_of(std::string_view op, std::optional<std::uint32_t> version) = 0;
+  // Bulk queries (the ComputationFrame loads by index, never one query per element). Each call
+  // appears once, in storage order; unknown ids are skipped.
+  /// Calls that have an output among `ref_hids`.
+  virtual std::vector<CallRecord> creators_of_many(std::span<const Id> ref_hids) = 0;
+  /// Calls that have an input among `ref_hids`.
+  virtual std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids) = 0;
+  /// Calls whose hid is among `call_hids`.
+  virtual std::vector<CallRecord> calls_by_hids(std::span<const Id> call_hids) = 0;
+  /// The encoded bytes of each value (nullopt where absent), in the order of `cids`.
+  virtual std::vector<std::optional<std::vector<std::byte>>> values_many(std::span<const Id> cids) = 0;
   /// Removes the calls (and with `dependents`, every call downstream); returns how many.
   virtual std::size_t drop_calls(std::span<const Id> call_hids, bool dependents) = 0;
   virtual CleanupReport cleanup() = 0;
