@@ -7,3 +7,5 @@
 #include "mandala/op.hpp"      // IWYU pragma: export
 #include "mandala/ref.hpp"     // IWYU pragma: export
 #include "mandala/storage.hpp" // IWYU pragma: export
+#include "mandala/table.hpp"   // IWYU pragma: export
+#include "mandala/frame.hpp"   // IWYU pragma: export

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -73,6 +74,8 @@ struct CleanupReport {
 
 enum class Dependents { no, yes };
 
+class ComputationFrame;  // mandala/frame.hpp
+
 class Storage {
  public:
   /// A private in-memory storage.
@@ -138,6 +141,16 @@ class Storage {
   std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents = Dependents::no);
   /// Removes values (and blob files) that no stored call references.
   CleanupReport cleanup();
+
+  /// ComputationFrames over this storage (mandala/frame.hpp; pending calls included): all calls
+  /// of an op (of one version when given), refs in one variable `v`, or named sets of refs.
+  [[nodiscard]] ComputationFrame cf(std::string_view op_name, std::optional<std::uint32_t> version = std::nullopt);
+  /// All calls of the op's current version (defined in mandala/frame.hpp).
+  template <class R, class... Ps>
+  [[nodiscard]] ComputationFrame cf(const Op<R, Ps...>& op);
+  [[nodiscard]] ComputationFrame cf(const AnyRef& ref);
+  [[nodiscard]] ComputationFrame cf(const std::vector<AnyRef>& refs);
+  [[nodiscard]] ComputationFrame cf(const std::map<std::string, std::vector<AnyRef>>& vars);
 
   [[nodiscard]] const std::shared_ptr<detail::StorageCore>& core() const noexcept { return m_core; }
 

@@ -1,0 +1,182 @@
+#pragma once
+// Table: what ComputationFrame::eval() / df() return. Named columns (one per frame node) whose
+// cells are null, a value (a lazy ref), a call, or a collection of values or of calls (when one
+// row holds several elements of a node). Values load from the storage on use, in bulk for whole
+// columns; a Table stays usable while any frame or storage handle keeps the storage open.
+
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mandala/codec.hpp"
+#include "mandala/error.hpp"
+#include "mandala/id.hpp"
+#include "mandala/ref.hpp"
+#include "mandala/storage.hpp"
+
+namespace mandala {
+
+namespace detail {
+struct TableData;
+}
+
+/// How cells show values in text and exports: `values` renders each value as JSON, `refs`
+/// renders history ids (hex).
+enum class Values { values, refs };
+
+/// Ascending or descending order for Table::sorted_by.
+enum class Order { ascending, descending };
+
+/// One cell of a Table (a cheap view: the table's data is shared).
+class Cell {
+ public:
+  enum class Kind { null, value, call, values, calls };
+
+  [[nodiscard]] Kind kind() const noexcept { return m_kind; }
+  [[nodiscard]] bool is_null() const noexcept { return m_kind == Kind::null; }
+  /// Whether the cell holds several elements (a collection).
+  [[nodiscard]] bool is_collection() const noexcept { return m_kind == Kind::values || m_kind == Kind::calls; }
+  /// Number of elements: 0 for null, 1 for a value or a call.
+  [[nodiscard]] std::size_t size() const noexcept { return m_elements.size(); }
+
+  /// The value of a Kind::value cell; Errc::invalid_argument for other kinds.
+  [[nodiscard]] AnyRef ref() const;
+  /// The values of a value or values cell (sorted by history id); empty for null.
+  [[nodiscard]] std::vector<AnyRef> refs() const;
+  /// The call of a Kind::call cell; Errc::invalid_argument for other kinds.
+  [[nodiscard]] CallInfo call() const;
+  /// The calls of a call or calls cell (sorted by history id); empty for null.
+  [[nodiscard]] std::vector<CallInfo> calls() const;
+  /// History ids of the elements (sorted); empty for null.
+  [[nodiscard]] std::vector<Id> hids() const;
+  /// The decoded value of a Kind::value cell (Errc::decode when it is not a T).
+  template <class T>
+  [[nodiscard]] T as() const {
+    auto bytes = value_bytes();
+    return decode_value<T>(std::span<const std::byte>(bytes));
+  }
+  /// JSON: null; the value; an array of values; a call as {"op","hid"}; an array of calls.
+  [[nodiscard]] std::string to_json() const;
+  /// The text a printed table shows (values as JSON, or hids with Values::refs).
+  [[nodiscard]] std::string to_string(Values mode = Values::values) const;
+
+ private:
+  friend class Table;
+  Cell(std::shared_ptr<const detail::TableData> data, std::size_t column, Kind kind,
+       std::vector<std::uint32_t> elements)
+      : m_data(std::move(data)), m_column(column), m_kind(kind), m_elements(std::move(elements)) {}
+  [[nodiscard]] std::vector<std::byte> value_bytes() const;
+
+  std::shared_ptr<const detail::TableData> m_data;
+  std::size_t m_column = 0;
+  Kind m_kind = Kind::null;
+  std::vector<std::uint32_t> m_elements;  // ids in the frame's element space
+};
+
+class Table {
+ public:
+  /// An empty table (no columns, no rows).
+  Table();
+  explicit Table(std::shared_ptr<detail::TableData> data);
+
+  [[nodiscard]] std::size_t num_rows() const noexcept;
+  [[nodiscard]] std::size_t num_columns() const noexcept;
+  [[nodiscard]] bool empty() const noexcept { return num_rows() == 0; }
+  [[nodiscard]] const std::vector<std::string>& column_names() const noexcept;
+  [[nodiscard]] bool has_column(std::string_view name) const;
+  /// Whether the column holds calls (a function node) rather than values.
+  [[nodiscard]] bool is_call_column(std::string_view name) const;
+  /// Errc::invalid_argument for an unknown column or a row out of range.
+  [[nodiscard]] Cell cell(std::size_t row, std::string_view column) const;
+  [[nodiscard]] Cell cell(std::size_t row, std::size_t column) const;
+
+  /// The values of a value column decoded as T: nullopt for null cells. Values are loaded in
+  /// bulk. Errc::invalid_argument for a call column or a collection cell (use cells()),
+  /// Errc::decode when a value is not a T.
+  template <class T>
+  [[nodiscard]] std::vector<std::optional<T>> column(std::string_view name) const {
+    auto raw = column_bytes(name);
+    std::vector<std::optional<T>> out;
+    out.reserve(raw.size());
+    for (auto& b : raw) {
+      if (!b) out.emplace_back();
+      else out.emplace_back(decode_value<T>(std::span<const std::byte>(*b)));
+    }
+    return out;
+  }
+  /// All cells of a column.
+  [[nodiscard]] std::vector<Cell> cells(std::string_view name) const;
+
+  /// One row: cells by column name or index.
+  class Row {
+   public:
+    [[nodiscard]] Cell operator[](std::string_view column) const { return m_table->cell(m_row, column); }
+    [[nodiscard]] Cell operator[](std::size_t column) const { return m_table->cell(m_row, column); }
+    [[nodiscard]] std::size_t index() const noexcept { return m_row; }
+
+   private:
+    friend class Table;
+    Row(const Table* table, std::size_t row) : m_table(table), m_row(row) {}
+    const Table* m_table;
+    std::size_t m_row;
+  };
+  class iterator {
+   public:
+    using value_type = Row;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    Row operator*() const { return Row(m_table, m_row); }
+    iterator& operator++() {
+      ++m_row;
+      return *this;
+    }
+    iterator operator++(int) {
+      auto old = *this;
+      ++m_row;
+      return old;
+    }
+    friend bool operator==(const iterator& a, const iterator& b) { return a.m_row == b.m_row; }
+
+   private:
+    friend class Table;
+    iterator(const Table* table, std::size_t row) : m_table(table), m_row(row) {}
+    const Table* m_table = nullptr;
+    std::size_t m_row = 0;
+  };
+  [[nodiscard]] iterator begin() const { return {this, 0}; }
+  [[nodiscard]] iterator end() const { return {this, num_rows()}; }
+  [[nodiscard]] Row row(std::size_t index) const;
+
+  /// A copy with rows ordered by one column: numbers numerically, strings lexicographically,
+  /// other values by their JSON text; calls by op and hid; nulls last. Stable.
+  [[nodiscard]] Table sorted_by(std::string_view column, Order order = Order::ascending) const;
+  /// A copy with only the given columns (in the given order); unknown names are an error.
+  [[nodiscard]] Table select(const std::vector<std::string>& columns) const;
+
+  /// How cells render in to_text/to_markdown/to_csv (JSON export always has values as JSON).
+  [[nodiscard]] Values display() const noexcept;
+  void set_display(Values mode);
+
+  /// Aligned plain text, one line per row, with a header line.
+  [[nodiscard]] std::string to_text(std::size_t max_cell_width = 40) const;
+  /// A GitHub-flavoured Markdown table.
+  [[nodiscard]] std::string to_markdown(std::size_t max_cell_width = 80) const;
+  /// RFC 4180 CSV with a header row; null cells are empty fields.
+  [[nodiscard]] std::string to_csv() const;
+  /// A JSON array of row objects {column: cell JSON}.
+  [[nodiscard]] std::string to_json() const;
+
+  friend std::ostream& operator<<(std::ostream& os, const Table& table);
+
+ private:
+  [[nodiscard]] std::vector<std::optional<std::vector<std::byte>>> column_bytes(std::string_view name) const;
+  [[nodiscard]] std::size_t column_index(std::string_view name) const;
+  std::shared_ptr<detail::TableData> m_data;
+};
+
+}  // namespace mandala

@@ -1,0 +1,184 @@
+#include "frame/universe.hpp"
+
+#include <algorithm>
+
+namespace mandala::detail {
+
+std::uint32_t Universe::name_id(std::string_view name) {
+  std::string key(name);
+  if (auto it = m_name_index.find(key); it != m_name_index.end()) return it->second;
+  const auto id = static_cast<std::uint32_t>(m_names.size());
+  m_names.push_back(key);
+  m_name_index.emplace(std::move(key), id);
+  return id;
+}
+
+std::uint32_t Universe::find_name(std::string_view name) const {
+  auto it = m_name_index.find(std::string(name));
+  return it == m_name_index.end() ? no_name : it->second;
+}
+
+Elem Universe::intern_ref(const Id& hid, const Id& cid) {
+  if (auto it = m_ref_index.find(hid); it != m_ref_index.end()) return it->second;
+  const auto id = static_cast<Elem>(m_ref_hid.size());
+  m_ref_hid.push_back(hid);
+  m_ref_cid.push_back(cid);
+  m_ref_creator.push_back(no_elem);
+  m_ref_consumers.emplace_back();
+  m_ref_state.emplace_back();
+  m_ref_index.emplace(hid, id);
+  return id;
+}
+
+Elem Universe::intern_ref(const AnyRef& ref) {
+  if (!ref.has_ids())
+    throw Error(Errc::invalid_argument,
+                "a frame can only hold refs with ids (returned by memoized calls); this ref was made outside a "
+                "storage session");
+  const Elem id = intern_ref(ref.hid(), ref.cid());
+  if (!m_ref_state[id]) m_ref_state[id] = ref.state_ptr();
+  return id;
+}
+
+std::uint32_t Universe::label_of(std::uint32_t op, const std::string& io_name) {
+  // The original's label projection: list construction binds its elements under one label.
+  if (m_names[op] == "__make_list__" && io_name.rfind("elts_", 0) == 0) return name_id("elts");
+  return name_id(io_name);
+}
+
+Elem Universe::intern_call(const store::CallRecord& record) {
+  if (auto it = m_call_index.find(record.hid); it != m_call_index.end()) return it->second;
+  const auto id = static_cast<Elem>(m_calls.size());
+  CallRow row;
+  row.hid = record.hid;
+  row.cid = record.cid;
+  row.op = name_id(record.op);
+  row.version = record.version;
+  row.created_ms = record.created_ms;
+  row.inputs.reserve(record.inputs.size());
+  for (const auto& in : record.inputs) {
+    const Elem r = intern_ref(in.hid, in.cid);
+    row.inputs.push_back({name_id(in.name), label_of(row.op, in.name), r});
+    m_ref_consumers[r].push_back(id);
+  }
+  row.outputs.reserve(record.outputs.size());
+  for (const auto& out : record.outputs) {
+    const Elem r = intern_ref(out.hid, out.cid);
+    row.outputs.push_back({name_id(out.name), label_of(row.op, out.name), r});
+    m_ref_creator[r] = id;
+  }
+  m_calls.push_back(std::move(row));
+  m_call_index.emplace(record.hid, id);
+  return id;
+}
+
+std::vector<Elem> Universe::intern_calls(const std::vector<store::CallRecord>& records) {
+  std::vector<Elem> out;
+  out.reserve(records.size());
+  for (const auto& r : records) out.push_back(intern_call(r));
+  return out;
+}
+
+Elem Universe::find_ref(const Id& hid) const {
+  auto it = m_ref_index.find(hid);
+  return it == m_ref_index.end() ? no_elem : it->second;
+}
+
+Elem Universe::find_call(const Id& hid) const {
+  auto it = m_call_index.find(hid);
+  return it == m_call_index.end() ? no_elem : it->second;
+}
+
+AnyRef Universe::ref(Elem r) {
+  if (!m_ref_state[r]) m_ref_state[r] = StorageCore::lazy_ref(m_core, m_ref_hid[r], m_ref_cid[r]);
+  return AnyRef(m_ref_state[r]);
+}
+
+CallInfo Universe::call_info(Elem c) {
+  const CallRow& row = m_calls[c];
+  store::CallRecord rec;
+  rec.hid = row.hid;
+  rec.cid = row.cid;
+  rec.op = m_names[row.op];
+  rec.version = row.version;
+  rec.created_ms = row.created_ms;
+  for (const auto& in : row.inputs) rec.inputs.push_back({m_names[in.name], m_ref_hid[in.ref], m_ref_cid[in.ref]});
+  for (const auto& out : row.outputs)
+    rec.outputs.push_back({m_names[out.name], m_ref_hid[out.ref], m_ref_cid[out.ref]});
+  CallInfo info = m_core->info_of(m_core, rec);
+  // Share ref states with the frame (values load once).
+  for (auto& [name, ref] : info.inputs) ref = this->ref(find_ref(ref.hid()));
+  for (auto& [name, ref] : info.outputs) ref = this->ref(find_ref(ref.hid()));
+  return info;
+}
+
+const std::vector<std::string>& Universe::op_outputs(std::uint32_t op, std::uint32_t version) {
+  const std::uint64_t key = (std::uint64_t{op} << 32) | version;
+  auto it = m_op_outputs.find(key);
+  if (it == m_op_outputs.end()) it = m_op_outputs.emplace(key, m_core->op_outputs(m_names[op], version)).first;
+  return it->second;
+}
+
+std::vector<Elem> Universe::load_creators(std::span<const Elem> refs) {
+  std::vector<Id> hids;
+  hids.reserve(refs.size());
+  for (auto r : refs) hids.push_back(m_ref_hid[r]);
+  return intern_calls(m_core->creators_of_many(hids));
+}
+
+std::vector<Elem> Universe::load_consumers(std::span<const Elem> refs) {
+  std::vector<Id> hids;
+  hids.reserve(refs.size());
+  for (auto r : refs) hids.push_back(m_ref_hid[r]);
+  return intern_calls(m_core->consumers_of_many(hids));
+}
+
+std::vector<std::optional<std::vector<std::byte>>> Universe::value_bytes(std::span<const Elem> refs) {
+  std::vector<std::optional<std::vector<std::byte>>> out(refs.size());
+  std::vector<Id> cids;
+  std::vector<std::size_t> pos;
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    const auto& state = m_ref_state[refs[i]];
+    if (state) {
+      std::lock_guard lock(state->mutex);
+      if (state->value && state->encode) {
+        out[i] = state->encode(state->value.get());
+        continue;
+      }
+    }
+    cids.push_back(m_ref_cid[refs[i]]);
+    pos.push_back(i);
+  }
+  if (cids.empty()) return out;
+  auto loaded = m_core->load_values(cids);
+  for (std::size_t j = 0; j < loaded.size(); ++j) out[pos[j]] = std::move(loaded[j]);
+  return out;
+}
+
+void normalize(ElemSet& s) {
+  std::sort(s.begin(), s.end());
+  s.erase(std::unique(s.begin(), s.end()), s.end());
+}
+
+ElemSet set_union(const ElemSet& a, const ElemSet& b) {
+  ElemSet out;
+  out.reserve(a.size() + b.size());
+  std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+ElemSet set_intersection(const ElemSet& a, const ElemSet& b) {
+  ElemSet out;
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+ElemSet set_difference(const ElemSet& a, const ElemSet& b) {
+  ElemSet out;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+bool is_subset(const ElemSet& a, const ElemSet& b) { return std::includes(b.begin(), b.end(), a.begin(), a.end()); }
+
+}  // namespace mandala::detail
