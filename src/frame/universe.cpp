@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "codec/hash.hpp"
+
 namespace mandala::detail {
 
 std::uint32_t Universe::name_id(std::string_view name) {
@@ -122,8 +124,18 @@ const std::vector<std::string>& Universe::op_outputs(std::uint32_t op, std::uint
 std::vector<Elem> Universe::load_creators(std::span<const Elem> refs) {
   std::vector<Id> hids;
   hids.reserve(refs.size());
-  for (auto r : refs) hids.push_back(m_ref_hid[r]);
-  return intern_calls(m_core->creators_of_many(hids));
+  for (auto r : refs) {
+    if (m_ref_creator[r] != no_elem) continue;                    // a ref has at most one creator: loaded already
+    if (m_ref_hid[r] == codec::atom_hid(m_ref_cid[r])) continue;  // a raw input never has one
+    hids.push_back(m_ref_hid[r]);
+  }
+  std::vector<Elem> out;
+  for (auto r : refs)
+    if (m_ref_creator[r] != no_elem) out.push_back(m_ref_creator[r]);
+  if (hids.empty()) return out;
+  auto loaded = intern_calls(m_core->creators_of_many(hids));
+  out.insert(out.end(), loaded.begin(), loaded.end());
+  return out;
 }
 
 std::vector<Elem> Universe::load_consumers(std::span<const Elem> refs) {
