@@ -179,6 +179,25 @@ TEST_P(Operations, SetOperations) {
   EXPECT_THROW((void)(a | clash), md::Error);
 }
 
+TEST_P(Operations, JoinsAndDisconnectedComponents) {
+  const auto cf = storage().cf(inc).expand_forward();
+  // y's history (5 rows) joined with z's (3 rows) on x, inc, y
+  EXPECT_EQ(cf.df().num_rows(), 5u);
+  EXPECT_EQ(cf.df({.join = md::Join::inner}).num_rows(), 3u);
+  // two unconnected parts (the original raises IndexError): the union of their rows
+  const auto parts = storage().cf(label) | storage().cf(square);
+  expect_sound(parts);
+  const auto t = parts.df();
+  EXPECT_EQ(t.num_rows(), 4u);
+  EXPECT_EQ(t.num_columns(), 6u);
+  std::size_t square_rows = 0;
+  for (const auto row : t) {
+    EXPECT_NE(row["label"].is_null(), row["square"].is_null());
+    if (!row["square"].is_null()) ++square_rows;
+  }
+  EXPECT_EQ(square_rows, 1u);
+}
+
 TEST_P(Operations, Mutation) {
   auto cf = F();
   cf.drop_inplace({"label", "name"});
