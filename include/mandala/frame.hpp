@@ -306,6 +306,9 @@ class ComputationFrame {
   /// Drops the frame's calls and every call downstream of them from the storage; returns how
   /// many calls were removed. The frame itself is unchanged.
   std::size_t delete_calls();
+  /// Drops every call found in the table's cells (and every call downstream of them) from the
+  /// storage, like the original's delete_calls_from_df; e.g. the rows of a filtered df().
+  std::size_t delete_calls(const Table& table);
 
   /// Internal: the implementation (src/frame).
   [[nodiscard]] const detail::FrameImpl& impl() const noexcept { return *m_impl; }

@@ -658,4 +658,17 @@ std::size_t ComputationFrame::delete_calls() {
   return m_impl->u->core()->drop_calls(hids, Dependents::yes);
 }
 
+std::size_t ComputationFrame::delete_calls(const Table& table) {
+  std::vector<Id> hids;
+  for (const auto& column : table.column_names()) {
+    if (!table.is_call_column(column)) continue;
+    for (const auto& cell : table.cells(column))
+      for (const auto& h : cell.hids()) hids.push_back(h);
+  }
+  std::sort(hids.begin(), hids.end());
+  hids.erase(std::unique(hids.begin(), hids.end()), hids.end());
+  if (hids.empty()) return 0;
+  return m_impl->u->core()->drop_calls(hids, Dependents::yes);
+}
+
 }  // namespace mandala

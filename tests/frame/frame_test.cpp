@@ -289,6 +289,19 @@ TEST_P(Frame, DeleteCallsThroughAFrame) {
   EXPECT_EQ(rest.df().num_rows(), 3u);
 }
 
+TEST_P(Frame, DeleteCallsFoundInATable) {
+  build_inc_add();
+  auto cf = storage().cf(inc).expand_forward();
+  // the original's docs pattern: drop the calls of the rows where z > 4 (x = 2, 4), with dependents
+  const auto rows = cf.where_value<int>("z", [](int z) { return z > 4; }).df({.columns = {"add", "z"}});
+  EXPECT_EQ(rows.num_rows(), 2u);
+  EXPECT_EQ(cf.delete_calls(rows), 2u);
+  reopen();
+  EXPECT_EQ(storage().calls_of(add).size(), 1u);
+  EXPECT_EQ(storage().calls_of(inc).size(), 5u);
+  EXPECT_EQ(cf.delete_calls(md::Table()), 0u);
+}
+
 MANDALA_INSTANTIATE_BACKENDS(Frame);
 MANDALA_INSTANTIATE_BACKENDS(Pipeline);
 
