@@ -77,6 +77,11 @@ Elem Universe::intern_call(const store::CallRecord& record) {
 std::vector<Elem> Universe::intern_calls(const std::vector<store::CallRecord>& records) {
   std::vector<Elem> out;
   out.reserve(records.size());
+  std::size_t ios = 0;
+  for (const auto& r : records) ios += r.inputs.size() + r.outputs.size();
+  m_call_index.reserve(m_calls.size() + records.size());
+  m_calls.reserve(m_calls.size() + records.size());
+  m_ref_index.reserve(m_ref_hid.size() + ios);
   for (const auto& r : records) out.push_back(intern_call(r));
   return out;
 }

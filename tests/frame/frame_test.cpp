@@ -172,6 +172,22 @@ TEST_P(Frame, ExpandOneVariableOrSeveral) {
   EXPECT_THROW((void)cf.expand_back({"nope"}), md::Error);
 }
 
+TEST_P(Frame, ExpandOptions) {
+  build_inc_add();
+  const auto cf = storage().cf(add);
+  // without reuse, the input variable of inc is new even though x holds the same refs
+  const auto fresh = cf.expand_back({"y"}, md::Recursive::no, {.skip_existing = false, .reuse_existing = false});
+  expect_sound(fresh);
+  EXPECT_EQ(fresh.graph_description(), "y@y = inc(x=x_0)\nz@z = add(x=x, y=y)");
+  const auto reused = cf.expand_back({"y"});
+  EXPECT_EQ(reused.graph_description(), "y@y = inc(x=x)\nz@z = add(x=x, y=y)");
+  // skip_existing: calls already in the frame are not added again (here: none are new)
+  const auto again = reused.expand_back({"y"}, md::Recursive::no, {.skip_existing = true, .reuse_existing = true});
+  expect_sound(again);
+  EXPECT_EQ(again.nodes(), reused.nodes());
+  EXPECT_EQ(again.num_calls(), reused.num_calls());
+}
+
 // A pipeline: generate_dataset -> train_model -> eval_model.
 using Ints = std::vector<int>;
 const auto generate = md::op("generate_dataset", {"random_seed"},
