@@ -256,6 +256,9 @@ Table Table::sorted_by(std::string_view column, Order order) const {
   };
   std::vector<Key> keys(num_rows());
   const auto json = value_json(d, col);
+  // values of single-value cells, loaded in one bulk query
+  std::vector<Elem> singles;
+  std::vector<std::size_t> single_rows;
   for (std::size_t r = 0; r < num_rows(); ++r) {
     const auto elems = d.elements(col, r);
     Key& k = keys[r];
@@ -265,12 +268,17 @@ Table Table::sorted_by(std::string_view column, Order order) const {
       k.text = render(d, col, r, Values::values, json, true);
       continue;
     }
-    auto bytes = d.u->value_bytes(std::span<const Elem>(elems));
-    if (!bytes.front()) {
+    singles.push_back(elems.front());
+    single_rows.push_back(r);
+  }
+  auto loaded = d.u->value_bytes(singles);
+  for (std::size_t i = 0; i < singles.size(); ++i) {
+    Key& k = keys[single_rows[i]];
+    if (!loaded[i]) {
       k.cls = 2;
       continue;
     }
-    DecodedValue v{std::span<const std::byte>(*bytes.front())};
+    DecodedValue v{std::span<const std::byte>(*loaded[i])};
     const auto root = v.root();
     switch (root.kind()) {
       case Kind::integer:

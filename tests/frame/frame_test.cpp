@@ -188,6 +188,17 @@ TEST_P(Frame, ExpandOptions) {
   EXPECT_EQ(again.num_calls(), reused.num_calls());
 }
 
+TEST_P(Frame, FramesAndTablesKeepTheStorageOpen) {
+  build_inc_add();
+  auto cf = storage().cf(inc).expand_forward();
+  m_storage.reset();  // the Storage object is gone; the frame still reads from its store
+  const auto t = cf.df().sorted_by("x");
+  EXPECT_EQ(t.num_rows(), 5u);
+  EXPECT_EQ(*t.column<int>("z")[4], 9);
+  EXPECT_EQ(cf.calls("add").size(), 3u);
+  EXPECT_EQ(cf.refs("y").front().as<int>().get() > 0, true);
+}
+
 // A pipeline: generate_dataset -> train_model -> eval_model.
 using Ints = std::vector<int>;
 const auto generate = md::op("generate_dataset", {"random_seed"},
