@@ -77,7 +77,10 @@ std::string dot_id(const std::string& s) { return "\"" + dot_escape(s) + "\""; }
 /// A DOT label: the parts are escaped and joined with DOT's line break.
 std::string dot_label(const std::vector<std::string>& lines) {
   std::string out = "\"";
-  for (std::size_t i = 0; i < lines.size(); ++i) out += (i ? "\\n" : "") + dot_escape(lines[i]);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    out += i ? "\\n" : "";
+    out += dot_escape(lines[i]);
+  }
   return out + "\"";
 }
 
@@ -221,7 +224,9 @@ std::string ComputationFrame::to_svg(const DotOptions& options) const {
     throw Error(Errc::io, "Graphviz `dot` failed to render the frame (exit status " + std::to_string(status) + ")");
   }
   std::ifstream file(out, std::ios::binary);
-  std::string svg((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  std::ostringstream text;
+  text << file.rdbuf();
+  std::string svg = std::move(text).str();
   fs::remove(out, ec);
   return svg;
 }

@@ -281,6 +281,11 @@ ComputationFrame ComputationFrame::expand_all(ExpandOptions options) const {
   return r;
 }
 ComputationFrame& ComputationFrame::expand_all_inplace(ExpandOptions options) {
+  m_impl->m_consumers_resolved = std::make_shared<std::vector<char>>();
+  struct Reset {
+    FrameImpl& f;
+    ~Reset() { f.m_consumers_resolved.reset(); }
+  } reset{*m_impl};
   auto size = num_refs() + num_calls();
   while (true) {
     m_impl->expand(Direction::back, {}, Recursive::yes, options);

@@ -52,6 +52,8 @@ struct FrameImpl {
   void add_call(const std::string& fname, Elem call);
   void finish_adds();
   std::map<std::string, ElemSet> m_pending;
+  /// During one expansion (expand / expand_all): refs whose consumers were loaded already.
+  std::shared_ptr<std::vector<char>> m_consumers_resolved;
 
   /// Elements of the other endpoint of edge src -[label]-> dst adjacent to `elems` (which
   /// belong to dst when going back, to src when going forward).

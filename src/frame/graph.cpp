@@ -479,6 +479,16 @@ void FrameImpl::cleanup() {
 
 void FrameImpl::expand(Direction direction, const std::vector<std::string>& vars, Recursive recursive,
                        const ExpandOptions& options) {
+  // Consumers loaded once per expansion (the store is not asked twice for the same ref).
+  const bool outermost = m_consumers_resolved == nullptr;
+  if (outermost) m_consumers_resolved = std::make_shared<std::vector<char>>();
+  struct Reset {
+    FrameImpl& f;
+    bool active;
+    ~Reset() {
+      if (active) f.m_consumers_resolved.reset();
+    }
+  } reset{*this, outermost};
   if (vars.empty()) {
     while (true) {
       const auto before = nodes.size();
@@ -513,7 +523,7 @@ std::set<std::string> FrameImpl::expand_step(Direction direction, const std::set
   for (const auto& v : vars) refs = set_union(refs, expandable.at(v));
   if (refs.empty()) return {};
   // 2. Their creators / consumers, loaded in bulk.
-  auto calls = back ? u->load_creators(refs) : u->load_consumers(refs);
+  auto calls = back ? u->load_creators(refs) : u->load_consumers(refs, m_consumers_resolved.get());
   normalize(calls);
   if (options.skip_existing) {
     std::erase_if(calls, [&](Elem c) {

@@ -80,7 +80,10 @@ std::string render(const TableData& d, std::size_t col, std::size_t row, Values 
   };
   if (elems.size() == 1) return one(elems.front());
   std::string out = "[";
-  for (std::size_t i = 0; i < elems.size(); ++i) out += (i ? ", " : "") + one(elems[i]);
+  for (std::size_t i = 0; i < elems.size(); ++i) {
+    out += i ? ", " : "";
+    out += one(elems[i]);
+  }
   return out + "]";
 }
 
@@ -162,7 +165,10 @@ std::string Cell::to_json() const {
   }
   if (!is_collection()) return parts.front();
   std::string out = "[";
-  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? "," : "") + parts[i];
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    out += i ? "," : "";
+    out += parts[i];
+  }
   return out + "]";
 }
 
@@ -361,7 +367,10 @@ std::string Table::to_text(std::size_t max_cell_width) const {
     for (std::size_t c = 0; c < d.names.size(); ++c) {
       std::string s = cell_of(c);
       if (c + 1 < d.names.size()) s.resize(width[c], ' ');
-      l += (c ? "  " : "") + s;
+      {
+        l += c ? "  " : "";
+        l += s;
+      }
     }
     while (!l.empty() && l.back() == ' ') l.pop_back();
     out += l + "\n";
@@ -386,13 +395,21 @@ std::string Table::to_markdown(std::size_t max_cell_width) const {
     return out;
   };
   std::string out = "|";
-  for (const auto& n : d.names) out += " " + esc(n) + " |";
+  for (const auto& n : d.names) {
+    out += ' ';
+    out += esc(n);
+    out += " |";
+  }
   out += "\n|";
   for (std::size_t c = 0; c < d.names.size(); ++c) out += " --- |";
   out += "\n";
   for (std::size_t r = 0; r < d.rows; ++r) {
     out += "|";
-    for (std::size_t c = 0; c < d.names.size(); ++c) out += " " + esc(cols[c][r]) + " |";
+    for (std::size_t c = 0; c < d.names.size(); ++c) {
+      out += ' ';
+      out += esc(cols[c][r]);
+      out += " |";
+    }
     out += "\n";
   }
   return out;
@@ -408,10 +425,16 @@ std::string Table::to_csv() const {
     return out + "\"";
   };
   std::string out;
-  for (std::size_t c = 0; c < d.names.size(); ++c) out += (c ? "," : "") + field(d.names[c]);
+  for (std::size_t c = 0; c < d.names.size(); ++c) {
+    out += c ? "," : "";
+    out += field(d.names[c]);
+  }
   out += "\r\n";
   for (std::size_t r = 0; r < d.rows; ++r) {
-    for (std::size_t c = 0; c < d.names.size(); ++c) out += (c ? "," : "") + field(cols[c][r]);
+    for (std::size_t c = 0; c < d.names.size(); ++c) {
+      out += c ? "," : "";
+      out += field(cols[c][r]);
+    }
     out += "\r\n";
   }
   return out;
@@ -425,7 +448,10 @@ std::string Table::to_json() const {
   for (std::size_t r = 0; r < d.rows; ++r) {
     out += r ? ",\n{" : "\n{";
     for (std::size_t c = 0; c < d.names.size(); ++c) {
-      out += (c ? "," : "") + json_string(d.names[c]) + ":";
+      {
+        out += c ? "," : "";
+        out += json_string(d.names[c]) + ":";
+      }
       const auto elems = d.elements(c, r);
       if (elems.empty()) {
         out += "null";
@@ -444,7 +470,10 @@ std::string Table::to_json() const {
         out += parts.front();
       } else {
         out += "[";
-        for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? "," : "") + parts[i];
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+          out += i ? "," : "";
+          out += parts[i];
+        }
         out += "]";
       }
     }

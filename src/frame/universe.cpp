@@ -143,11 +143,25 @@ std::vector<Elem> Universe::load_creators(std::span<const Elem> refs) {
   return out;
 }
 
-std::vector<Elem> Universe::load_consumers(std::span<const Elem> refs) {
+std::vector<Elem> Universe::load_consumers(std::span<const Elem> refs, std::vector<char>* resolved) {
   std::vector<Id> hids;
   hids.reserve(refs.size());
-  for (auto r : refs) hids.push_back(m_ref_hid[r]);
-  return intern_calls(m_core->consumers_of_many(hids));
+  std::vector<Elem> out;
+  for (auto r : refs) {
+    if (resolved != nullptr) {
+      if (resolved->size() <= r) resolved->resize(m_ref_hid.size(), 0);
+      if ((*resolved)[r]) {  // asked already: the consumers are loaded
+        out.insert(out.end(), m_ref_consumers[r].begin(), m_ref_consumers[r].end());
+        continue;
+      }
+      (*resolved)[r] = 1;
+    }
+    hids.push_back(m_ref_hid[r]);
+  }
+  if (hids.empty()) return out;
+  auto loaded = intern_calls(m_core->consumers_of_many(hids));
+  out.insert(out.end(), loaded.begin(), loaded.end());
+  return out;
 }
 
 std::vector<std::optional<std::vector<std::byte>>> Universe::value_bytes(std::span<const Elem> refs) {

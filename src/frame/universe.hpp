@@ -77,7 +77,9 @@ class Universe {
 
   /// Loads creators / consumers of the refs from the storage (bulk) and interns them.
   std::vector<Elem> load_creators(std::span<const Elem> refs);
-  std::vector<Elem> load_consumers(std::span<const Elem> refs);
+  /// With `resolved` (a flag per ref, grown as needed), refs flagged already are not queried
+  /// again and the queried ones are flagged: one expansion never asks twice for the same ref.
+  std::vector<Elem> load_consumers(std::span<const Elem> refs, std::vector<char>* resolved = nullptr);
 
   /// Encoded bytes of the refs' values (in memory or loaded in bulk); nullopt where missing.
   std::vector<std::optional<std::vector<std::byte>>> value_bytes(std::span<const Elem> refs);
