@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <ostream>
+#include <set>
 #include <sstream>
 
 #include "frame/frame_impl.hpp"
@@ -178,8 +179,13 @@ std::string ComputationFrame::to_dot(const DotOptions& options) const {
       out += "  " + dot_id(name) + " [label=" + dot_label({name, count}) +
              ", color=\"#268bd2\", fillcolor=\"#e3eef8\", fontcolor=\"#073642\"];\n";
     } else {
-      out += "  " + dot_id(name) +
-             " [label=" + dot_label({name, "@op:" + n.op, plural(n.elems.size(), "call", "calls")}) +
+      std::string op_line = "@op:" + n.op;
+      if (options.verbose) {  // calls of several versions of the op
+        std::set<std::uint32_t> versions;
+        for (auto c : n.elems) versions.insert(f.u->call(c).version);
+        if (versions.size() > 1) op_line += " (" + std::to_string(versions.size()) + " versions)";
+      }
+      out += "  " + dot_id(name) + " [label=" + dot_label({name, op_line, plural(n.elems.size(), "call", "calls")}) +
              ", shape=box, style=\"filled\", color=\"#dc322f\", fillcolor=\"#fbe3e2\", fontcolor=\"#073642\"];\n";
     }
   }

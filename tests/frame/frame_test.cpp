@@ -199,6 +199,23 @@ TEST_P(Frame, FramesAndTablesKeepTheStorageOpen) {
   EXPECT_EQ(cf.refs("y").front().as<int>().get() > 0, true);
 }
 
+TEST_P(Frame, VersionsOfAnOp) {
+  const auto inc2 = md::op("inc", {"x"}, [](int x) { return x + 2; }, {.outputs = {"y"}, .version = 1});
+  {
+    md::Session s(storage());
+    inc(1);
+    inc2(1);
+    inc2(2);
+  }
+  reopen();
+  EXPECT_EQ(storage().cf(inc2).size("inc"), 2u);  // the op's current version only
+  const auto all = storage().cf("inc");           // every version
+  expect_sound(all);
+  EXPECT_EQ(all.size("inc"), 3u);
+  EXPECT_NE(all.to_dot({.verbose = true}).find("@op:inc (2 versions)"), std::string::npos);
+  EXPECT_EQ(all.df().num_rows(), 3u);
+}
+
 // A pipeline: generate_dataset -> train_model -> eval_model.
 using Ints = std::vector<int>;
 const auto generate = md::op("generate_dataset", {"random_seed"},
