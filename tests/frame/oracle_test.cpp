@@ -209,6 +209,14 @@ TEST_P(Oracle, Branching) {
   ASSERT_EQ(df.num_rows(), 4u);
   for (const auto row : df) EXPECT_NE(row["train_svm"].is_null(), row["train_tree"].is_null());
   for (const auto row : df) EXPECT_EQ(row["C"].is_null(), row["train_svm"].is_null());
+  // restricting to one branch keeps its whole computations and nothing of the other
+  const auto svm = cf.where_value<std::string>("model", [](const std::string& m) { return m.rfind("svm", 0) == 0; });
+  md::testing::expect_sound(svm);
+  EXPECT_EQ(svm.size("train_svm"), 2u);
+  EXPECT_EQ(svm.size("train_tree"), 0u);
+  EXPECT_EQ(svm.size("acc"), 2u);
+  EXPECT_EQ(svm.df().num_rows(), 2u);
+  EXPECT_EQ(svm.cleanup().fnames(), (std::vector<std::string>{"eval_model", "train_svm"}));
 }
 
 TEST_P(Oracle, Union) {
