@@ -18,7 +18,28 @@
 // - Node names are unique across variables and functions. Unknown node names are
 //   Errc::invalid_argument.
 // - A frame and the frames derived from it share the elements loaded from the storage; use them
-//   from one thread at a time. Frames keep their storage open while they live.
+//   from one thread at a time. Frames keep their storage open while they live. A frame is a
+//   snapshot: calls stored later are seen by new frames (storage.cf(...)) and by expansion, but
+//   what a frame already holds is not refreshed.
+//
+// Where this differs from the original (shared/reference/mandala-spec.md section 5):
+// - Expansion keeps the invariant: when it glues an edge onto a reused function node, the
+//   inputs/outputs of the calls already in that node join the variable too (the original leaves
+//   them out and its own _check() fails, e.g. upstream test_merge before merge_vars).
+// - merge_vars() also merges a variable into another with an equal ref set (the later name into
+//   the earlier), so such duplicates (see the previous point) disappear.
+// - df() of one node gives its values (or calls); frames of unconnected parts or of isolated
+//   variables give the union of their rows (the original raises IndexError).
+// - Empty function nodes are valid (printable, drawable); cleanup() and difference() remove
+//   empty nodes (the original's removal is a no-op).
+// - expand_*(vars, Recursive::yes) continues from the variables each step adds (the original
+//   ignores `recursive` when variables are given).
+// - New variable names split hints at the last underscore (`a_b_3` -> `a_b_4`, the original
+//   gives `a_3`); node names are unique across variables and functions.
+// - The graph description sorts `a | b` alternatives and inputs by label, and orders lines by a
+//   deterministic topological order (ties by name).
+// - isin() compares canonical encodings (content ids); the `closed` restriction variants keep
+//   whole computations, so the result satisfies the invariant.
 
 #include <cstddef>
 #include <cstdint>
