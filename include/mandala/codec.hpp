@@ -54,7 +54,8 @@ constexpr std::optional<Dtype> dtype_of() {
 }
 
 template <class T>
-concept BlockElement = dtype_of<T>().has_value();
+concept BlockElement = dtype_of<T>()
+.has_value();
 
 /// Appends canonical bytes. Containers write a header then exactly that many elements (maps:
 /// key, value, key, value...). Use write_map_sorted/write_set_sorted for unordered inputs.
@@ -255,8 +256,7 @@ struct Codec<bool> {
 };
 
 template <class T>
-  requires(std::is_integral_v<T> && !std::is_same_v<T, bool>)
-struct Codec<T> {
+requires(std::is_integral_v<T> && !std::is_same_v<T, bool>) struct Codec<T> {
   static void encode(Encoder& e, T v) {
     if constexpr (std::is_signed_v<T>) e.integer(v);
     else e.unsigned_integer(v);
@@ -343,7 +343,8 @@ struct Codec<std::array<T, N>> {
       detail::block_from_view<T>(v, out.data(), N, true);
     } else {
       if (v.kind() != Kind::array) v.fail_expected("array");
-      if (v.size() != N) detail::throw_decode("array of " + std::to_string(v.size()) + " elements, expected " + std::to_string(N));
+      if (v.size() != N)
+        detail::throw_decode("array of " + std::to_string(v.size()) + " elements, expected " + std::to_string(N));
       for (std::size_t i = 0; i < N; ++i)
         out[i] = detail::at_path(detail::index_segment(i), [&] { return Codec<T>::decode(v.at(i)); });
     }
@@ -425,10 +426,15 @@ struct Codec<std::tuple<Ts...>> {
   static std::tuple<Ts...> decode(ValueView v) {
     if (v.kind() != Kind::array) v.fail_expected("array (tuple)");
     if (v.size() != sizeof...(Ts))
-      detail::throw_decode("tuple of " + std::to_string(v.size()) + " elements, expected " + std::to_string(sizeof...(Ts)));
-    return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return std::tuple<Ts...>{detail::at_path(detail::index_segment(I), [&] { return Codec<Ts>::decode(v.at(I)); })...};
-    }(std::index_sequence_for<Ts...>{});
+      detail::throw_decode("tuple of " + std::to_string(v.size()) + " elements, expected " +
+                           std::to_string(sizeof...(Ts)));
+    return decode_elements(v, std::index_sequence_for<Ts...>{});
+  }
+
+ private:
+  template <std::size_t... I>
+  static std::tuple<Ts...> decode_elements([[maybe_unused]] ValueView v, std::index_sequence<I...>) {
+    return std::tuple<Ts...>{detail::at_path(detail::index_segment(I), [&] { return Codec<Ts>::decode(v.at(I)); })...};
   }
 };
 
@@ -480,7 +486,7 @@ struct Codec<std::variant<Ts...>> {
 #define MANDALA_PP_CAT_(a, b) a##b
 #define MANDALA_PP_CAT(a, b) MANDALA_PP_CAT_(a, b)
 #define MANDALA_PP_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, _20, \
-                          _21, _22, _23, _24, N, ...)                                                                   \
+                          _21, _22, _23, _24, N, ...)                                                                \
   N
 #define MANDALA_PP_NARGS(...) \
   MANDALA_PP_NARGS_(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
@@ -512,25 +518,25 @@ struct Codec<std::variant<Ts...>> {
 
 #define MANDALA_STRUCT_ENCODE_FIELD_(f) \
   entries.emplace_back(::mandala::encode_value(std::string(#f)), ::mandala::encode_value(v.f));
-#define MANDALA_STRUCT_DECODE_FIELD_(f)                                                                  \
-  {                                                                                                      \
-    auto field = view.find(#f);                                                                          \
-    if (!field) ::mandala::detail::throw_decode("missing field '" #f "'");                               \
+#define MANDALA_STRUCT_DECODE_FIELD_(f)                                                                           \
+  {                                                                                                               \
+    auto field = view.find(#f);                                                                                   \
+    if (!field) ::mandala::detail::throw_decode("missing field '" #f "'");                                        \
     out.f = ::mandala::detail::at_path("." #f, [&] { return ::mandala::decode_value<decltype(out.f)>(*field); }); \
   }
 
-#define MANDALA_STRUCT(Type, ...)                                                                  \
-  template <>                                                                                      \
-  struct mandala::Codec<Type> {                                                                    \
-    static void encode(::mandala::Encoder& e, const Type& v) {                                     \
-      std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries;              \
-      MANDALA_PP_EACH(MANDALA_STRUCT_ENCODE_FIELD_, __VA_ARGS__)                                   \
-      e.map_sorted(std::move(entries));                                                            \
-    }                                                                                              \
-    static Type decode(::mandala::ValueView view) {                                                \
-      if (view.kind() != ::mandala::Kind::map) view.fail_expected("map (struct " #Type ")");       \
-      Type out{};                                                                                  \
-      MANDALA_PP_EACH(MANDALA_STRUCT_DECODE_FIELD_, __VA_ARGS__)                                   \
-      return out;                                                                                  \
-    }                                                                                              \
+#define MANDALA_STRUCT(Type, ...)                                                            \
+  template <>                                                                                \
+  struct mandala::Codec<Type> {                                                              \
+    static void encode(::mandala::Encoder& e, const Type& v) {                               \
+      std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries;        \
+      MANDALA_PP_EACH(MANDALA_STRUCT_ENCODE_FIELD_, __VA_ARGS__)                             \
+      e.map_sorted(std::move(entries));                                                      \
+    }                                                                                        \
+    static Type decode(::mandala::ValueView view) {                                          \
+      if (view.kind() != ::mandala::Kind::map) view.fail_expected("map (struct " #Type ")"); \
+      Type out{};                                                                            \
+      MANDALA_PP_EACH(MANDALA_STRUCT_DECODE_FIELD_, __VA_ARGS__)                             \
+      return out;                                                                            \
+    }                                                                                        \
   }

@@ -9,16 +9,16 @@ namespace mandala {
 
 /// What kind of failure an Error reports; stable across versions (scripts may switch on it).
 enum class Errc {
-  invalid_argument,      ///< an impossible op declaration, a bad argument, a bad id
-  decode,                ///< bytes that are not a valid encoded value, or not of the expected type
-  not_found,             ///< an id or op that the storage does not hold
-  new_calls_not_allowed, ///< allow_new_calls(false) and the call is not memoized
-  io,                    ///< the file system or SQLite failed (disk full, permissions, ...)
-  corrupt_store,         ///< a file that is not a readable SQLite database, or damaged contents
-  foreign_database,      ///< an SQLite database that is not a mandala store
-  schema_mismatch,       ///< a mandala store of another schema version or encoding
-  closed,                ///< the storage behind a lazy ref was closed
-  output_mismatch,       ///< a stored call's outputs do not match the op's declared outputs
+  invalid_argument,       ///< an impossible op declaration, a bad argument, a bad id
+  decode,                 ///< bytes that are not a valid encoded value, or not of the expected type
+  not_found,              ///< an id or op that the storage does not hold
+  new_calls_not_allowed,  ///< allow_new_calls(false) and the call is not memoized
+  io,                     ///< the file system or SQLite failed (disk full, permissions, ...)
+  corrupt_store,          ///< a file that is not a readable SQLite database, or damaged contents
+  foreign_database,       ///< an SQLite database that is not a mandala store
+  schema_mismatch,        ///< a mandala store of another schema version or encoding
+  closed,                 ///< the storage behind a lazy ref was closed
+  output_mismatch,        ///< a stored call's outputs do not match the op's declared outputs
 };
 
 /// Name of an Errc ("decode", "io", ...).

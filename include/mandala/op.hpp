@@ -43,11 +43,13 @@ Ignore<std::decay_t<T>> ignore(T&& value) {
 template <class T>
 class ValuePointer {
  public:
-  ValuePointer(std::string name, std::shared_ptr<const T> object) : m_name(std::move(name)), m_object(std::move(object)) {
+  ValuePointer(std::string name, std::shared_ptr<const T> object)
+      : m_name(std::move(name)), m_object(std::move(object)) {
     if (m_name.empty()) throw Error(Errc::invalid_argument, "ValuePointer: the name must not be empty");
     if (!m_object) throw Error(Errc::invalid_argument, "ValuePointer '" + m_name + "': the object must not be null");
   }
-  ValuePointer(std::string name, T object) : ValuePointer(std::move(name), std::make_shared<const T>(std::move(object))) {}
+  ValuePointer(std::string name, T object)
+      : ValuePointer(std::move(name), std::make_shared<const T>(std::move(object))) {}
   [[nodiscard]] const std::string& name() const noexcept { return m_name; }
   [[nodiscard]] const T& object() const noexcept { return *m_object; }
 
@@ -62,7 +64,7 @@ enum class ParamKind { normal, ignored, new_arg_default };
 
 /// Declaration of one op parameter: a name, optionally a default and a kind.
 struct Param {
-  Param(const char* n) : name(n) {}  // NOLINT(google-explicit-constructor): {"x", "y"} lists
+  Param(const char* n) : name(n) {}             // NOLINT(google-explicit-constructor): {"x", "y"} lists
   Param(std::string n) : name(std::move(n)) {}  // NOLINT(google-explicit-constructor)
   std::string name;
   ParamKind kind = ParamKind::normal;
@@ -99,8 +101,8 @@ Param ignored(std::string name, T default_value) {
 }
 
 struct OpOptions {
-  std::vector<std::string> outputs;  ///< default: output_0, output_1, ...
-  std::uint32_t version = 0;         ///< bump to invalidate every stored call of the op
+  std::vector<std::string> outputs{};  ///< default: output_0, output_1, ...
+  std::uint32_t version = 0;           ///< bump to invalidate every stored call of the op
 };
 
 namespace detail {
@@ -185,8 +187,8 @@ class Op {
 
   Op(std::string name, const std::vector<Param>& params, std::function<R(const Ps&...)> fn, OpOptions options)
       : m_fn(std::move(fn)) {
-    m_info = detail::make_op_info(std::move(name), params, std::move(options), sizeof...(Ps),
-                                  detail::Outputs<R>::count);
+    m_info =
+        detail::make_op_info(std::move(name), params, std::move(options), sizeof...(Ps), detail::Outputs<R>::count);
     init_defaults(params, std::index_sequence_for<Ps...>{});
   }
 
@@ -390,10 +392,13 @@ class Op {
     } else if constexpr (!detail::is_tuple<R>::value) {
       return Ref<R>(states.at(0));
     } else {
-      return [&]<std::size_t... O>(std::index_sequence<O...>) {
-        return Result{Ref<std::tuple_element_t<O, R>>(states.at(O))...};
-      }(std::make_index_sequence<std::tuple_size_v<R>>{});
+      return wrap_tuple(states, std::make_index_sequence<std::tuple_size_v<R>>{});
     }
+  }
+
+  template <std::size_t... O>
+  static Result wrap_tuple(const std::vector<std::shared_ptr<detail::RefState>>& states, std::index_sequence<O...>) {
+    return Result{Ref<std::tuple_element_t<O, R>>(states.at(O))...};
   }
 
   std::function<R(const Ps&...)> m_fn;

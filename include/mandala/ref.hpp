@@ -25,11 +25,11 @@ using EncodeFn = std::vector<std::byte> (*)(const void* value);
 struct RefState {
   Id cid;
   Id hid;
-  bool has_ids = false;                  ///< false for values made outside any storage
-  std::weak_ptr<StorageCore> storage;    ///< where a lazy value is loaded from
+  bool has_ids = false;                ///< false for values made outside any storage
+  std::weak_ptr<StorageCore> storage;  ///< where a lazy value is loaded from
 
   mutable std::mutex mutex;
-  mutable std::shared_ptr<const void> value;    ///< the typed value once loaded or computed
+  mutable std::shared_ptr<const void> value;     ///< the typed value once loaded or computed
   mutable const std::type_info* type = nullptr;  ///< the C++ type of `value`
   mutable EncodeFn encode = nullptr;
 
@@ -99,8 +99,7 @@ class AnyRef {
  private:
   const detail::RefState& ids() const {
     const auto& s = state();
-    if (!s.has_ids)
-      throw Error(Errc::invalid_argument, "this ref was made outside a storage session and has no ids");
+    if (!s.has_ids) throw Error(Errc::invalid_argument, "this ref was made outside a storage session and has no ids");
     return s;
   }
 

@@ -61,9 +61,9 @@ struct StorageStats {
   std::uint64_t ops = 0;
   std::uint64_t calls = 0;
   std::uint64_t values = 0;
-  std::uint64_t refs = 0;          ///< distinct history ids among call inputs and outputs
+  std::uint64_t refs = 0;  ///< distinct history ids among call inputs and outputs
   std::uint64_t blob_files = 0;
-  std::uint64_t value_bytes = 0;   ///< encoded bytes of all stored values
+  std::uint64_t value_bytes = 0;  ///< encoded bytes of all stored values
 };
 
 struct CleanupReport {

@@ -224,8 +224,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       return outs;
     }
     if (!m_allow_new_calls)
-      throw Error(Errc::new_calls_not_allowed,
-                  "Call to " + op.name + " does not exist and new calls are not allowed.");
+      throw Error(Errc::new_calls_not_allowed, "Call to " + op.name + " does not exist and new calls are not allowed.");
   }
 
   // 4. Execute, outside the lock (other threads keep working). An exception propagates as is
@@ -501,8 +500,7 @@ StorageStats StorageCore::stats() {
 }
 
 std::vector<std::shared_ptr<RefState>> memoized_call(StorageCore& core, const std::shared_ptr<StorageCore>& self,
-                                                     const OpInfo& op, std::vector<InputSlot>& inputs,
-                                                     Executor& exec) {
+                                                     const OpInfo& op, std::vector<InputSlot>& inputs, Executor& exec) {
   return core.call(self, op, inputs, exec);
 }
 

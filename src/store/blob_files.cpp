@@ -17,8 +17,9 @@ namespace fs = std::filesystem;
 namespace {
 
 [[noreturn]] void throw_io(const std::string& what, const fs::path& path, int err) {
-  throw Error(Errc::io, what + " " + path.string() + ": " + std::strerror(err) +
-                            (err == ENOSPC ? " (the disk is full: free space and retry; stored calls are intact)" : ""));
+  throw Error(Errc::io,
+              what + " " + path.string() + ": " + std::strerror(err) +
+                  (err == ENOSPC ? " (the disk is full: free space and retry; stored calls are intact)" : ""));
 }
 
 class Fd {

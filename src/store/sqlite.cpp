@@ -12,15 +12,11 @@ void throw_sqlite(sqlite3* db, int rc, std::string_view doing) {
   switch (primary) {
     case SQLITE_NOTADB:
       throw Error(Errc::corrupt_store, msg + "; the file is not an SQLite database: pass the path of a mandala store");
-    case SQLITE_CORRUPT:
-      throw Error(Errc::corrupt_store, msg + "; the database is damaged: restore it from a backup");
-    case SQLITE_FULL:
-      throw Error(Errc::io, msg + "; the disk is full: free space and retry (stored calls are intact)");
-    case SQLITE_READONLY:
-      throw Error(Errc::io, msg + "; the store is read-only: open it writable to record calls");
+    case SQLITE_CORRUPT: throw Error(Errc::corrupt_store, msg + "; the database is damaged: restore it from a backup");
+    case SQLITE_FULL: throw Error(Errc::io, msg + "; the disk is full: free space and retry (stored calls are intact)");
+    case SQLITE_READONLY: throw Error(Errc::io, msg + "; the store is read-only: open it writable to record calls");
     case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      throw Error(Errc::io, msg + "; another process holds the store's lock for too long");
+    case SQLITE_LOCKED: throw Error(Errc::io, msg + "; another process holds the store's lock for too long");
     default: throw Error(Errc::io, msg);
   }
 }
@@ -33,8 +29,8 @@ void exec(sqlite3* db, const char* sql) {
 }
 
 Statement::Statement(sqlite3* db, std::string_view sql) : m_db(db) {
-  const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &m_stmt,
-                                    nullptr);
+  const int rc =
+      sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &m_stmt, nullptr);
   if (rc != SQLITE_OK) throw_sqlite(db, rc, "preparing a query");
 }
 
@@ -81,8 +77,7 @@ bool Statement::step() {
 }
 
 void Statement::run() {
-  while (step()) {
-  }
+  while (step()) {}
   reset();
 }
 
@@ -104,7 +99,8 @@ Id Statement::id(int col) const {
   const void* p = sqlite3_column_blob(m_stmt, col);
   const int n = sqlite3_column_bytes(m_stmt, col);
   if (p == nullptr || n != static_cast<int>(out.bytes.size()))
-    throw Error(Errc::corrupt_store, "an id column holds " + std::to_string(n) + " bytes instead of 16; the store is damaged");
+    throw Error(Errc::corrupt_store,
+                "an id column holds " + std::to_string(n) + " bytes instead of 16; the store is damaged");
   std::memcpy(out.bytes.data(), p, out.bytes.size());
   return out;
 }

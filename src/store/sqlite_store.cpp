@@ -147,7 +147,12 @@ class SqliteStore final : public Store {
     auto& upsert_op = stmt(m_upsert_op,
                            "INSERT INTO ops(name, version, inputs, outputs) VALUES(?1, ?2, ?3, ?4) "
                            "ON CONFLICT(name, version) DO UPDATE SET inputs = excluded.inputs");
-    for (const auto& o : batch.ops) upsert_op.bind(1, o.name).bind(2, std::int64_t{o.version}).bind(3, json_list(o.inputs)).bind(4, json_list(o.outputs)).run();
+    for (const auto& o : batch.ops)
+      upsert_op.bind(1, o.name)
+          .bind(2, std::int64_t{o.version})
+          .bind(3, json_list(o.inputs))
+          .bind(4, json_list(o.outputs))
+          .run();
 
     auto& put_value = stmt(m_put_value, "INSERT OR IGNORE INTO \"values\"(cid, size, data) VALUES(?1, ?2, ?3)");
     for (const auto& v : batch.values) {
@@ -166,8 +171,15 @@ class SqliteStore final : public Store {
       put_call.bind(1, c.hid).bind(2, c.cid).bind(3, it->second).bind(4, c.created_ms).run();
       if (sqlite3_changes(m_db.get()) == 0) continue;  // stored already (another process, or earlier)
       const std::int64_t call_id = sqlite3_last_insert_rowid(m_db.get());
-      for (const auto& in : c.inputs) put_io.bind(1, call_id).bind(2, std::int64_t{dir_in}).bind(3, in.name).bind(4, in.hid).bind(5, in.cid).run();
-      for (const auto& out : c.outputs) put_io.bind(1, call_id).bind(2, std::int64_t{dir_out}).bind(3, out.name).bind(4, out.hid).bind(5, out.cid).run();
+      for (const auto& in : c.inputs)
+        put_io.bind(1, call_id).bind(2, std::int64_t{dir_in}).bind(3, in.name).bind(4, in.hid).bind(5, in.cid).run();
+      for (const auto& out : c.outputs)
+        put_io.bind(1, call_id)
+            .bind(2, std::int64_t{dir_out})
+            .bind(3, out.name)
+            .bind(4, out.hid)
+            .bind(5, out.cid)
+            .run();
     }
     tx.commit();
   }
@@ -201,11 +213,14 @@ class SqliteStore final : public Store {
     begin_read();
     // Two ordered scans merged by call id: one query for the headers, one for all their io rows.
     const std::string filter = version ? "o.name = ?1 AND o.version = ?2" : "o.name = ?1";
-    sql::Statement heads(m_db.get(), "SELECT c.id, c.hid, c.cid, o.name, o.version, c.created FROM calls c "
-                                     "JOIN ops o ON o.id = c.op_id WHERE " + filter + " ORDER BY c.id");
-    sql::Statement io(m_db.get(), "SELECT io.call_id, io.dir, io.name, io.hid, io.cid FROM call_io io "
-                                  "JOIN calls c ON c.id = io.call_id JOIN ops o ON o.id = c.op_id WHERE " + filter +
-                                  " ORDER BY io.call_id");
+    sql::Statement heads(m_db.get(),
+                         "SELECT c.id, c.hid, c.cid, o.name, o.version, c.created FROM calls c "
+                         "JOIN ops o ON o.id = c.op_id WHERE " +
+                             filter + " ORDER BY c.id");
+    sql::Statement io(m_db.get(),
+                      "SELECT io.call_id, io.dir, io.name, io.hid, io.cid FROM call_io io "
+                      "JOIN calls c ON c.id = io.call_id JOIN ops o ON o.id = c.op_id WHERE " +
+                          filter + " ORDER BY io.call_id");
     for (auto* st : {&heads, &io}) {
       st->bind(1, op);
       if (version) st->bind(2, std::int64_t{*version});
@@ -270,9 +285,10 @@ class SqliteStore final : public Store {
     require_writable();
     end_read();
     sql::Transaction tx(m_db.get());
-    sql::exec(m_db.get(), "CREATE TEMP TABLE IF NOT EXISTS drop_roots(hid BLOB PRIMARY KEY) WITHOUT ROWID;"
-                          "CREATE TEMP TABLE IF NOT EXISTS drop_ids(id INTEGER PRIMARY KEY);"
-                          "DELETE FROM temp.drop_roots; DELETE FROM temp.drop_ids;");
+    sql::exec(m_db.get(),
+              "CREATE TEMP TABLE IF NOT EXISTS drop_roots(hid BLOB PRIMARY KEY) WITHOUT ROWID;"
+              "CREATE TEMP TABLE IF NOT EXISTS drop_ids(id INTEGER PRIMARY KEY);"
+              "DELETE FROM temp.drop_roots; DELETE FROM temp.drop_ids;");
     {
       sql::Statement put(m_db.get(), "INSERT OR IGNORE INTO temp.drop_roots(hid) VALUES(?1)");
       for (const auto& h : call_hids) put.bind(1, h).run();
@@ -365,7 +381,7 @@ class SqliteStore final : public Store {
       throw Error(Errc::not_found, "no store at " + path.string() + " (opened read-only, so none is created)");
     if (existed && fs::is_directory(path))
       throw Error(Errc::invalid_argument, path.string() + " is a directory; pass the path of a store file");
-    int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+    int flags = SQLITE_OPEN_NOMUTEX;
     flags |= m_options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     const std::string name = memory ? std::string(":memory:") : path.string();
     sqlite3* raw = nullptr;
@@ -387,14 +403,13 @@ class SqliteStore final : public Store {
       throw Error(e.code(), "cannot open store " + name + ": " + e.what());
     }
     if (app_id != application_id && !(app_id == 0 && tables == 0)) {
-      throw Error(Errc::foreign_database,
-                  name + " is an SQLite database but not a mandala store (application_id " + std::to_string(app_id) +
-                      ", " + std::to_string(tables) + " schema objects); it was not modified: pass a mandala store file "
-                      "or a new path");
+      throw Error(Errc::foreign_database, name + " is an SQLite database but not a mandala store (application_id " +
+                                              std::to_string(app_id) + ", " + std::to_string(tables) +
+                                              " schema objects); it was not modified: pass a mandala store file "
+                                              "or a new path");
     }
     if (tables == 0) {
-      if (m_options.read_only)
-        throw Error(Errc::foreign_database, name + " is an empty database, not a mandala store");
+      if (m_options.read_only) throw Error(Errc::foreign_database, name + " is an empty database, not a mandala store");
       initialize(memory);
     } else {
       check_meta(name);
@@ -443,19 +458,19 @@ class SqliteStore final : public Store {
       sql::Statement st(m_db.get(), "SELECT key, value FROM meta");
       while (st.step()) meta[st.text(0)] = st.text(1);
     } catch (const Error&) {
-      throw Error(Errc::corrupt_store, name + " is marked as a mandala store but has no readable meta table; it is "
-                                              "damaged: restore it from a backup");
+      throw Error(Errc::corrupt_store, name +
+                                           " is marked as a mandala store but has no readable meta table; it is "
+                                           "damaged: restore it from a backup");
     }
     if (meta["format"] != format_name)
       throw Error(Errc::foreign_database, name + " is not a mandala store (meta format '" + meta["format"] + "')");
     const std::string& v = meta["schema_version"];
     if (v != std::to_string(schema_version)) {
       const bool newer = !v.empty() && std::stoll(v) > schema_version;
-      throw Error(Errc::schema_mismatch,
-                  name + " has schema version " + v + " but this mandala reads version " +
-                      std::to_string(schema_version) +
-                      (newer ? ": it was written by a newer mandala; upgrade mandala to open it"
-                             : ": migrate it with the mandala version that wrote it"));
+      throw Error(Errc::schema_mismatch, name + " has schema version " + v + " but this mandala reads version " +
+                                             std::to_string(schema_version) +
+                                             (newer ? ": it was written by a newer mandala; upgrade mandala to open it"
+                                                    : ": migrate it with the mandala version that wrote it"));
     }
     if (meta["hash"] != codec::hash_name || meta["encoding"] != wire::encoding_name)
       throw Error(Errc::schema_mismatch, name + " uses hash '" + meta["hash"] + "' and encoding '" + meta["encoding"] +
@@ -534,8 +549,10 @@ class SqliteStore final : public Store {
     out.reserve(ids.size());
     for (std::size_t begin = 0; begin < ids.size(); begin += chunk_size) {
       const std::size_t n = std::min(chunk_size, ids.size() - begin);
-      auto& heads = chunk_statement("SELECT c.id, c.hid, c.cid, o.name, o.version, c.created FROM calls c "
-                                    "JOIN ops o ON o.id = c.op_id WHERE c.id IN (", n);
+      auto& heads = chunk_statement(
+          "SELECT c.id, c.hid, c.cid, o.name, o.version, c.created FROM calls c "
+          "JOIN ops o ON o.id = c.op_id WHERE c.id IN (",
+          n);
       for (std::size_t i = 0; i < n; ++i) heads.bind(static_cast<int>(i + 1), ids[begin + i]);
       std::unordered_map<std::int64_t, std::size_t> pos;
       while (heads.step()) {
@@ -575,8 +592,9 @@ class SqliteStore final : public Store {
   }
 
   std::optional<CallRecord> load_call(std::int64_t id) {
-    auto& head = stmt(m_head, "SELECT c.hid, c.cid, o.name, o.version, c.created FROM calls c "
-                              "JOIN ops o ON o.id = c.op_id WHERE c.id = ?1");
+    auto& head = stmt(m_head,
+                      "SELECT c.hid, c.cid, o.name, o.version, c.created FROM calls c "
+                      "JOIN ops o ON o.id = c.op_id WHERE c.id = ?1");
     head.bind(1, id);
     if (!head.step()) return std::nullopt;
     CallRecord r = header_from(head, 0);

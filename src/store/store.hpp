@@ -28,9 +28,9 @@ struct CallRecord {
   Id cid;
   std::string op;
   std::uint32_t version = 0;
-  std::vector<IoRef> inputs;   ///< sorted by name
-  std::vector<IoRef> outputs;  ///< sorted by name
-  std::int64_t created_ms = 0; ///< unix time in milliseconds
+  std::vector<IoRef> inputs;    ///< sorted by name
+  std::vector<IoRef> outputs;   ///< sorted by name
+  std::int64_t created_ms = 0;  ///< unix time in milliseconds
 };
 
 struct OpRecord {

@@ -13,7 +13,7 @@ namespace mandala::util {
 inline std::string type_name(const std::type_info& type) {
   int status = 0;
   std::unique_ptr<char, decltype(&std::free)> name(abi::__cxa_demangle(type.name(), nullptr, nullptr, &status),
-                                                    &std::free);
+                                                   &std::free);
   return status == 0 && name ? std::string(name.get()) : std::string(type.name());
 }
 }  // namespace mandala::util

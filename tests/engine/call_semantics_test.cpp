@@ -38,13 +38,13 @@ TEST_P(CallSemantics, SignaturesWithDefaultsAndSeveralOutputs) {
   // The original's add(x, *args, y=1, **kwargs), adapted: C++ has fixed arity, so variadic
   // parts are explicit vector/map parameters with defaults.
   using Extra = std::map<std::string, int>;
-  const auto f = md::op(
-      "sig_add", {"x", md::arg("args", std::vector<int>{}), md::arg("y", 1), md::arg("kwargs", Extra{})},
-      [](int x, const std::vector<int>& args, int y, const Extra& kwargs) {
-        const int total = x + y + std::accumulate(args.begin(), args.end(), 0);
-        return std::tuple{total, kwargs};
-      },
-      {.outputs = {"sum", "extra"}});
+  const auto f =
+      md::op("sig_add", {"x", md::arg("args", std::vector<int>{}), md::arg("y", 1), md::arg("kwargs", Extra{})},
+             [](int x, const std::vector<int>& args, int y, const Extra& kwargs) {
+               const int total = x + y + std::accumulate(args.begin(), args.end(), 0);
+               return std::tuple{total, kwargs};
+             },
+             {.outputs = {"sum", "extra"}});
   md::Session s(storage());
   EXPECT_EQ(*std::get<0>(f(1)), 2);
   EXPECT_EQ(*std::get<0>(f(1, std::vector<int>{2, 3})), 7);
@@ -136,13 +136,13 @@ TEST_P(CallSemantics, NewArgDefaultReusesCallsMadeBeforeTheParameterExisted) {
 TEST_P(CallSemantics, NewArgDefaultWithCompoundValuesAndRefs) {
   std::atomic<int> runs{0};
   using Vec = std::vector<double>;
-  const auto f = md::op("nad_vec", {"x", md::new_arg("w", std::optional<Vec>{})},
-                        [&](const Vec& x, const std::optional<Vec>& w) {
-                          ++runs;
-                          double s = 0;
-                          for (std::size_t i = 0; i < x.size(); ++i) s += x[i] * (w ? (*w)[i] : 1.0);
-                          return s;
-                        });
+  const auto f =
+      md::op("nad_vec", {"x", md::new_arg("w", std::optional<Vec>{})}, [&](const Vec& x, const std::optional<Vec>& w) {
+        ++runs;
+        double s = 0;
+        for (std::size_t i = 0; i < x.size(); ++i) s += x[i] * (w ? (*w)[i] : 1.0);
+        return s;
+      });
   md::Session s(storage());
   auto a = f(Vec{1, 2});
   auto b = f(Vec{1, 2}, std::optional<Vec>{});
@@ -185,17 +185,22 @@ TEST(OpDeclaration, ImpossibleDeclarationsFailAtConstruction) {
   auto two = [](int a, int b) { return a + b; };
   expect_error(md::Errc::invalid_argument, "takes 2 parameters but 1 names", [&] { md::op("f", {"a"}, two); });
   expect_error(md::Errc::invalid_argument, "used twice", [&] { md::op("f", {"a", "a"}, two); });
-  expect_error(md::Errc::invalid_argument, "clashes with an input",
-               [&] { md::op("f", {"a", "x"}, two, {.outputs = {"x"}}); });
-  expect_error(md::Errc::invalid_argument, "inputs named output_N need explicit output names",
-               [&] { md::op("f", {"a", "output_0"}, two); });
-  expect_error(md::Errc::invalid_argument, "returns 1 outputs but 2 output names",
-               [&] { md::op("f", {"a", "b"}, two, {.outputs = {"p", "q"}}); });
+  expect_error(md::Errc::invalid_argument, "clashes with an input", [&] {
+    md::op("f", {"a", "x"}, two, {.outputs = {"x"}});
+  });
+  expect_error(md::Errc::invalid_argument, "inputs named output_N need explicit output names", [&] {
+    md::op("f", {"a", "output_0"}, two);
+  });
+  expect_error(md::Errc::invalid_argument, "returns 1 outputs but 2 output names", [&] {
+    md::op("f", {"a", "b"}, two, {.outputs = {"p", "q"}});
+  });
   expect_error(md::Errc::invalid_argument, "non-empty name", [&] { md::op("", {"a", "b"}, two); });
-  expect_error(md::Errc::invalid_argument, "default of parameter 'b' is a double",
-               [&] { md::op("f", {"a", md::arg("b", 1.0)}, two); });
-  expect_error(md::Errc::invalid_argument, "has no default but follows",
-               [&] { md::op("f", {md::arg("a", 1), "b"}, two); });
+  expect_error(md::Errc::invalid_argument, "default of parameter 'b' is a double", [&] {
+    md::op("f", {"a", md::arg("b", 1.0)}, two);
+  });
+  expect_error(md::Errc::invalid_argument, "has no default but follows", [&] {
+    md::op("f", {md::arg("a", 1), "b"}, two);
+  });
   EXPECT_NO_THROW(md::op("f", {"a", "output_0"}, two, {.outputs = {"sum"}}));
 }
 

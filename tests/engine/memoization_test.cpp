@@ -118,8 +118,7 @@ TEST_P(Memoization, ExceptionInSessionKeepsEarlierCalls) {
     inc(1);
     inc(2);
     throw std::runtime_error("user code failed");
-  } catch (const std::runtime_error&) {
-  }
+  } catch (const std::runtime_error&) {}
   reopen();
   md::Session s(storage());
   inc(1);
@@ -182,8 +181,11 @@ TEST_P(Memoization, DefaultsAreAppliedBeforeHashing) {
 }
 
 TEST_P(Memoization, TupleOutputsAreSeparateRefs) {
-  const auto divmod = md::op(
-      "divmod", {"a", "b"}, [](int a, int b) { return std::tuple{a / b, a % b}; }, {.outputs = {"q", "r"}});
+  const auto divmod = md::op("divmod", {"a", "b"},
+                             [](int a, int b) {
+                               return std::tuple{a / b, a % b};
+                             },
+                             {.outputs = {"q", "r"}});
   md::Id q_hid;
   {
     md::Session s(storage());
@@ -233,10 +235,12 @@ TEST_P(Memoization, VoidAndNullaryOpsAreRecorded) {
 TEST_P(Memoization, VersionBumpInvalidatesOldCalls) {
   std::atomic<int> runs{0};
   auto make = [&](std::uint32_t version) {
-    return md::op("scale", {"x"}, [&](double x) {
-      ++runs;
-      return 2 * x;
-    }, {.outputs = {}, .version = version});
+    return md::op("scale", {"x"},
+                  [&](double x) {
+                    ++runs;
+                    return 2 * x;
+                  },
+                  {.outputs = {}, .version = version});
   };
   {
     md::Session s(storage());

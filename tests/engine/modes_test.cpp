@@ -54,12 +54,13 @@ TEST_P(Modes, NestingOfModes) {
 
 TEST_P(Modes, NoopCallsThePlainFunction) {
   using Vec = std::vector<int>;
-  const auto f = md::op("f", {"p", "xs", "v", md::new_arg("scale", 1)}, [](const Vec& p, const Vec& xs, int v, int scale) {
-    int s = v;
-    for (int x : p) s += x;
-    for (int x : xs) s += x;
-    return s * scale;
-  });
+  const auto f =
+      md::op("f", {"p", "xs", "v", md::new_arg("scale", 1)}, [](const Vec& p, const Vec& xs, int v, int scale) {
+        int s = v;
+        for (int x : p) s += x;
+        for (int x : xs) s += x;
+        return s * scale;
+      });
   md::Session s(storage(), md::Mode::noop);
   auto r = f(md::ValuePointer<Vec>("P", Vec{1, 2}), Vec{1}, md::ignore(2));
   EXPECT_EQ(*r, 6);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "mandala/mandala.hpp"
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 namespace md = mandala;
@@ -30,7 +31,8 @@ std::string program_ids(md::Storage& storage) {
   auto y = inc(1);
   auto z = inc(y);
   auto p = pair_up("k", z);
-  for (const md::AnyRef& r : {md::AnyRef(y), md::AnyRef(z), md::AnyRef(p)}) out += r.cid().hex() + " " + r.hid().hex() + "\n";
+  for (const md::AnyRef& r : {md::AnyRef(y), md::AnyRef(z), md::AnyRef(p)})
+    out += r.cid().hex() + " " + r.hid().hex() + "\n";
   return out;
 }
 
@@ -63,8 +65,7 @@ TEST(Processes, SameProgramSameIdsInTwoProcesses) {
             0);
   md::Storage storage;
   const std::string mine = program_ids(storage);
-  std::ifstream in(ids_file);
-  const std::string theirs((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string theirs = md::testing::read_file(ids_file);
   EXPECT_EQ(mine, theirs);
   EXPECT_EQ(std::count(mine.begin(), mine.end(), '\n'), 3);
 }

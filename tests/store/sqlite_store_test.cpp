@@ -9,6 +9,7 @@
 #include <random>
 
 #include "mandala/mandala.hpp"
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 namespace md = mandala;
@@ -23,8 +24,7 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
     if (!e.is_regular_file()) continue;
-    std::ifstream in(e.path(), std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string bytes = md::testing::read_file(e.path());
     out[e.path().lexically_relative(dir).string()] =
         std::to_string(bytes.size()) + " bytes, hash " + std::to_string(std::hash<std::string>{}(bytes));
   }

@@ -26,8 +26,8 @@ class BackendTest : public ::testing::TestWithParam<Backend> {
   void open(StorageOptions options = {}) {
     m_options = options;
     m_storage.reset();
-    m_storage = GetParam() == Backend::memory ? std::make_unique<Storage>()
-                                              : std::make_unique<Storage>(db_path(), options);
+    m_storage =
+        GetParam() == Backend::memory ? std::make_unique<Storage>() : std::make_unique<Storage>(db_path(), options);
   }
   /// Closes and reopens a file store; keeps an in-memory one.
   void reopen() {
@@ -42,10 +42,9 @@ class BackendTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<Storage> m_storage;
 };
 
-#define MANDALA_INSTANTIATE_BACKENDS(Suite)                                                              \
-  INSTANTIATE_TEST_SUITE_P(Backends, Suite,                                                              \
-                           ::testing::Values(::mandala::testing::Backend::memory,                        \
-                                             ::mandala::testing::Backend::file),                         \
+#define MANDALA_INSTANTIATE_BACKENDS(Suite)                                                                           \
+  INSTANTIATE_TEST_SUITE_P(Backends, Suite,                                                                           \
+                           ::testing::Values(::mandala::testing::Backend::memory, ::mandala::testing::Backend::file), \
                            ::mandala::testing::backend_name)
 
 }  // namespace mandala::testing

@@ -58,8 +58,7 @@ Id content_id(std::span<const std::byte> encoded);
 /// Memoized call: lookup by history, then by content, else `exec.run()` (unless new calls are
 /// disallowed). Returns the outputs in declared order. Thread-safe.
 std::vector<std::shared_ptr<RefState>> memoized_call(StorageCore& core, const std::shared_ptr<StorageCore>& self,
-                                                     const OpInfo& op, std::vector<InputSlot>& inputs,
-                                                     Executor& exec);
+                                                     const OpInfo& op, std::vector<InputSlot>& inputs, Executor& exec);
 
 /// The innermost session of this thread; nullptr when there is none.
 struct ContextEntry {
