@@ -76,22 +76,15 @@ class SqliteStore final : public Store {
 
   std::optional<CallRecord> call_by_hid(const Id& hid) override {
     begin_read();
-    auto& st = stmt(m_call_by_hid, "SELECT c.id FROM calls c WHERE c.hid = ?1");
-    st.bind(1, hid);
-    if (!st.step()) return std::nullopt;
-    const auto id = st.int64(0);
-    st.reset();
-    return load_call(id);
+    return whole_call(stmt(m_call_by_hid, std::string(whole_call_sql) + "c.hid = ?1 ORDER BY io.dir, io.name"), hid);
   }
 
   std::optional<CallRecord> call_by_cid(const Id& cid) override {
     begin_read();
-    auto& st = stmt(m_call_by_cid, "SELECT id FROM calls WHERE cid = ?1 LIMIT 1");
-    st.bind(1, cid);
-    if (!st.step()) return std::nullopt;
-    const auto id = st.int64(0);
-    st.reset();
-    return load_call(id);
+    return whole_call(
+        stmt(m_call_by_cid, std::string(whole_call_sql) + "c.id = (SELECT id FROM calls WHERE cid = ?1 LIMIT 1) "
+                                                          "ORDER BY io.dir, io.name"),
+        cid);
   }
 
   std::optional<std::vector<std::byte>> value(const Id& cid) override {
@@ -589,6 +582,22 @@ class SqliteStore final : public Store {
   static void add_io(CallRecord& r, const sql::Statement& st, int first) {
     IoRef ref{st.text(first + 1), st.id(first + 2), st.id(first + 3)};
     (st.int64(first) == dir_in ? r.inputs : r.outputs).push_back(std::move(ref));
+  }
+
+  /// One call with its inputs and outputs in one statement (the lookup hot path): one row per
+  /// input/output, or a single row with NULL io columns for a call without any.
+  static constexpr const char* whole_call_sql =
+      "SELECT c.hid, c.cid, o.name, o.version, c.created, io.dir, io.name, io.hid, io.cid FROM calls c "
+      "JOIN ops o ON o.id = c.op_id LEFT JOIN call_io io ON io.call_id = c.id WHERE ";
+
+  static std::optional<CallRecord> whole_call(sql::Statement& st, const Id& key) {
+    st.bind(1, key);
+    if (!st.step()) return std::nullopt;
+    CallRecord r = header_from(st, 0);
+    do {
+      if (!st.is_null(5)) add_io(r, st, 5);
+    } while (st.step());
+    return r;
   }
 
   std::optional<CallRecord> load_call(std::int64_t id) {
