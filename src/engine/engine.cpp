@@ -134,7 +134,7 @@ void StorageCore::record_locked(store::CallRecord record) {
   auto ptr = std::make_shared<const store::CallRecord>(std::move(record));
   m_pending_by_hid.emplace(ptr->hid, ptr);
   m_pending_by_cid.emplace(ptr->cid, ptr);
-  m_pending_calls.push_back(std::move(ptr));
+  m_pending.calls.push_back(std::move(ptr));
 }
 
 std::vector<std::shared_ptr<RefState>> StorageCore::lazy_outputs(const std::shared_ptr<StorageCore>& self,
@@ -289,7 +289,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
 }
 
 void StorageCore::maybe_flush_locked() {
-  if (m_pending_calls.size() >= m_options.flush_every_calls ||
+  if (m_pending.calls.size() >= m_options.flush_every_calls ||
       std::chrono::steady_clock::now() - m_last_flush >= m_options.flush_interval)
     flush_locked();
 }
@@ -303,19 +303,15 @@ void StorageCore::flush() {
 void StorageCore::flush_locked() {
   m_last_flush = std::chrono::steady_clock::now();
   m_store->end_read();
-  if (m_pending_calls.empty() && m_pending.empty()) return;
-  m_pending.calls.clear();
-  m_pending.calls.reserve(m_pending_calls.size());
-  for (const auto& c : m_pending_calls) m_pending.calls.push_back(*c);
+  if (m_pending.empty()) return;
   m_store->write(m_pending);  // on failure everything stays pending, and the store unchanged
   for (const auto& v : m_pending.values) m_known_values.put(v.cid, true);
-  for (auto& c : m_pending_calls) {
+  for (auto& c : m_pending.calls) {
     const Id hid = c->hid;
     m_hid_by_cid.put(c->cid, hid);
     m_calls_by_hid.put(hid, std::move(c));
   }
   m_pending = {};
-  m_pending_calls.clear();
   m_pending_by_hid.clear();
   m_pending_by_cid.clear();
   m_pending_values.clear();

@@ -90,7 +90,6 @@ class StorageCore {
   std::unordered_map<Id, CallPtr> m_pending_by_hid;
   std::unordered_map<Id, CallPtr> m_pending_by_cid;
   std::unordered_map<Id, std::size_t> m_pending_values;  ///< cid -> index in m_pending.values
-  std::vector<CallPtr> m_pending_calls;
   std::chrono::steady_clock::time_point m_last_flush;
   // Caches of what the store holds.
   util::GenerationalCache<Id, CallPtr> m_calls_by_hid;

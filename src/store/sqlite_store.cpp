@@ -157,7 +157,8 @@ class SqliteStore final : public Store {
 
     auto& put_call = stmt(m_put_call, "INSERT OR IGNORE INTO calls(hid, cid, op_id, created) VALUES(?1, ?2, ?3, ?4)");
     auto& put_io = stmt(m_put_io, "INSERT INTO call_io(call_id, dir, name, hid, cid) VALUES(?1, ?2, ?3, ?4, ?5)");
-    for (const auto& c : batch.calls) {
+    for (const auto& call : batch.calls) {
+      const CallRecord& c = *call;
       const auto key = std::make_pair(c.op, c.version);
       auto it = op_ids.find(key);
       if (it == op_ids.end()) it = op_ids.emplace(key, op_id(c.op, c.version)).first;
