@@ -149,19 +149,24 @@ RowTable join(const RowTable& a, const RowTable& b, Join how) {
     for (const auto& rb : b.rows) out.rows.push_back(from_b(rb));
     return out;
   }
+  // A row whose shared columns are all null matches nothing: pandas would pair it with every
+  // such row of the other table (a cartesian product of unrelated partial executions).
+  auto all_null = [](const std::vector<CellCode>& key) {
+    return std::all_of(key.begin(), key.end(), [](CellCode c) { return c == detail::null_cell; });
+  };
   std::unordered_map<std::vector<CellCode>, std::vector<std::size_t>, CodeVectorHash> index;
   for (std::size_t i = 0; i < b.rows.size(); ++i) {
     std::vector<CellCode> key;
     key.reserve(b_shared.size());
     for (auto j : b_shared) key.push_back(b.rows[i][j]);
-    index[std::move(key)].push_back(i);
+    if (!all_null(key)) index[std::move(key)].push_back(i);
   }
   std::vector<char> b_matched(b.rows.size(), 0);
   std::vector<CellCode> key;
   for (const auto& ra : a.rows) {
     key.clear();
     for (auto j : a_shared) key.push_back(ra[j]);
-    auto it = index.find(key);
+    auto it = all_null(key) ? index.end() : index.find(key);
     if (it == index.end()) {
       if (how == Join::outer) {
         auto row = ra;

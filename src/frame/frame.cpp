@@ -317,6 +317,7 @@ ComputationFrame stream(const ComputationFrame& self, const std::vector<std::str
   NodeSets initial;
   for (const auto& n : given) initial[n] = impl->node(n).elems;
   impl->select_subsets(impl->reachable(initial, direction, how));
+  impl->complete_ios();  // weak reach, and calls of the given nodes, may miss inputs/outputs
   return ComputationFrame(std::move(impl));
 }
 }  // namespace
@@ -351,6 +352,7 @@ ComputationFrame ComputationFrame::midstream(const std::vector<std::string>& nod
   for (auto& [name, elems] : impl->source_elements())
     if (given.contains(name)) initial[name] = std::move(elems);
   impl->select_subsets(impl->reachable(initial, Direction::forward, how));
+  impl->complete_ios();  // weak reach, and calls of the given nodes, may miss inputs/outputs
   return ComputationFrame(std::move(impl));
 }
 
@@ -547,7 +549,7 @@ ComputationFrame ComputationFrame::difference(const ComputationFrame& other) con
     if (it != elems.end() && other.m_impl->node(name).is_var == n.is_var)
       n.elems = detail::set_difference(n.elems, it->second);
   }
-  impl->drop_unreachable(Direction::forward, Reach::strong);
+  impl->prune_to_invariant();
   impl->cleanup();
   return ComputationFrame(std::move(impl));
 }

@@ -70,6 +70,12 @@ struct FrameImpl {
   void select_nodes(const std::set<std::string>& keep);
   void select_subsets(const NodeSets& elems);
   void drop_unreachable(Direction direction, Reach how);
+  /// Adds every connected input/output of the calls present to the variables across the edge
+  /// (after a weak restriction, which keeps calls with only some of them).
+  void complete_ios();
+  /// Removes calls with a connected input/output missing from a variable across the edge, then
+  /// what is no longer reachable from sources (after element sets were cut arbitrarily).
+  void prune_to_invariant();
   void cleanup();
   void expand(Direction direction, const std::vector<std::string>& vars, Recursive recursive,
               const ExpandOptions& options);

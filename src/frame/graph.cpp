@@ -466,6 +466,46 @@ void FrameImpl::select_subsets(const NodeSets& elems) {
 void FrameImpl::drop_unreachable(Direction direction, Reach how) {
   const auto initial = direction == Direction::forward ? source_elements() : sink_elements();
   select_subsets(reachable(initial, direction, how));
+  complete_ios();  // weak reach may keep calls with only some inputs/outputs
+}
+
+void FrameImpl::complete_ios() {
+  for (const auto& [name, n] : nodes) {
+    if (n.is_var) continue;
+    for (auto c : n.elems) {
+      const CallRow& row = u->call(c);
+      for (const auto* side : {&row.inputs, &row.outputs}) {
+        const auto& adj = side == &row.inputs ? n.in : n.out;
+        for (const auto& io : *side) {
+          auto it = adj.find(u->name(io.label));
+          if (it == adj.end()) continue;
+          for (const auto& v : it->second) m_pending[v].push_back(io.ref);
+        }
+      }
+    }
+  }
+  finish_adds();
+}
+
+void FrameImpl::prune_to_invariant() {
+  for (auto& [name, n] : nodes) {
+    if (n.is_var) continue;
+    std::erase_if(n.elems, [&](Elem c) {
+      const CallRow& row = u->call(c);
+      for (const auto* side : {&row.inputs, &row.outputs}) {
+        const auto& adj = side == &row.inputs ? n.in : n.out;
+        for (const auto& io : *side) {
+          auto it = adj.find(u->name(io.label));
+          if (it == adj.end()) continue;
+          for (const auto& v : it->second)
+            if (!contains(node(v).elems, io.ref)) return true;
+        }
+      }
+      return false;
+    });
+  }
+  // Forward strong reachability keeps the invariant of a frame that satisfies it.
+  drop_unreachable(Direction::forward, Reach::strong);
 }
 
 void FrameImpl::cleanup() {
