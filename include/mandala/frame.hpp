@@ -38,6 +38,10 @@
 //   gives `a_3`); node names are unique across variables and functions.
 // - The graph description sorts `a | b` alternatives and inputs by label, and orders lines by a
 //   deterministic topological order (ties by name).
+// - df() joins: null matches null as in pandas, except that a row whose shared columns are all
+//   null matches nothing (pandas pairs it with every such row: a cartesian product).
+// - Restrictions keep the invariant: weak reachability and the given nodes' own calls bring their
+//   complete inputs/outputs; difference() removes calls left with a missing input/output.
 // - isin() compares canonical encodings (content ids); the `closed` restriction variants keep
 //   whole computations, so the result satisfies the invariant.
 
@@ -259,8 +263,9 @@ class ComputationFrame {
   [[nodiscard]] ComputationFrame union_with(const ComputationFrame& other) const;
   /// Nodes, edges and elements present in both.
   [[nodiscard]] ComputationFrame intersection_with(const ComputationFrame& other) const;
-  /// Per node, the elements not in `other`'s node of the same name; then elements no longer
-  /// reachable from sources are dropped (forward, strong) and empty nodes removed.
+  /// Per node, the elements not in `other`'s node of the same name; then calls left with a
+  /// missing input/output are removed, elements no longer reachable from sources are dropped
+  /// (forward, strong) and empty nodes removed.
   [[nodiscard]] ComputationFrame difference(const ComputationFrame& other) const;
   friend ComputationFrame operator|(const ComputationFrame& a, const ComputationFrame& b) { return a.union_with(b); }
   friend ComputationFrame operator&(const ComputationFrame& a, const ComputationFrame& b) {
