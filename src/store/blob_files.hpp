@@ -26,7 +26,7 @@ class BlobFiles {
   bool remove(const Id& cid) const;
   /// Every id that has a file (temporary files are not listed).
   [[nodiscard]] std::vector<Id> list() const;
-  /// Removes leftover temporary files from interrupted writes.
+  /// Removes leftover temporary files of interrupted writes (those untouched for an hour).
   void remove_temporaries() const;
   [[nodiscard]] const std::filesystem::path& dir() const { return m_dir; }
   [[nodiscard]] std::filesystem::path path_of(const Id& cid) const;
