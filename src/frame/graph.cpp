@@ -254,27 +254,24 @@ ElemSet FrameImpl::adjacent(const std::string& src, const std::string& dst, cons
   return out;
 }
 
-NodeSets FrameImpl::source_elements() const {
+/// Per node, the elements not reached along any edge into it (`direction` forward: sources) or
+/// out of it (back: sinks).
+static NodeSets unreached_elements(const FrameImpl& f, Direction direction) {
+  const bool fwd = direction == Direction::forward;
   NodeSets out;
-  for (const auto& [name, n] : nodes) {
+  for (const auto& [name, n] : f.nodes) {
     ElemSet reached;
-    for (const auto& e : in_edges(name))
-      reached = set_union(reached, adjacent(e.source, e.target, e.label, node(e.source).elems, Direction::forward));
+    for (const auto& e : fwd ? f.in_edges(name) : f.out_edges(name))
+      reached = set_union(reached,
+                          f.adjacent(e.source, e.target, e.label, f.node(fwd ? e.source : e.target).elems, direction));
     out[name] = set_difference(n.elems, reached);
   }
   return out;
 }
 
-NodeSets FrameImpl::sink_elements() const {
-  NodeSets out;
-  for (const auto& [name, n] : nodes) {
-    ElemSet reached;
-    for (const auto& e : out_edges(name))
-      reached = set_union(reached, adjacent(e.source, e.target, e.label, node(e.target).elems, Direction::back));
-    out[name] = set_difference(n.elems, reached);
-  }
-  return out;
-}
+NodeSets FrameImpl::source_elements() const { return unreached_elements(*this, Direction::forward); }
+
+NodeSets FrameImpl::sink_elements() const { return unreached_elements(*this, Direction::back); }
 
 // ---- reachability -----------------------------------------------------------------------------
 
