@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -71,6 +72,50 @@ struct CleanupReport {
   std::uint64_t bytes_freed = 0;
   std::uint64_t blob_files_removed = 0;
 };
+
+/// One thing wrong in a store, found by Storage::check_integrity().
+struct IntegrityProblem {
+  /// Stable name of the kind of problem (scripts may switch on it):
+  ///   "sqlite"            SQLite's own integrity check reports damaged pages, rows or indexes
+  ///   "missing_op"        a call refers to an op the ops table does not hold
+  ///   "bad_op"            an op's input or output name list is unreadable
+  ///   "orphan_io"         an input/output row belongs to no stored call
+  ///   "missing_output"    a call lacks an output its op declares
+  ///   "unexpected_output" a call has an output its op does not declare
+  ///   "duplicate_call"    one ref is the output of more than one stored call (a call recorded twice)
+  ///   "ref_conflict"      one ref (history id) appears with more than one content id
+  ///   "missing_value"     a ref's value is stored neither inline nor as a blob file row
+  ///   "value_mismatch"    an inline value's bytes (or recorded size) do not match its id
+  ///   "missing_blob"      a value recorded as a blob file has no file
+  ///   "blob_mismatch"     a blob file's content does not match its id, or cannot be read
+  ///   "index_count"       an index and its table disagree on the number of rows
+  std::string kind;
+  /// What is wrong, naming the call, ref or value id involved.
+  std::string message;
+};
+
+/// The result of Storage::check_integrity(): what was checked and every problem found.
+struct IntegrityReport {
+  std::vector<IntegrityProblem> problems;
+  /// Harmless findings that do not make the store inconsistent, with the same shape as problems:
+  ///   "stray_blob"      a blob file no value row refers to (left by an interrupted or failed
+  ///                     flush, or written by another process that has not committed yet);
+  ///                     cleanup() removes it
+  ///   "stale_temporary" a temporary blob file older than an hour (an interrupted write);
+  ///                     cleanup() removes it
+  std::vector<IntegrityProblem> warnings;
+  std::uint64_t ops = 0;
+  std::uint64_t calls = 0;
+  std::uint64_t io_rows = 0;              ///< inputs and outputs of calls
+  std::uint64_t refs = 0;                 ///< distinct history ids among them
+  std::uint64_t values = 0;               ///< value rows, each hashed and compared with its id
+  std::uint64_t blob_files = 0;           ///< blob files found on disk
+  std::uint64_t unreferenced_values = 0;  ///< values no call uses (kept until cleanup())
+  [[nodiscard]] bool ok() const { return problems.empty(); }
+};
+
+/// Progress of a long operation: `done` of `total` units of work.
+using ProgressCallback = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
 enum class Dependents { no, yes };
 
@@ -141,6 +186,11 @@ class Storage {
   std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents = Dependents::no);
   /// Removes values (and blob files) that no stored call references.
   CleanupReport cleanup();
+  /// Checks the whole store (pending calls are flushed first): SQLite's own integrity check,
+  /// every call's op, inputs and outputs, every referenced value (inline, or a blob file whose
+  /// content matches its id), ref consistency, index counts, stray blob files. Reads only; works
+  /// on a read-only storage. `progress`, when given, is called now and then from this thread.
+  [[nodiscard]] IntegrityReport check_integrity(ProgressCallback progress = {});
 
   /// ComputationFrames over this storage (mandala/frame.hpp; pending calls included): all calls
   /// of an op (of one version when given), refs in one variable `v`, or named sets of refs.

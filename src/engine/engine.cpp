@@ -495,6 +495,13 @@ StorageStats StorageCore::stats() {
   return m_store->stats();
 }
 
+IntegrityReport StorageCore::check_integrity(const ProgressCallback& progress) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  m_store->end_read();
+  return m_store->check_integrity(progress);
+}
+
 std::vector<std::shared_ptr<RefState>> memoized_call(StorageCore& core, const std::shared_ptr<StorageCore>& self,
                                                      const OpInfo& op, std::vector<InputSlot>& inputs, Executor& exec) {
   return core.call(self, op, inputs, exec);

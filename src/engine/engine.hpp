@@ -63,6 +63,7 @@ class StorageCore {
   std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents);
   CleanupReport cleanup();
   StorageStats stats();
+  IntegrityReport check_integrity(const ProgressCallback& progress);
 
  private:
   using CallPtr = std::shared_ptr<const store::CallRecord>;

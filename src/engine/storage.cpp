@@ -56,5 +56,6 @@ std::size_t Storage::drop_calls(std::span<const Id> call_hids, Dependents depend
   return m_core->drop_calls(call_hids, dependents);
 }
 CleanupReport Storage::cleanup() { return m_core->cleanup(); }
+IntegrityReport Storage::check_integrity(ProgressCallback progress) { return m_core->check_integrity(progress); }
 
 }  // namespace mandala

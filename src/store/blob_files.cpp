@@ -134,17 +134,21 @@ std::vector<Id> BlobFiles::list() const {
   return out;
 }
 
-void BlobFiles::remove_temporaries() const {
+std::vector<fs::path> BlobFiles::stale_temporaries() const {
+  std::vector<fs::path> out;
   std::error_code ec;
-  if (!fs::is_directory(m_dir, ec)) return;
-  // Another process may be writing one right now: only files untouched for an hour are leftovers.
+  if (!fs::is_directory(m_dir, ec)) return out;
   const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
-  std::vector<fs::path> doomed;
   for (const auto& entry : fs::recursive_directory_iterator(m_dir, ec))
     if (entry.is_regular_file() && entry.path().filename().string().find(tmp_marker) != std::string::npos &&
         entry.last_write_time(ec) < cutoff)
-      doomed.push_back(entry.path());
-  for (const auto& p : doomed) fs::remove(p, ec);
+      out.push_back(entry.path());
+  return out;
+}
+
+void BlobFiles::remove_temporaries() const {
+  std::error_code ec;
+  for (const auto& p : stale_temporaries()) fs::remove(p, ec);
 }
 
 }  // namespace mandala::store

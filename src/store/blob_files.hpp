@@ -26,7 +26,10 @@ class BlobFiles {
   bool remove(const Id& cid) const;
   /// Every id that has a file (temporary files are not listed).
   [[nodiscard]] std::vector<Id> list() const;
-  /// Removes leftover temporary files of interrupted writes (those untouched for an hour).
+  /// Leftover temporary files of interrupted writes: those untouched for an hour (younger ones
+  /// may belong to a write in progress in another process).
+  [[nodiscard]] std::vector<std::filesystem::path> stale_temporaries() const;
+  /// Removes the stale temporaries.
   void remove_temporaries() const;
   [[nodiscard]] const std::filesystem::path& dir() const { return m_dir; }
   [[nodiscard]] std::filesystem::path path_of(const Id& cid) const;

@@ -11,6 +11,7 @@
 #include "codec/hash.hpp"
 #include "codec/wire.hpp"
 #include "store/blob_files.hpp"
+#include "store/integrity.hpp"
 #include "store/sqlite.hpp"
 #include "store/store.hpp"
 
@@ -352,6 +353,11 @@ class SqliteStore final : public Store {
     s.blob_files = count("SELECT COUNT(*) FROM \"values\" WHERE data IS NULL");
     s.value_bytes = count("SELECT COALESCE(SUM(size), 0) FROM \"values\"");
     return s;
+  }
+
+  IntegrityReport check_integrity(const ProgressCallback& progress) override {
+    end_read();
+    return store::check_integrity(m_db.get(), m_blobs ? &*m_blobs : nullptr, progress);
   }
 
   void end_read() override {

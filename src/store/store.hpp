@@ -86,6 +86,8 @@ class Store {
   virtual std::size_t drop_calls(std::span<const Id> call_hids, bool dependents) = 0;
   virtual CleanupReport cleanup() = 0;
   virtual StorageStats stats() = 0;
+  /// Checks the whole store (store/integrity.hpp); reads only, also on a read-only store.
+  virtual IntegrityReport check_integrity(const ProgressCallback& progress) = 0;
   /// Reads share one snapshot until this is called (or a write happens); the engine calls it at
   /// least once per flush interval so other processes' writes become visible and the
   /// database's log can be checkpointed.

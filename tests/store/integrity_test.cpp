@@ -1,0 +1,328 @@
+// Storage::check_integrity: a healthy store is clean (also read-only and in memory); each way of
+// damaging a store is reported under its kind, naming the id involved.
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <fstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "mandala/mandala.hpp"
+#include "support/temp_dir.hpp"
+
+namespace md = mandala;
+namespace fs = std::filesystem;
+
+namespace {
+
+const auto inc = md::op("inc", {"x"}, [](int x) { return x + 1; });
+const auto split = md::op("split", {"x"}, [](int x) { return std::tuple{x / 10, x % 10}; }, {.outputs = {"hi", "lo"}});
+const auto big = md::op("big", {"n"}, [](int n) { return std::vector<double>(static_cast<std::size_t>(n), 0.5); });
+const auto total = md::op("total", {"v"}, [](const std::vector<double>& v) {
+  double s = 0;
+  for (double d : v) s += d;
+  return s;
+});
+
+md::StorageOptions small_blobs() {
+  md::StorageOptions o;
+  o.blob_threshold_bytes = 1024;
+  return o;
+}
+
+/// 5 inc calls, 3 split calls, one big value (a blob file) passed on to total.
+void fill(md::Storage& storage) {
+  md::Session s(storage);
+  for (int i = 0; i < 5; ++i) inc(i);
+  for (int i = 10; i < 13; ++i) split(i);
+  total(big(1000));
+}
+
+/// Runs SQL on the store file with a separate connection.
+void sql(const fs::path& db, const std::string& statements) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(raw, statements.c_str(), nullptr, nullptr, &err);
+  const std::string msg = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(raw);
+  ASSERT_EQ(rc, SQLITE_OK) << msg;
+}
+
+/// The first column of the first row, as hex for blobs and text otherwise.
+std::string query(const fs::path& db, const std::string& q) {
+  sqlite3* raw = nullptr;
+  EXPECT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(raw, q.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  std::string out;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    if (sqlite3_column_type(st, 0) == SQLITE_BLOB) {
+      const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(st, 0));
+      static const char* digits = "0123456789abcdef";
+      for (int i = 0; i < sqlite3_column_bytes(st, 0); ++i) {
+        out += digits[p[i] >> 4];
+        out += digits[p[i] & 15];
+      }
+    } else {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(raw);
+  return out;
+}
+
+std::string kinds(const std::vector<md::IntegrityProblem>& list) {
+  std::string s;
+  for (const auto& p : list) s += p.kind + ": " + p.message + "\n";
+  return s;
+}
+
+bool has(const std::vector<md::IntegrityProblem>& list, const std::string& kind, const std::string& fragment = "") {
+  return std::any_of(list.begin(), list.end(),
+                     [&](const auto& p) { return p.kind == kind && p.message.find(fragment) != std::string::npos; });
+}
+
+class Integrity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    md::Storage storage(db(), small_blobs());
+    fill(storage);
+  }
+  [[nodiscard]] fs::path db() const { return m_dir / "store.db"; }
+  [[nodiscard]] fs::path blob_dir() const { return fs::path(db().string() + ".blobs"); }
+  [[nodiscard]] md::IntegrityReport check() const {
+    md::Storage storage(db(), small_blobs());
+    return storage.check_integrity();
+  }
+  /// Checks and expects exactly one kind of problem, mentioning `fragment`.
+  void expect_only(const std::string& kind, const std::string& fragment = "") const {
+    const auto report = check();
+    EXPECT_FALSE(report.ok());
+    EXPECT_TRUE(has(report.problems, kind, fragment)) << kinds(report.problems);
+    for (const auto& p : report.problems) EXPECT_EQ(p.kind, kind) << p.message;
+  }
+  [[nodiscard]] std::vector<fs::path> blob_files() const {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::recursive_directory_iterator(blob_dir()))
+      if (e.is_regular_file()) out.push_back(e.path());
+    return out;
+  }
+
+  md::testing::TempDir m_dir;
+};
+
+TEST_F(Integrity, HealthyStoreIsCleanAndCounted) {
+  const auto report = check();
+  EXPECT_TRUE(report.ok()) << kinds(report.problems);
+  EXPECT_TRUE(report.warnings.empty()) << kinds(report.warnings);
+  EXPECT_EQ(report.ops, 4u);
+  EXPECT_EQ(report.calls, 10u);
+  EXPECT_EQ(report.io_rows, 5u * 2 + 3u * 3 + 2u + 2u);
+  EXPECT_EQ(report.refs, 5u * 2 + 3u * 3 + 3u);  // total's input is big's output
+  EXPECT_EQ(report.blob_files, 1u);
+  EXPECT_EQ(report.unreferenced_values, 0u);
+  EXPECT_GE(report.values, 10u);
+}
+
+TEST_F(Integrity, ProgressEndsAtTotalAndNeverGoesBack) {
+  md::Storage storage(db(), small_blobs());
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;
+  const auto report =
+      storage.check_integrity([&](std::uint64_t done, std::uint64_t all) { seen.emplace_back(done, all); });
+  EXPECT_TRUE(report.ok());
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen.back().first, seen.back().second);
+  EXPECT_EQ(seen.back().second, report.calls + report.values + report.blob_files + 1);
+  for (std::size_t i = 1; i < seen.size(); ++i) EXPECT_GE(seen[i].first, seen[i - 1].first);
+}
+
+TEST_F(Integrity, WorksReadOnlyAndLeavesTheFilesAlone) {
+  md::StorageOptions o = small_blobs();
+  o.read_only = true;
+  const auto size = fs::file_size(db());
+  md::Storage storage(db(), o);
+  EXPECT_TRUE(storage.check_integrity().ok());
+  EXPECT_EQ(fs::file_size(db()), size);
+}
+
+TEST(IntegrityMemory, InMemoryStoreIsClean) {
+  md::Storage storage;
+  fill(storage);
+  const auto report = storage.check_integrity();
+  EXPECT_TRUE(report.ok()) << kinds(report.problems);
+  EXPECT_EQ(report.calls, 10u);
+  EXPECT_EQ(report.blob_files, 0u);
+}
+
+TEST(IntegrityMemory, PendingCallsAreFlushedFirst) {
+  md::Storage storage;
+  md::Session s(storage);
+  inc(41);
+  EXPECT_EQ(storage.check_integrity().calls, 1u);
+}
+
+TEST_F(Integrity, MissingValueNamesTheValue) {
+  const std::string cid = query(db(), "SELECT cid FROM call_io WHERE name = 'output_0' AND dir = 1 LIMIT 1");
+  sql(db(), "DELETE FROM \"values\" WHERE cid = x'" + cid + "'");
+  expect_only("missing_value", cid);
+}
+
+TEST_F(Integrity, AlteredInlineValueIsAMismatch) {
+  const std::string cid = query(db(), "SELECT cid FROM \"values\" WHERE data IS NOT NULL LIMIT 1");
+  sql(db(), "UPDATE \"values\" SET data = x'2a' WHERE cid = x'" + cid + "'");
+  expect_only("value_mismatch", cid);
+}
+
+TEST_F(Integrity, WrongRecordedSizeIsAMismatch) {
+  const std::string cid = query(db(), "SELECT cid FROM \"values\" WHERE data IS NOT NULL LIMIT 1");
+  sql(db(), "UPDATE \"values\" SET size = size + 1 WHERE cid = x'" + cid + "'");
+  expect_only("value_mismatch", "recorded with");
+}
+
+TEST_F(Integrity, DeletedBlobFileIsMissing) {
+  const auto files = blob_files();
+  ASSERT_EQ(files.size(), 1u);
+  fs::remove(files[0]);
+  expect_only("missing_blob", files[0].filename().string());
+}
+
+TEST_F(Integrity, AlteredBlobFileIsAMismatch) {
+  const auto files = blob_files();
+  ASSERT_EQ(files.size(), 1u);
+  std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(100);
+  f.put('\x7f');
+  f.close();
+  expect_only("blob_mismatch", files[0].filename().string());
+}
+
+TEST_F(Integrity, TruncatedBlobFileIsAMismatch) {
+  const auto files = blob_files();
+  ASSERT_EQ(files.size(), 1u);
+  fs::resize_file(files[0], fs::file_size(files[0]) / 2);
+  expect_only("blob_mismatch", files[0].filename().string());
+}
+
+TEST_F(Integrity, StrayAndTemporaryBlobFilesAreWarningsOnly) {
+  const fs::path stray = blob_dir() / "ab" / "abababababababababababababababab";
+  fs::create_directories(stray.parent_path());
+  std::ofstream(stray) << "left over";
+  const fs::path tmp = blob_dir() / "ab" / "abababababababababababababababab.tmp.1.1";
+  std::ofstream(tmp) << "half";
+  fs::last_write_time(tmp, fs::file_time_type::clock::now() - std::chrono::hours(2));
+  auto report = check();
+  EXPECT_TRUE(report.ok()) << kinds(report.problems);
+  EXPECT_TRUE(has(report.warnings, "stray_blob", "abababab")) << kinds(report.warnings);
+  EXPECT_TRUE(has(report.warnings, "stale_temporary", ".tmp.1.1")) << kinds(report.warnings);
+  // cleanup() removes both, and then there is nothing to warn about.
+  {
+    md::Storage storage(db(), small_blobs());
+    storage.cleanup();
+  }
+  report = check();
+  EXPECT_TRUE(report.warnings.empty()) << kinds(report.warnings);
+  EXPECT_FALSE(fs::exists(stray));
+  EXPECT_FALSE(fs::exists(tmp));
+}
+
+TEST_F(Integrity, CallOfAMissingOp) {
+  sql(db(), "DELETE FROM ops WHERE name = 'split'");
+  expect_only("missing_op", "refers to op #");
+}
+
+TEST_F(Integrity, UnreadableOpDeclaration) {
+  sql(db(), "UPDATE ops SET outputs = 'not json' WHERE name = 'inc'");
+  expect_only("bad_op", "inc v");
+}
+
+TEST_F(Integrity, RowsOfAMissingCallAreOrphans) {
+  sql(db(),
+      "DELETE FROM calls WHERE id = (SELECT c.id FROM calls c JOIN ops o ON o.id = c.op_id WHERE o.name = 'inc' "
+      "LIMIT 1)");
+  expect_only("orphan_io", "does not exist");
+}
+
+TEST_F(Integrity, CallLackingAnOutput) {
+  const std::string hid = query(db(),
+                                "SELECT c.hid FROM calls c JOIN ops o ON o.id = c.op_id WHERE o.name = 'split' "
+                                "ORDER BY c.id LIMIT 1");
+  sql(db(), "DELETE FROM call_io WHERE dir = 1 AND name = 'lo' AND call_id = (SELECT id FROM calls WHERE hid = x'" +
+                hid + "')");
+  expect_only("missing_output", hid);
+}
+
+TEST_F(Integrity, CallWithAnUndeclaredOutput) {
+  const std::string hid = query(db(),
+                                "SELECT c.hid FROM calls c JOIN ops o ON o.id = c.op_id WHERE o.name = 'inc' "
+                                "ORDER BY c.id LIMIT 1");
+  sql(db(),
+      "INSERT INTO call_io(call_id, dir, name, hid, cid) SELECT call_id, 1, 'extra', randomblob(16), cid "
+      "FROM call_io WHERE dir = 1 AND call_id = (SELECT id FROM calls WHERE hid = x'" +
+          hid + "')");
+  expect_only("unexpected_output", hid);
+}
+
+TEST_F(Integrity, CallRecordedTwice) {
+  // A second calls row carrying the same outputs as an existing call.
+  sql(db(),
+      "INSERT INTO calls(hid, cid, op_id, created) SELECT randomblob(16), cid, op_id, created FROM calls "
+      "WHERE id = 1;"
+      "INSERT INTO call_io(call_id, dir, name, hid, cid) SELECT (SELECT MAX(id) FROM calls), dir, name, hid, cid "
+      "FROM call_io WHERE call_id = 1;");
+  expect_only("duplicate_call", "recorded twice");
+}
+
+TEST_F(Integrity, RefWithTwoValues) {
+  // big's output is total's input: give the input row another (stored) value.
+  const std::string other = query(db(), "SELECT cid FROM \"values\" WHERE data IS NOT NULL LIMIT 1");
+  sql(db(), "UPDATE call_io SET cid = x'" + other + "' WHERE dir = 0 AND name = 'v'");
+  expect_only("ref_conflict", "different values");
+}
+
+TEST_F(Integrity, IndexOutOfStepWithItsTable) {
+  // Hide the index from SQLite, delete a row, and put the index back: it keeps the stale entry.
+  const std::string index_sql = query(db(), "SELECT sql FROM sqlite_master WHERE name = 'calls_by_op'");
+  const std::string rootpage = query(db(), "SELECT rootpage FROM sqlite_master WHERE name = 'calls_by_op'");
+  ASSERT_FALSE(index_sql.empty());
+  sql(db(), "PRAGMA writable_schema = ON; DELETE FROM sqlite_master WHERE name = 'calls_by_op';");
+  sql(db(), "DELETE FROM call_io WHERE call_id = 2; DELETE FROM calls WHERE id = 2;");
+  std::string escaped;
+  for (char c : index_sql) escaped += c == '\'' ? std::string("''") : std::string(1, c);
+  sql(db(),
+      "PRAGMA writable_schema = ON; INSERT INTO sqlite_master(type, name, tbl_name, rootpage, sql) "
+      "VALUES('index', 'calls_by_op', 'calls', " +
+          rootpage + ", '" + escaped + "');");
+  const auto report = check();
+  EXPECT_TRUE(has(report.problems, "index_count", "calls_by_op")) << kinds(report.problems);
+  EXPECT_TRUE(has(report.problems, "sqlite")) << kinds(report.problems);
+}
+
+TEST_F(Integrity, DamagedPagesAreReportedNotThrown) {
+  // Fill a few more pages, then overwrite the middle of the file: SQLite's check names the damage
+  // and the other checks still run (or report that they could not).
+  {
+    md::Storage storage(db(), small_blobs());
+    md::Session s(storage);
+    for (int i = 100; i < 2000; ++i) inc(i);
+  }
+  const auto size = fs::file_size(db());
+  ASSERT_GT(size, 8u * 4096);
+  {
+    std::fstream f(db(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096));
+    const std::string garbage(4096, '\x5a');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  md::IntegrityReport report;
+  ASSERT_NO_THROW(report = check());
+  EXPECT_FALSE(report.ok());
+  EXPECT_TRUE(has(report.problems, "sqlite")) << kinds(report.problems);
+}
+
+}  // namespace
