@@ -11,10 +11,12 @@
 #include <vector>
 
 #include "mandala/mandala.hpp"
+#include "support/sql.hpp"
 #include "support/temp_dir.hpp"
 
 namespace md = mandala;
 namespace fs = std::filesystem;
+using mandala::testing::sql;
 
 namespace {
 
@@ -39,18 +41,6 @@ void fill(md::Storage& storage) {
   for (int i = 0; i < 5; ++i) inc(i);
   for (int i = 10; i < 13; ++i) split(i);
   total(big(1000));
-}
-
-/// Runs SQL on the store file with a separate connection.
-void sql(const fs::path& db, const std::string& statements) {
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
-  char* err = nullptr;
-  const int rc = sqlite3_exec(raw, statements.c_str(), nullptr, nullptr, &err);
-  const std::string msg = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(raw);
-  ASSERT_EQ(rc, SQLITE_OK) << msg;
 }
 
 /// The first column of the first row, as hex for blobs and text otherwise.

@@ -10,10 +10,12 @@
 
 #include "mandala/mandala.hpp"
 #include "support/files.hpp"
+#include "support/sql.hpp"
 #include "support/temp_dir.hpp"
 
 namespace md = mandala;
 namespace fs = std::filesystem;
+using mandala::testing::sql;
 
 namespace {
 
@@ -32,17 +34,6 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
 }
 
 void write_file(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
-
-void sql(const fs::path& db, const std::string& statements) {
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
-  char* err = nullptr;
-  const int rc = sqlite3_exec(raw, statements.c_str(), nullptr, nullptr, &err);
-  const std::string msg = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(raw);
-  ASSERT_EQ(rc, SQLITE_OK) << msg;
-}
 
 /// Opening `path` throws `code` with a message containing `fragment`, and leaves the
 /// directory byte-identical.
