@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "mandala/error.hpp"
+#include "mandala/id.hpp"
 
 namespace mandala {
 
@@ -53,6 +54,9 @@ constexpr std::optional<Dtype> dtype_of() {
   else return std::nullopt;
 }
 
+/// The kind of a transparent collection (an MList or MDict stored element by element).
+enum class CollectionKind : std::uint8_t { list = 1, dict = 2 };
+
 template <class T>
 concept BlockElement = dtype_of<T>()
 .has_value();
@@ -75,6 +79,9 @@ class Encoder {
   void typed_array(Dtype dtype, std::span<const std::uint64_t> shape, const void* data, std::size_t size_bytes);
   /// A reference to an object stored outside mandala under a human-readable name.
   void pointer(std::string_view name);
+  /// The shape of a transparent collection (ext type 3): its kind and element content ids; a
+  /// dict's `keys` (one per cid, any order, unique) are written sorted by their bytes.
+  void collection(CollectionKind kind, std::span<const std::string> keys, std::span<const Id> cids);
   /// Appends bytes that are already one canonical encoded value.
   void raw(std::span<const std::byte> encoded);
 
@@ -94,8 +101,29 @@ class Encoder {
 };
 
 /// What a ValueView holds.
-enum class Kind { nil, boolean, integer, float32, float64, string, binary, array, map, typed_array, pointer };
+enum class Kind {
+  nil,
+  boolean,
+  integer,
+  float32,
+  float64,
+  string,
+  binary,
+  array,
+  map,
+  typed_array,
+  pointer,
+  collection  ///< the shape of a transparent list or dict (element content ids)
+};
 std::string_view to_string(Kind kind) noexcept;
+
+/// The shape of a stored transparent collection: element content ids in list order, or a
+/// dict's entries sorted by key bytes.
+struct CollectionView {
+  CollectionKind kind = CollectionKind::list;
+  std::vector<std::string_view> keys;  ///< dict only
+  std::vector<Id> cids;
+};
 
 struct TypedArrayView {
   Dtype dtype;
@@ -127,6 +155,8 @@ class ValueView {
   [[nodiscard]] std::optional<ValueView> find(std::string_view key) const;
   [[nodiscard]] TypedArrayView as_typed_array() const;
   [[nodiscard]] std::string_view as_pointer() const;
+  /// A collection shape (validated: Errc::decode on a malformed one).
+  [[nodiscard]] CollectionView as_collection() const;
   /// Throws Errc::decode: "expected <what>, found <kind>".
   [[noreturn]] void fail_expected(std::string_view what) const;
   /// JSON rendering of the value (typed arrays as {"dtype","shape","data"}; pointers as {"pointer"}).
@@ -403,6 +433,82 @@ struct Codec<std::unordered_map<K, V, H, Eq, A>> {
   static std::unordered_map<K, V, H, Eq, A> decode(ValueView v) {
     return detail::decode_map<std::unordered_map<K, V, H, Eq, A>>(v);
   }
+};
+
+// ---- transparent collections ----------------------------------------------------------------
+
+/// A list that ops store element by element (the original's `MList[T]`). Declare an op
+/// parameter or result as MList<T> and each element becomes its own stored value with its own
+/// history: lists sharing elements share storage, and provenance runs through the elements.
+/// It is a std::vector<T> in every other respect. As part of a plain value (a struct field)
+/// it encodes like an array of its elements.
+template <class T>
+class MList : public std::vector<T> {
+ public:
+  using std::vector<T>::vector;
+  MList() = default;
+  MList(const std::vector<T>& v) : std::vector<T>(v) {}        // NOLINT(google-explicit-constructor)
+  MList(std::vector<T>&& v) : std::vector<T>(std::move(v)) {}  // NOLINT(google-explicit-constructor)
+};
+
+/// A dict that ops store entry by entry (the original's `MDict[str, V]`); keys must be
+/// std::string. A std::map<std::string, V> in every other respect.
+template <class K, class V>
+class MDict : public std::map<K, V> {
+  static_assert(std::is_same_v<K, std::string>,
+                "mandala: MDict keys must be std::string (each key names an input of the __make_dict__ call that "
+                "builds the dict). Convert the keys to strings, or use a plain std::map<K, V> to store the map as "
+                "one opaque value.");
+
+ public:
+  using std::map<K, V>::map;
+  MDict() = default;
+  MDict(const std::map<K, V>& m) : std::map<K, V>(m) {}        // NOLINT(google-explicit-constructor)
+  MDict(std::map<K, V>&& m) : std::map<K, V>(std::move(m)) {}  // NOLINT(google-explicit-constructor)
+};
+
+template <class T>
+struct is_mlist : std::false_type {};
+template <class T>
+struct is_mlist<MList<T>> : std::true_type {};
+template <class T>
+struct is_mdict : std::false_type {};
+template <class K, class V>
+struct is_mdict<MDict<K, V>> : std::true_type {};
+/// The element type of a transparent collection.
+template <class C>
+struct collection_element {};
+template <class T>
+struct collection_element<MList<T>> {
+  using type = T;
+};
+template <class K, class V>
+struct collection_element<MDict<K, V>> {
+  using type = V;
+};
+template <class C>
+using collection_element_t = typename collection_element<C>::type;
+
+/// Whether T is stored element by element (MList or MDict).
+template <class T>
+inline constexpr bool is_transparent_v = is_mlist<T>::value || is_mdict<T>::value;
+
+template <class T>
+struct Codec<MList<T>> {
+  static void encode(Encoder& e, const MList<T>& v) { detail::encode_sequence(e, v); }
+  static MList<T> decode(ValueView v) {
+    if (v.kind() != Kind::array) v.fail_expected("array (MList)");
+    MList<T> out;
+    out.reserve(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i)
+      out.push_back(detail::at_path(detail::index_segment(i), [&] { return Codec<T>::decode(v.at(i)); }));
+    return out;
+  }
+};
+template <class K, class V>
+struct Codec<MDict<K, V>> {
+  static void encode(Encoder& e, const MDict<K, V>& m) { detail::encode_map(e, m); }
+  static MDict<K, V> decode(ValueView v) { return detail::decode_map<MDict<K, V>>(v); }
 };
 
 template <class T>

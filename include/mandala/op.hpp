@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -142,6 +143,7 @@ std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<P
 [[noreturn]] void throw_bad_default(const OpInfo& op, std::size_t param, const std::type_info& given,
                                     const std::type_info& wanted);
 [[noreturn]] void throw_missing_argument(const OpInfo& op, std::size_t param);
+[[noreturn]] void throw_empty_argument(const OpInfo& op, std::size_t param);
 std::vector<std::byte> encode_pointer(const std::string& name);
 
 /// Where one argument's value comes from during a call.
@@ -151,7 +153,154 @@ struct Arg {
   Ref<T> ref;                 ///< a ref argument
   bool excluded = false;      ///< not a storage input
   std::vector<std::byte> bytes;
+  std::unique_ptr<Piece> piece;  ///< a transparent collection to build before the call
   [[nodiscard]] const T& get() const { return direct ? *direct : ref.get(); }
+};
+
+// ---- transparent collections -------------------------------------------------------------
+
+template <class T>
+const ShapeSpec& shape_spec() {
+  if constexpr (is_mlist<T>::value) {
+    static const ShapeSpec spec{CollectionKind::list, &shape_spec<collection_element_t<T>>()};
+    return spec;
+  } else if constexpr (is_mdict<T>::value) {
+    static const ShapeSpec spec{CollectionKind::dict, &shape_spec<collection_element_t<T>>()};
+    return spec;
+  } else {
+    static const ShapeSpec spec{};
+    return spec;
+  }
+}
+
+/// The pieces of a value of type T (a collection splits into its elements, recursively).
+template <class T>
+Piece piece_of(const T& value) {
+  Piece p;
+  if constexpr (is_mlist<T>::value) {
+    p.kind = CollectionKind::list;
+    p.children.reserve(value.size());
+    for (const auto& x : value) p.children.push_back(piece_of(x));
+  } else if constexpr (is_mdict<T>::value) {
+    p.kind = CollectionKind::dict;
+    for (const auto& [k, x] : value) {
+      p.keys.push_back(k);
+      p.children.push_back(piece_of(x));
+    }
+  } else {
+    p.bytes = encode_value(value);
+  }
+  return p;
+}
+
+/// An element given as a ref keeps its history (a ref without ids counts as its value).
+template <class E>
+Piece piece_of_ref(const Ref<E>& ref) {
+  if (!ref.valid())
+    throw Error(Errc::invalid_argument, "an element of a collection argument is an empty Ref (default-constructed)");
+  if constexpr (is_transparent_v<E>) {
+    if (!ref.has_ids()) return piece_of(ref.get());
+  }
+  Piece p;
+  p.ref = ref.state_ptr();
+  return p;
+}
+
+/// A container of element refs for the collection type C: std::vector<Ref<E>> for an MList<E>,
+/// std::map<std::string, Ref<E>> for an MDict<std::string, E>.
+template <class C, class A>
+struct is_ref_container : std::false_type {};
+template <class E, class Alloc>
+struct is_ref_container<MList<E>, std::vector<Ref<E>, Alloc>> : std::true_type {};
+template <class E>
+struct is_ref_container<MList<E>, MList<Ref<E>>> : std::true_type {};
+template <class E, class Cmp, class Alloc>
+struct is_ref_container<MDict<std::string, E>, std::map<std::string, Ref<E>, Cmp, Alloc>> : std::true_type {};
+
+/// A collection ref without ids whose elements are the given refs (assembled on use).
+template <class C, class Refs>
+Ref<C> ref_of_elements(const Refs& refs) {
+  auto elements = std::make_shared<Elements>();
+  elements->kind = is_mlist<C>::value ? CollectionKind::list : CollectionKind::dict;
+  for (const auto& item : refs) {
+    if constexpr (is_mlist<C>::value) {
+      elements->items.push_back(item.state_ptr());
+    } else {
+      elements->keys.push_back(item.first);
+      elements->items.push_back(item.second.state_ptr());
+    }
+  }
+  auto state = std::make_shared<RefState>();
+  state->elements = std::move(elements);
+  return Ref<C>(std::move(state));
+}
+
+template <class C, class Refs>
+Piece piece_of_refs(const Refs& refs) {
+  Piece p;
+  p.kind = is_mlist<C>::value ? CollectionKind::list : CollectionKind::dict;
+  for (const auto& item : refs) {
+    if constexpr (is_mlist<C>::value) {
+      p.children.push_back(piece_of_ref(item));
+    } else {
+      p.keys.push_back(item.first);
+      p.children.push_back(piece_of_ref(item.second));
+    }
+  }
+  return p;
+}
+
+/// Gives the element refs of a just computed collection their in-memory values (views into
+/// `value`, no copies).
+template <class C>
+void attach_values(RefState& state, const std::shared_ptr<const C>& value) {
+  using E = collection_element_t<C>;
+  std::shared_ptr<const Elements> elements;
+  {
+    std::lock_guard lock(state.mutex);
+    if (!state.assembled) {
+      state.assembled = value;
+      state.assembled_type = &typeid(C);
+    }
+    elements = state.elements;
+  }
+  if (!elements) return;
+  std::size_t i = 0;
+  for (const auto& item : *value) {
+    if (i >= elements->items.size()) break;
+    const E* element;
+    if constexpr (is_mlist<C>::value) element = &item;
+    else element = &item.second;
+    auto& target = *elements->items[i++];
+    std::shared_ptr<const E> view(value, element);
+    if constexpr (is_transparent_v<E>) {
+      attach_values<E>(target, view);
+    } else {
+      std::lock_guard lock(target.mutex);
+      if (!target.value) {
+        target.value = std::move(view);
+        target.type = &typeid(E);
+        target.encode = &encode_erased<E>;
+      }
+    }
+  }
+}
+
+template <class R>
+struct TransparentOutputs : std::bool_constant<is_transparent_v<R>> {};
+template <class... Os>
+struct TransparentOutputs<std::tuple<Os...>> : std::bool_constant<(is_transparent_v<Os> || ...)> {};
+template <>
+struct TransparentOutputs<void> : std::false_type {};
+
+/// What running an op produced beyond the encoded outputs: transparent outputs as pieces and
+/// typed collections.
+struct OutputExtras {
+  explicit OutputExtras(std::size_t n) : pieces(n), collections(n) {}
+  std::vector<std::unique_ptr<Piece>> pieces;
+  std::vector<std::shared_ptr<const void>> collections;
+  bool memoized = false;  ///< pieces are needed (run mode)
+  bool ran = false;
 };
 
 template <class F, class... Ps>
@@ -166,14 +315,29 @@ struct FunctionTraits<std::function<R(As...)>> {
 };
 
 template <class T>
-void encode_output(std::vector<OutputValue>& out, T&& value) {
+void encode_output(std::vector<OutputValue>& out, T&& value, OutputExtras& extras) {
   using V = std::decay_t<T>;
+  static_assert(!is_ref<V>::value,
+                "mandala: an op's function returns values, not Refs (a Ref result would lose its history)");
   OutputValue o;
   auto shared = std::make_shared<const V>(std::forward<T>(value));
-  o.bytes = encode_value(*shared);
-  o.type = &typeid(V);
-  o.encode = &encode_erased<V>;
-  o.value = std::move(shared);
+  if constexpr (is_transparent_v<V>) {
+    // Stored as its shape; the elements are stored by the getitem calls that follow.
+    if (extras.memoized) {
+      auto piece = std::make_unique<Piece>(piece_of(*shared));
+      seal_piece(*piece);
+      o.bytes = piece->bytes;
+      o.cid = piece->cid;
+      extras.pieces[out.size()] = std::move(piece);
+    }
+    extras.collections[out.size()] = std::move(shared);
+    o.type = &typeid(V);
+  } else {
+    o.bytes = encode_value(*shared);
+    o.type = &typeid(V);
+    o.encode = &encode_erased<V>;
+    o.value = std::move(shared);
+  }
   out.push_back(std::move(o));
 }
 
@@ -243,7 +407,10 @@ class Op {
     using T = P<I>;
     using D = std::remove_cvref_t<A>;
     const bool memo = mode == Mode::run;
-    if constexpr (is_ref<D>::value) {
+    if constexpr (is_transparent_v<T>) {
+      bind_collection<I>(out, std::forward<A>(a), storage, memo);
+      return;
+    } else if constexpr (is_ref<D>::value) {
       static_assert(std::is_same_v<typename D::value_type, T>,
                     "mandala: a Ref<U> argument must have the parameter's type T (Ref<T>)");
       out.ref = a;
@@ -282,6 +449,47 @@ class Op {
     if (m_kinds[I] == ParamKind::ignored) out.excluded = true;
   }
 
+  // Binds an argument of a transparent (MList / MDict) parameter: a collection ref, a container
+  // of element refs, or a plain collection of values.
+  template <std::size_t I, class A>
+  void bind_collection(detail::Arg<P<I>>& out, A&& a, std::optional<P<I>>& storage, bool memo) const {
+    using T = P<I>;
+    using D = std::remove_cvref_t<A>;
+    if constexpr (is_ref<D>::value) {
+      static_assert(std::is_same_v<typename D::value_type, T>,
+                    "mandala: a Ref<U> argument must have the parameter's type T (Ref<T>)");
+      if (!a.valid()) detail::throw_empty_argument(*m_info, I);
+      out.ref = a;
+      if (memo && !a.has_ids()) out.piece = std::make_unique<detail::Piece>(detail::piece_of(a.get()));
+    } else if constexpr (detail::is_ref_container<T, D>::value) {
+      out.ref = detail::ref_of_elements<T>(a);
+      if (memo) out.piece = std::make_unique<detail::Piece>(detail::piece_of_refs<T>(a));
+    } else if constexpr (detail::is_ignore<D>::value) {
+      storage.emplace(T(std::forward<A>(a).value));
+      out.direct = &*storage;
+      out.excluded = true;
+    } else {
+      static_assert(std::is_convertible_v<A&&, T>,
+                    "mandala: an argument of an MList<E> parameter must be an MList<E> or std::vector<E> of values, "
+                    "a std::vector<Ref<E>> of element refs, or a Ref<MList<E>> (MDict<std::string, E>: a "
+                    "std::map<std::string, E>, a std::map<std::string, Ref<E>> or a Ref<MDict<std::string, E>>)");
+      if constexpr (std::is_same_v<D, T>) {
+        out.direct = &a;
+      } else {
+        storage.emplace(std::forward<A>(a));
+        out.direct = &*storage;
+      }
+      if (memo && m_kinds[I] == ParamKind::new_arg_default && encode_value(*out.direct) == m_default_bytes[I])
+        out.excluded = true;
+      if (memo && !out.excluded && m_kinds[I] != ParamKind::ignored)
+        out.piece = std::make_unique<detail::Piece>(detail::piece_of(*out.direct));
+    }
+    if (m_kinds[I] == ParamKind::ignored) {
+      out.excluded = true;
+      out.piece.reset();
+    }
+  }
+
   template <std::size_t I>
   void bind_default(detail::Arg<P<I>>& out, Mode mode) const {
     const auto& d = std::get<I>(m_defaults);
@@ -290,7 +498,8 @@ class Op {
     if (m_kinds[I] != ParamKind::normal) {
       out.excluded = true;
     } else if (mode == Mode::run) {
-      out.bytes = encode_value(*d);
+      if constexpr (is_transparent_v<P<I>>) out.piece = std::make_unique<detail::Piece>(detail::piece_of(*d));
+      else out.bytes = encode_value(*d);
     }
   }
 
@@ -317,18 +526,40 @@ class Op {
   }
 
   template <std::size_t... I>
-  std::vector<detail::OutputValue> run(const std::tuple<detail::Arg<Ps>...>& args, std::index_sequence<I...>) const {
+  std::vector<detail::OutputValue> run(const std::tuple<detail::Arg<Ps>...>& args, detail::OutputExtras& extras,
+                                       std::index_sequence<I...>) const {
     std::vector<detail::OutputValue> outs;
+    extras.ran = true;
     if constexpr (std::is_void_v<R>) {
       m_fn(std::get<I>(args).get()...);
     } else if constexpr (detail::Outputs<R>::count == 1 && !detail::is_tuple<R>::value) {
-      detail::encode_output(outs, m_fn(std::get<I>(args).get()...));
+      detail::encode_output(outs, m_fn(std::get<I>(args).get()...), extras);
     } else {
       R result = m_fn(std::get<I>(args).get()...);
       outs.reserve(std::tuple_size_v<R>);
-      std::apply([&](auto&&... o) { (detail::encode_output(outs, std::move(o)), ...); }, std::move(result));
+      std::apply([&](auto&&... o) { (detail::encode_output(outs, std::move(o), extras), ...); }, std::move(result));
     }
     return outs;
+  }
+
+  template <std::size_t O>
+  using OutputType = std::conditional_t<detail::is_tuple<R>::value, std::tuple_element<O, R>, std::type_identity<R>>;
+
+  // After a memoized call: element histories and values of transparent outputs.
+  template <std::size_t... O>
+  void finish_outputs(const std::shared_ptr<detail::StorageCore>& core,
+                      const std::vector<std::shared_ptr<detail::RefState>>& states, detail::OutputExtras& extras,
+                      bool new_history, std::index_sequence<O...>) const {
+    (finish_output<typename OutputType<O>::type>(core, states.at(O), extras, O, new_history), ...);
+  }
+  template <class V>
+  void finish_output(const std::shared_ptr<detail::StorageCore>& core, const std::shared_ptr<detail::RefState>& state,
+                     detail::OutputExtras& extras, std::size_t index, bool new_history) const {
+    if constexpr (is_transparent_v<V>) {
+      detail::destructure(*core, core, state, detail::shape_spec<V>(), extras.pieces[index].get(), new_history);
+      if (extras.collections[index])
+        detail::attach_values<V>(*state, std::static_pointer_cast<const V>(extras.collections[index]));
+    }
   }
 
   template <class... As>
@@ -338,13 +569,19 @@ class Op {
     std::tuple<std::optional<Ps>...> store;
     auto given = std::forward_as_tuple(std::forward<As>(args)...);
     bind_all(bound, store, given, Mode::noop, std::index_sequence_for<Ps...>{});
-    auto outs = run(bound, std::index_sequence_for<Ps...>{});
+    detail::OutputExtras extras(detail::Outputs<R>::count);
+    auto outs = run(bound, extras, std::index_sequence_for<Ps...>{});
     std::vector<std::shared_ptr<detail::RefState>> states;
-    for (auto& o : outs) {
+    for (std::size_t i = 0; i < outs.size(); ++i) {
+      auto& o = outs[i];
       auto s = std::make_shared<detail::RefState>();
       s->value = std::move(o.value);
       s->type = o.type;
       s->encode = o.encode;
+      if (extras.collections[i]) {
+        s->assembled = std::move(extras.collections[i]);
+        s->assembled_type = o.type;
+      }
       states.push_back(std::move(s));
     }
     return wrap(states);
@@ -359,29 +596,44 @@ class Op {
     bind_all(bound, store, given, Mode::run, std::index_sequence_for<Ps...>{});
     std::vector<detail::InputSlot> inputs;
     inputs.reserve(sizeof...(Ps));
-    collect(inputs, bound, std::index_sequence_for<Ps...>{});
+    collect(core, inputs, bound, std::index_sequence_for<Ps...>{});
     struct Exec final : detail::Executor {
-      const Op* self;
-      const std::tuple<detail::Arg<Ps>...>* args;
-      std::vector<detail::OutputValue> run() override { return self->run(*args, std::index_sequence_for<Ps...>{}); }
+      const Op* self = nullptr;
+      const std::tuple<detail::Arg<Ps>...>* args = nullptr;
+      detail::OutputExtras extras{detail::Outputs<R>::count};
+      std::vector<detail::OutputValue> run() override {
+        return self->run(*args, extras, std::index_sequence_for<Ps...>{});
+      }
     } exec;
     exec.self = this;
     exec.args = &bound;
+    exec.extras.memoized = true;
     auto states = detail::memoized_call(*core, core, *m_info, inputs, exec);
+    if constexpr (detail::TransparentOutputs<R>::value) {
+      finish_outputs(core, states, exec.extras, exec.reused_by_content,
+                     std::make_index_sequence<detail::Outputs<R>::count>{});
+    }
     return wrap(states);
   }
 
   template <std::size_t... I>
-  void collect(std::vector<detail::InputSlot>& inputs, std::tuple<detail::Arg<Ps>...>& bound,
-               std::index_sequence<I...>) const {
-    (collect_one<I>(inputs, std::get<I>(bound)), ...);
+  void collect(const std::shared_ptr<detail::StorageCore>& core, std::vector<detail::InputSlot>& inputs,
+               std::tuple<detail::Arg<Ps>...>& bound, std::index_sequence<I...>) const {
+    (collect_one<I>(core, inputs, std::get<I>(bound)), ...);
   }
   template <std::size_t I>
-  void collect_one(std::vector<detail::InputSlot>& inputs, detail::Arg<P<I>>& a) const {
+  void collect_one(const std::shared_ptr<detail::StorageCore>& core, std::vector<detail::InputSlot>& inputs,
+                   detail::Arg<P<I>>& a) const {
     if (a.excluded) return;
     detail::InputSlot slot;
     slot.name = &m_info->inputs[I];
-    if (a.direct == nullptr) slot.ref = a.ref.state_ptr();
+    if (a.piece) {
+      // A transparent collection: recorded as a __make_list__ / __make_dict__ call first.
+      slot.ref = detail::build_collection(*core, core, *a.piece);
+      a.piece.reset();
+    } else if (a.direct == nullptr) {
+      slot.ref = a.ref.state_ptr();
+    }
     slot.bytes = std::move(a.bytes);
     inputs.push_back(std::move(slot));
   }

@@ -175,6 +175,7 @@ Kind ValueView::kind() const {
     case msgpack::type::EXT:
       if (o.via.ext.type() == wire::ext_typed_array) return Kind::typed_array;
       if (o.via.ext.type() == wire::ext_pointer) return Kind::pointer;
+      if (o.via.ext.type() == wire::ext_collection) return Kind::collection;
       detail::throw_decode("unknown extension type " + std::to_string(o.via.ext.type()));
   }
   detail::throw_decode("unknown value type");
@@ -193,6 +194,7 @@ std::string_view to_string(Kind kind) noexcept {
     case Kind::map: return "map";
     case Kind::typed_array: return "typed array";
     case Kind::pointer: return "value pointer";
+    case Kind::collection: return "collection shape";
   }
   return "?";
 }
@@ -317,6 +319,44 @@ std::string_view ValueView::as_pointer() const {
   const auto& o = obj(m_object);
   if (o.type != msgpack::type::EXT || o.via.ext.type() != wire::ext_pointer) fail_expected("value pointer");
   return {o.via.ext.data(), o.via.ext.size};
+}
+
+CollectionView ValueView::as_collection() const {
+  if (kind() != Kind::collection) fail_expected("collection shape");
+  const auto& ext = obj(m_object).via.ext;
+  const char* p = ext.data();
+  const std::size_t n = ext.size;
+  if (n < 1) detail::throw_decode("collection shape: no kind byte");
+  CollectionView out;
+  const auto code = static_cast<unsigned char>(p[0]);
+  if (code == static_cast<unsigned char>(CollectionKind::list)) {
+    if ((n - 1) % 16 != 0) detail::throw_decode("collection shape: list body is not a whole number of ids");
+    out.kind = CollectionKind::list;
+    out.cids.resize((n - 1) / 16);
+    for (std::size_t i = 0; i < out.cids.size(); ++i) std::memcpy(out.cids[i].bytes.data(), p + 1 + 16 * i, 16);
+    return out;
+  }
+  if (code != static_cast<unsigned char>(CollectionKind::dict))
+    detail::throw_decode("collection shape: unknown kind " + std::to_string(code));
+  out.kind = CollectionKind::dict;
+  std::size_t pos = 1;
+  while (pos < n) {
+    if (n - pos < 4) detail::throw_decode("collection shape: dict key length truncated");
+    std::uint32_t len = 0;
+    for (std::size_t b = 4; b-- > 0;) len = (len << 8) | static_cast<unsigned char>(p[pos + b]);
+    pos += 4;
+    if (n - pos < len || n - pos - len < 16) detail::throw_decode("collection shape: dict entry truncated");
+    std::string_view key(p + pos, len);
+    if (!out.keys.empty() && !(out.keys.back() < key))
+      detail::throw_decode("collection shape: dict keys are not sorted and unique");
+    out.keys.push_back(key);
+    pos += len;
+    Id id;
+    std::memcpy(id.bytes.data(), p + pos, 16);
+    out.cids.push_back(id);
+    pos += 16;
+  }
+  return out;
 }
 
 }  // namespace mandala

@@ -146,6 +146,43 @@ void Encoder::pointer(std::string_view name) {
   p.pack_ext_body(name.data(), n);
 }
 
+void Encoder::collection(CollectionKind kind, std::span<const std::string> keys, std::span<const Id> cids) {
+  std::vector<std::byte> body;
+  body.push_back(static_cast<std::byte>(kind));
+  if (kind == CollectionKind::list) {
+    if (!keys.empty()) throw Error(Errc::invalid_argument, "collection shape: a list has no keys");
+    body.reserve(1 + 16 * cids.size());
+    for (const auto& id : cids) {
+      const auto* b = reinterpret_cast<const std::byte*>(id.bytes.data());
+      body.insert(body.end(), b, b + id.bytes.size());
+    }
+  } else if (kind == CollectionKind::dict) {
+    if (keys.size() != cids.size())
+      throw Error(Errc::invalid_argument, "collection shape: a dict needs one key per element");
+    std::vector<std::size_t> order(keys.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
+    for (std::size_t j = 0; j < order.size(); ++j) {
+      const std::string& key = keys[order[j]];
+      if (j > 0 && key == keys[order[j - 1]])
+        throw Error(Errc::invalid_argument, "collection shape: dict key '" + key + "' appears twice");
+      const std::uint32_t n = checked_length(key.size(), "dict key");
+      for (int b = 0; b < 4; ++b) body.push_back(static_cast<std::byte>((n >> (8 * b)) & 0xffu));
+      const auto* k = reinterpret_cast<const std::byte*>(key.data());
+      body.insert(body.end(), k, k + key.size());
+      const auto* c = reinterpret_cast<const std::byte*>(cids[order[j]].bytes.data());
+      body.insert(body.end(), c, c + 16);
+    }
+  } else {
+    throw Error(Errc::invalid_argument, "collection shape: unknown kind");
+  }
+  ByteSink sink{};
+  auto p = packer_for(m_out, sink);
+  const std::uint32_t n = checked_length(body.size(), "collection shape");
+  p.pack_ext(n, wire::ext_collection);
+  p.pack_ext_body(reinterpret_cast<const char*>(body.data()), n);
+}
+
 void Encoder::raw(std::span<const std::byte> encoded) { m_out.insert(m_out.end(), encoded.begin(), encoded.end()); }
 
 void Encoder::map_sorted(std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries) {

@@ -79,6 +79,17 @@ nlohmann::json to_json_value(ValueView v, std::size_t max_items) {
       return nlohmann::json{{"dtype", std::string(to_string(t.dtype))}, {"shape", t.shape}, {"data", data}};
     }
     case Kind::pointer: return nlohmann::json{{"pointer", std::string(v.as_pointer())}};
+    case Kind::collection: {
+      const auto c = v.as_collection();
+      if (c.kind == CollectionKind::list) {
+        nlohmann::json ids = nlohmann::json::array();
+        for (std::size_t i = 0; i < c.cids.size() && i < max_items; ++i) ids.push_back(c.cids[i].hex());
+        return nlohmann::json{{"list", ids}};
+      }
+      nlohmann::json entries = nlohmann::json::object();
+      for (std::size_t i = 0; i < c.cids.size(); ++i) entries[std::string(c.keys[i])] = c.cids[i].hex();
+      return nlohmann::json{{"dict", entries}};
+    }
   }
   return nullptr;
 }

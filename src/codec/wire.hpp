@@ -6,6 +6,7 @@
 namespace mandala::wire {
 inline constexpr std::int8_t ext_typed_array = 1;
 inline constexpr std::int8_t ext_pointer = 2;
+inline constexpr std::int8_t ext_collection = 3;
 inline constexpr std::size_t max_rank = 255;
 inline constexpr std::size_t max_depth = 512;
 inline constexpr std::uint32_t canonical_nan32 = 0x7fc00000u;

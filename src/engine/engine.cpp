@@ -219,6 +219,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       for (const auto& o : proto->outputs) rec.outputs.push_back({o.name, codec::output_hid(call_hid, o.name), o.cid});
       auto outs = lazy_outputs(self, op, rec);
       record_locked(std::move(rec));
+      exec.reused_by_content = true;
       ++m_reused_by_content;
       maybe_flush_locked();
       return outs;
@@ -244,7 +245,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   std::vector<std::pair<Id, std::vector<std::byte>>> values;
   for (std::size_t i = 0; i < computed.size(); ++i) {
     auto& c = computed[i];
-    const Id cid = codec::content_id(c.bytes);
+    const Id cid = c.cid ? *c.cid : codec::content_id(c.bytes);
     const Id hid = codec::output_hid(call_hid, op.outputs[i]);
     auto state = make_lazy(self, hid, cid);
     state->value = std::move(c.value);

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "engine/collections.hpp"
 #include "mandala/op.hpp"
 #include "util/type_name.hpp"
 
@@ -18,6 +19,9 @@ std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<P
                                            std::size_t arity, std::size_t output_count) {
   auto info = std::make_shared<OpInfo>();
   if (name.empty()) throw Error(Errc::invalid_argument, "an op needs a non-empty name");
+  if (is_structural(name))
+    throw Error(Errc::invalid_argument,
+                "op name '" + name + "' is reserved for the built-in collection ops; choose another name");
   if (params.size() != arity)
     bad(name, "the function takes " + std::to_string(arity) + " parameters but " + std::to_string(params.size()) +
                   " names were given; name every parameter, in order");
@@ -63,6 +67,12 @@ void throw_bad_default(const OpInfo& op, std::size_t param, const std::type_info
 
 void throw_missing_argument(const OpInfo& op, std::size_t param) {
   bad(op.name, "missing argument '" + op.inputs.at(param) + "' (it has no default)");
+}
+
+void throw_empty_argument(const OpInfo& op, std::size_t param) {
+  bad(op.name, "argument '" + op.inputs.at(param) +
+                   "' is an empty Ref (default-constructed); pass a value or a ref "
+                   "returned by an op");
 }
 
 std::vector<std::byte> encode_pointer(const std::string& name) {

@@ -349,7 +349,7 @@ TEST(DecoderRobustness, MalformedTypedArrays) {
 }
 
 TEST(DecoderRobustness, UnknownExtensionTypes) {
-  for (std::string_view hex : {"d4 03 00", "d4 ff 00", "c7 00 7f", "d8 05 00112233445566778899aabbccddeeff"}) {
+  for (std::string_view hex : {"d4 04 00", "d4 ff 00", "c7 00 7f", "d8 05 00112233445566778899aabbccddeeff"}) {
     // Whether the bytes are rejected at parse or at use, it is a decode error and never a crash.
     const std::string msg = decode_error_of([&] {
       DecodedValue d(from_hex(hex));

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <typeinfo>
@@ -41,16 +42,51 @@ struct OutputValue {
   std::shared_ptr<const void> value;
   const std::type_info* type = nullptr;
   EncodeFn encode = nullptr;
+  std::optional<Id> cid;  ///< the content id of `bytes` when already known (else the engine hashes them)
 };
 
 /// Runs the op's function on the call's arguments (loading lazy inputs) and encodes outputs.
 class Executor {
  public:
   virtual std::vector<OutputValue> run() = 0;
+  /// Set by the engine when the call was found by content and recorded under a new history
+  /// (its outputs are new refs whose values were stored before).
+  bool reused_by_content = false;
 
  protected:
   ~Executor() = default;
 };
+
+// ---- transparent collections (src/engine/collections.cpp) ---------------------------------
+
+/// A value on its way into storage as (part of) a transparent collection: an atom (its
+/// encoded bytes), an element given as a ref, or a nested collection of pieces.
+struct Piece {
+  std::optional<CollectionKind> kind;  ///< set for a collection
+  std::vector<std::byte> bytes;        ///< an atom's encoding; a collection's shape after seal_piece
+  std::shared_ptr<RefState> ref;       ///< an element given as a ref
+  std::vector<std::string> keys;       ///< a dict's keys, one per child
+  std::vector<Piece> children;
+  Id cid;  ///< set by seal_piece
+};
+
+/// The static structure of a type: an atom (no kind), or a collection of `element`s.
+struct ShapeSpec {
+  std::optional<CollectionKind> kind;
+  const ShapeSpec* element = nullptr;
+};
+
+/// Input side: records the __make_list__ / __make_dict__ calls that build `piece` (nested
+/// collections first, elements given as refs keep their history) and returns its ref.
+std::shared_ptr<RefState> build_collection(StorageCore& core, const std::shared_ptr<StorageCore>& self, Piece& piece);
+/// Output side, before the call: content ids of the atoms and shapes of the collections.
+void seal_piece(Piece& piece);
+/// Output side, after the call: records the __list_getitem__ / __dict_getitem__ calls that give
+/// each element of the output collection `out` its history (recursively), and sets its
+/// element refs. `computed` is the collection just computed (null when the call was reused);
+/// `new_history` says a reused call got new history ids (found by content).
+void destructure(StorageCore& core, const std::shared_ptr<StorageCore>& self, const std::shared_ptr<RefState>& out,
+                 const ShapeSpec& spec, Piece* computed, bool new_history);
 
 /// The content id of an encoded value (docs/storage-format.md).
 Id content_id(std::span<const std::byte> encoded);
