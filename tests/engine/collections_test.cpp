@@ -66,6 +66,12 @@ class Collections : public BackendTest {
     BackendTest::SetUp();
   }
 
+  // The store stays consistent for the library's own integrity check.
+  void expect_consistent() {
+    const auto report = storage().check_integrity();
+    for (const auto& p : report.problems) ADD_FAILURE() << p.kind << ": " << p.message;
+  }
+
   std::string input_name_list(const md::CallInfo& call) {
     std::string out;
     for (const auto& [name, ref] : call.inputs) out += (out.empty() ? "" : ",") + name;
@@ -132,6 +138,7 @@ TEST_P(Collections, OriginalTestLists) {
   EXPECT_EQ(primes_runs, 2);
   EXPECT_EQ(sum_runs, 1 + 13 + 1);
   EXPECT_EQ(square_runs, 1);
+  expect_consistent();
 }
 
 // The structural calls are recorded as the original records them: names of ops, inputs and
@@ -272,6 +279,7 @@ TEST_P(Collections, Dicts) {
   EXPECT_EQ(make_inputs, (std::vector<std::string>{"a,b", "x,y"}));
   EXPECT_EQ(scores->to_json(), R"({"max":10.0,"mean":5.0,"min":0.0})");
   EXPECT_THROW((void)(*scores)["median"], md::Error);
+  expect_consistent();
 }
 
 TEST_P(Collections, ContentReuseGivesElementsNewHistories) {
@@ -300,6 +308,7 @@ TEST_P(Collections, ContentReuseGivesElementsNewHistories) {
     EXPECT_EQ(creator->input("list")->hid(), hid_b);
   }
   EXPECT_EQ(storage().calls_of("__list_getitem__").size(), 8u);
+  expect_consistent();
 }
 
 TEST_P(Collections, NestedCollections) {
@@ -353,6 +362,7 @@ TEST_P(Collections, NestedCollections) {
     EXPECT_EQ(grid(3).hid(), g_hid);
   }
   EXPECT_EQ(runs, 1);
+  expect_consistent();
 }
 
 TEST_P(Collections, SharedElementsAreStoredOnce) {
