@@ -33,6 +33,12 @@ struct StorageOptions {
   std::size_t call_cache_capacity = 1'000'000;
   /// Open an existing store read-only: lookups and queries work, writes fail with Errc::io.
   bool read_only = false;
+  /// How long to wait for other processes' locks on the store (with backoff) before an
+  /// operation fails with Errc::io. Contention shorter than this never reaches the caller.
+  std::chrono::milliseconds lock_timeout{60'000};
+  /// Also sync the database log at every flush: flushed calls then survive power loss and OS
+  /// crashes, not only crashes of the process (docs/guarantees.md). Costs one fsync per flush.
+  bool durable_flush = false;
 };
 
 /// A stored call, as returned by queries. Refs are lazy.
@@ -103,6 +109,10 @@ struct IntegrityReport {
   ///                     cleanup() removes it
   ///   "stale_temporary" a temporary blob file older than an hour (an interrupted write);
   ///                     cleanup() removes it
+  ///   "unused_value_without_blob"  a value no call uses lacks its blob file (a cleanup was
+  ///                     interrupted); cleanup() removes the row
+  ///   "detached_ref"    a call input whose creating call is no longer stored (dropped without
+  ///                     its dependents); its value is still there
   std::vector<IntegrityProblem> warnings;
   std::uint64_t ops = 0;
   std::uint64_t calls = 0;

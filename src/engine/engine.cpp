@@ -61,6 +61,8 @@ StorageCore::StorageCore(const std::filesystem::path& path, const StorageOptions
   store::SqliteOptions so;
   so.blob_threshold_bytes = options.blob_threshold_bytes;
   so.read_only = options.read_only;
+  so.lock_timeout = options.lock_timeout;
+  so.durable_flush = options.durable_flush;
   m_store = store::open_sqlite_store(path, so);
 }
 

@@ -45,7 +45,17 @@ void fsync_dir(const fs::path& dir) {
 
 constexpr std::string_view tmp_marker = ".tmp.";
 
+std::atomic<BlobFaultHook> fault_hook{nullptr};
+
+/// The injected errno for this step (0: none).
+int injected(const char* step) {
+  const BlobFaultHook hook = fault_hook.load(std::memory_order_relaxed);
+  return hook != nullptr ? hook(step) : 0;
+}
+
 }  // namespace
+
+void set_blob_fault_hook(BlobFaultHook hook) noexcept { fault_hook.store(hook); }
 
 fs::path BlobFiles::path_of(const Id& cid) const {
   const std::string hex = cid.hex();
@@ -62,12 +72,14 @@ void BlobFiles::write(const Id& cid, std::span<const std::byte> bytes) const {
   static std::atomic<unsigned> counter{0};
   const fs::path tmp = final_path.string() + std::string(tmp_marker) + std::to_string(::getpid()) + "." +
                        std::to_string(counter.fetch_add(1));
+  if (const int err = injected("create")) throw_io("cannot create blob file", tmp, err);
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (fd.get() < 0) throw_io("cannot create blob file", tmp, errno);
   const auto* p = reinterpret_cast<const char*>(bytes.data());
   std::size_t left = bytes.size();
   while (left > 0) {
-    const ssize_t n = ::write(fd.get(), p, left);
+    const int fault = injected("write");
+    const ssize_t n = fault != 0 ? (errno = fault, -1) : ::write(fd.get(), p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
@@ -77,12 +89,16 @@ void BlobFiles::write(const Id& cid, std::span<const std::byte> bytes) const {
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
+  const int sync_fault = injected("sync");
+  if (sync_fault != 0) errno = sync_fault;
+  if (sync_fault != 0 || ::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
     throw_io("cannot sync blob file", tmp, err);
   }
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+  const int rename_fault = injected("rename");
+  if (rename_fault != 0) errno = rename_fault;
+  if (rename_fault != 0 || ::rename(tmp.c_str(), final_path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
     throw_io("cannot rename blob file into place", final_path, err);
@@ -134,21 +150,21 @@ std::vector<Id> BlobFiles::list() const {
   return out;
 }
 
-std::vector<fs::path> BlobFiles::stale_temporaries() const {
+std::vector<fs::path> BlobFiles::stale_temporaries(std::chrono::seconds min_age) const {
   std::vector<fs::path> out;
   std::error_code ec;
   if (!fs::is_directory(m_dir, ec)) return out;
-  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  const auto cutoff = fs::file_time_type::clock::now() - min_age;
   for (const auto& entry : fs::recursive_directory_iterator(m_dir, ec))
     if (entry.is_regular_file() && entry.path().filename().string().find(tmp_marker) != std::string::npos &&
-        entry.last_write_time(ec) < cutoff)
+        entry.last_write_time(ec) <= cutoff)
       out.push_back(entry.path());
   return out;
 }
 
-void BlobFiles::remove_temporaries() const {
+void BlobFiles::remove_temporaries(std::chrono::seconds min_age) const {
   std::error_code ec;
-  for (const auto& p : stale_temporaries()) fs::remove(p, ec);
+  for (const auto& p : stale_temporaries(min_age)) fs::remove(p, ec);
 }
 
 }  // namespace mandala::store

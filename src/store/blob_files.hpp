@@ -2,6 +2,7 @@
 // Content-addressed files for large values: `<dir>/<hex[0:2]>/<hex>`, written atomically
 // (temporary file, fsync, rename, fsync of the directory) and checked against their id on read.
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -11,6 +12,12 @@
 #include "mandala/id.hpp"
 
 namespace mandala::store {
+
+/// Fault injection (tests): when set, called before each step of writing a blob file ("create",
+/// "write", "sync", "rename"); a non-zero errno it returns makes that step fail as if the system
+/// call had failed with it.
+using BlobFaultHook = int (*)(const char* step);
+void set_blob_fault_hook(BlobFaultHook hook) noexcept;
 
 class BlobFiles {
  public:
@@ -26,11 +33,13 @@ class BlobFiles {
   bool remove(const Id& cid) const;
   /// Every id that has a file (temporary files are not listed).
   [[nodiscard]] std::vector<Id> list() const;
-  /// Leftover temporary files of interrupted writes: those untouched for an hour (younger ones
-  /// may belong to a write in progress in another process).
-  [[nodiscard]] std::vector<std::filesystem::path> stale_temporaries() const;
-  /// Removes the stale temporaries.
-  void remove_temporaries() const;
+  /// Temporary files of interrupted writes untouched for at least `min_age` (younger ones may
+  /// belong to a write in progress in another process, unless the caller holds the store's
+  /// write lock, under which all blob files are written).
+  [[nodiscard]] std::vector<std::filesystem::path> stale_temporaries(
+      std::chrono::seconds min_age = std::chrono::hours(1)) const;
+  /// Removes those temporaries.
+  void remove_temporaries(std::chrono::seconds min_age = std::chrono::hours(1)) const;
   [[nodiscard]] const std::filesystem::path& dir() const { return m_dir; }
   [[nodiscard]] std::filesystem::path path_of(const Id& cid) const;
 

@@ -213,6 +213,20 @@ void check_refs(sqlite3* db, Collector& out) {
   out.report().refs = count(db, "SELECT COUNT(DISTINCT hid) FROM call_io");
 }
 
+/// Inputs that are neither raw values (atoms) nor the output of a stored call: their creating
+/// call was dropped without its dependents (a warning: the value is still stored).
+void check_detached_refs(sqlite3* db, Collector& out) {
+  sql::Statement st(db,
+                    "SELECT c.hid, io.name, io.hid, io.cid FROM call_io io JOIN calls c ON c.id = io.call_id "
+                    "WHERE io.dir = 0 AND NOT EXISTS (SELECT 1 FROM call_io o WHERE o.hid = io.hid AND o.dir = 1)");
+  while (st.step()) {
+    const Id hid = st.id(2);
+    if (codec::atom_hid(st.id(3)) == hid) continue;
+    out.warning("detached_ref", "input '" + st.text(1) + "' of call " + st.id(0).hex() + " is ref " + hid.hex() +
+                                    ", whose creating call is not stored (dropped without its dependents?)");
+  }
+}
+
 /// Every ref's value has a row.
 void check_missing_values(sqlite3* db, Collector& out) {
   sql::Statement st(db,
@@ -228,7 +242,7 @@ void check_missing_values(sqlite3* db, Collector& out) {
 
 /// Every value's bytes (inline, or its blob file) hash to its id and have the recorded size.
 void check_values(sqlite3* db, const BlobFiles* blobs, Collector& out) {
-  sql::Statement st(db, "SELECT cid, size, data IS NULL, data FROM \"values\"");
+  sql::Statement st(db, "SELECT cid, size, data IS NULL, data, cid IN (SELECT cid FROM call_io) FROM \"values\"");
   while (st.step()) {
     ++out.report().values;
     out.advance();
@@ -249,6 +263,12 @@ void check_values(sqlite3* db, const BlobFiles* blobs, Collector& out) {
         bytes = blobs->read(cid);
       } catch (const Error& e) {
         out.problem("blob_mismatch", "value " + cid.hex() + ": " + e.what());
+        continue;
+      }
+      if (!bytes && st.int64(4) == 0) {
+        // A cleanup interrupted after removing files but before its commit: no call uses the value.
+        out.warning("unused_value_without_blob", "value " + cid.hex() + ", which no call uses, has no blob file " +
+                                                     blobs->path_of(cid).string() + "; cleanup() removes its row");
         continue;
       }
       if (!bytes) {
@@ -287,6 +307,8 @@ template <class F>
 void guarded(const char* what, Collector& out, F&& check) {
   try {
     check();
+  } catch (const sql::Busy&) {
+    throw;  // contention, not damage: the caller retries the whole check
   } catch (const Error& e) {
     out.problem("sqlite", std::string("cannot check ") + what + ": " + e.what());
   }
@@ -334,6 +356,7 @@ IntegrityReport check_integrity(sqlite3* db, const BlobFiles* blobs, const Progr
   guarded("calls", out, [&] { check_calls(db, out); });
   guarded("input and output rows", out, [&] { check_orphan_io(db, out); });
   guarded("refs", out, [&] { check_refs(db, out); });
+  guarded("detached refs", out, [&] { check_detached_refs(db, out); });
   guarded("referenced values", out, [&] { check_missing_values(db, out); });
   guarded("values", out, [&] { check_values(db, blobs, out); });
   if (blobs != nullptr) {

@@ -1,6 +1,8 @@
 #include "store/sqlite.hpp"
 
 #include <cstring>
+#include <random>
+#include <thread>
 
 namespace mandala::store::sql {
 
@@ -16,9 +18,35 @@ void throw_sqlite(sqlite3* db, int rc, std::string_view doing) {
     case SQLITE_FULL: throw Error(Errc::io, msg + "; the disk is full: free space and retry (stored calls are intact)");
     case SQLITE_READONLY: throw Error(Errc::io, msg + "; the store is read-only: open it writable to record calls");
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: throw Error(Errc::io, msg + "; another process holds the store's lock for too long");
+    case SQLITE_LOCKED: throw Busy(Errc::io, msg + "; another connection holds the store's lock");
     default: throw Error(Errc::io, msg);
   }
+}
+
+bool Backoff::wait(int attempt, std::chrono::steady_clock::time_point start) const {
+  using namespace std::chrono;
+  const auto now = steady_clock::now();
+  if (now - start >= m_timeout) return false;
+  thread_local std::minstd_rand rng(static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id()) ^
+                                                          static_cast<std::size_t>(now.time_since_epoch().count())));
+  const double ceiling_us = 100.0 * static_cast<double>(1u << std::min(attempt, 9));  // 0.1 ms .. 51.2 ms
+  const double us = ceiling_us * std::uniform_real_distribution<double>(0.5, 1.0)(rng);
+  const auto left = m_timeout - duration_cast<microseconds>(now - start);
+  std::this_thread::sleep_for(std::min(microseconds(static_cast<std::int64_t>(us)), duration_cast<microseconds>(left)));
+  return true;
+}
+
+namespace {
+int busy_handler(void* context, int count) {
+  // SQLite calls this with count = 0, 1, 2, ... while one lock request waits.
+  thread_local std::chrono::steady_clock::time_point start;
+  if (count == 0) start = std::chrono::steady_clock::now();
+  return static_cast<const Backoff*>(context)->wait(count, start) ? 1 : 0;
+}
+}  // namespace
+
+void install_busy_handler(sqlite3* db, const Backoff& backoff) {
+  sqlite3_busy_handler(db, busy_handler, const_cast<Backoff*>(&backoff));
 }
 
 void exec(sqlite3* db, const char* sql) {

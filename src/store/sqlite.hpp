@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -21,8 +22,54 @@ struct DbCloser {
 };
 using DbHandle = std::unique_ptr<sqlite3, DbCloser>;
 
-/// Throws the Error matching an SQLite result code, naming what was being done.
+/// Throws the Error matching an SQLite result code, naming what was being done. Lock contention
+/// (SQLITE_BUSY, SQLITE_LOCKED) throws Busy, which retry_while_busy() retries.
 [[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view doing);
+
+/// Another connection held a lock SQLite needed (Errc::io once the wait gives up).
+class Busy : public Error {
+ public:
+  using Error::Error;
+};
+
+/// How long a connection waits for other connections' locks, and how: exponential backoff with
+/// jitter (0.1 ms doubling up to 50 ms, each sleep a random 50-100% of that), so contending
+/// processes do not retry in lockstep.
+class Backoff {
+ public:
+  explicit Backoff(std::chrono::milliseconds timeout) : m_timeout(timeout) {}
+  /// Sleeps before attempt `attempt` (0 = first retry) of a wait that began at `start`; false
+  /// when the timeout has passed (then the caller gives up).
+  [[nodiscard]] bool wait(int attempt, std::chrono::steady_clock::time_point start) const;
+  [[nodiscard]] std::chrono::milliseconds timeout() const { return m_timeout; }
+
+ private:
+  std::chrono::milliseconds m_timeout;
+};
+
+/// Installs the backoff as the connection's busy handler: SQLite then waits for locks itself.
+/// `backoff` must outlive the connection.
+void install_busy_handler(sqlite3* db, const Backoff& backoff);
+
+/// Runs `attempt` (a whole transaction, or a whole read) again while it throws Busy: some
+/// contention SQLite reports without calling the busy handler (a database being recovered or
+/// initialized by another process). `reset` runs before each retry (end a read snapshot, ...).
+/// After the timeout the last Busy propagates, as Errc::io naming the wait.
+template <class F, class R>
+auto retry_while_busy(const Backoff& backoff, F&& attempt, R&& reset) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0;; ++i) {
+    try {
+      return attempt();
+    } catch (const Busy& e) {
+      reset();
+      if (!backoff.wait(i, start))
+        throw Error(Errc::io, std::string(e.what()) + " (gave up after waiting " +
+                                  std::to_string(backoff.timeout().count()) +
+                                  " ms; StorageOptions::lock_timeout sets the wait)");
+    }
+  }
+}
 
 /// A prepared statement. Bound text and blobs are not copied: they must stay alive until the
 /// statement has been stepped (bind and step in one expression, or keep the data around).

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <type_traits>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "codec/hash.hpp"
 #include "codec/wire.hpp"
 #include "store/blob_files.hpp"
+#include "store/file_system.hpp"
 #include "store/integrity.hpp"
 #include "store/sqlite.hpp"
 #include "store/store.hpp"
@@ -76,67 +78,84 @@ class SqliteStore final : public Store {
   }
 
   std::optional<CallRecord> call_by_hid(const Id& hid) override {
-    begin_read();
-    return whole_call(stmt(m_call_by_hid, std::string(whole_call_sql) + "c.hid = ?1 ORDER BY io.dir, io.name"), hid);
+    return reading([&]() -> std::optional<CallRecord> {
+      return whole_call(stmt(m_call_by_hid, std::string(whole_call_sql) + "c.hid = ?1 ORDER BY io.dir, io.name"), hid);
+    });
   }
 
   std::optional<CallRecord> call_by_cid(const Id& cid) override {
-    begin_read();
-    return whole_call(
-        stmt(m_call_by_cid, std::string(whole_call_sql) + "c.id = (SELECT id FROM calls WHERE cid = ?1 LIMIT 1) "
-                                                          "ORDER BY io.dir, io.name"),
-        cid);
+    return reading([&]() -> std::optional<CallRecord> {
+      return whole_call(
+          stmt(m_call_by_cid, std::string(whole_call_sql) + "c.id = (SELECT id FROM calls WHERE cid = ?1 LIMIT 1) "
+                                                            "ORDER BY io.dir, io.name"),
+          cid);
+    });
   }
 
   std::optional<std::vector<std::byte>> value(const Id& cid) override {
-    begin_read();
-    auto& st = stmt(m_value, "SELECT data IS NULL, data FROM \"values\" WHERE cid = ?1");
-    st.bind(1, cid);
-    if (!st.step()) return std::nullopt;
-    const bool in_file = st.int64(0) != 0;
-    std::vector<std::byte> bytes;
-    if (!in_file) bytes = st.blob(1);
-    st.reset();
-    if (!in_file) return bytes;
-    if (!m_blobs)
-      throw Error(Errc::corrupt_store, "value " + cid.hex() + " is marked as a blob file but the store has none");
-    auto from_file = m_blobs->read(cid);
-    if (!from_file)
-      throw Error(Errc::corrupt_store, "the blob file of value " + cid.hex() + " is missing (" +
-                                           m_blobs->path_of(cid).string() +
-                                           "); restore it from a backup or drop the calls that use it");
-    return from_file;
+    return reading([&]() -> std::optional<std::vector<std::byte>> {
+      auto& st = stmt(m_value, "SELECT data IS NULL, data FROM \"values\" WHERE cid = ?1");
+      st.bind(1, cid);
+      if (!st.step()) return std::nullopt;
+      const bool in_file = st.int64(0) != 0;
+      std::vector<std::byte> bytes;
+      if (!in_file) bytes = st.blob(1);
+      st.reset();
+      if (!in_file) return verified(cid, std::move(bytes));
+      if (!m_blobs)
+        throw Error(Errc::corrupt_store, "value " + cid.hex() + " is marked as a blob file but the store has none");
+      auto from_file = m_blobs->read(cid);
+      if (!from_file)
+        throw Error(Errc::corrupt_store, "the blob file of value " + cid.hex() + " is missing (" +
+                                             m_blobs->path_of(cid).string() +
+                                             "); restore it from a backup or drop the calls that use it");
+      return from_file;
+    });
   }
 
   bool has_value(const Id& cid) override {
-    begin_read();
-    auto& st = stmt(m_has_value, "SELECT 1 FROM \"values\" WHERE cid = ?1");
-    st.bind(1, cid);
-    const bool found = st.step();
-    st.reset();
-    return found;
+    return reading([&]() -> bool {
+      auto& st = stmt(m_has_value, "SELECT data IS NULL FROM \"values\" WHERE cid = ?1");
+      st.bind(1, cid);
+      const bool found = st.step();
+      const bool in_file = found && st.int64(0) != 0;
+      st.reset();
+      // A blob value whose file is gone (an interrupted cleanup) counts as absent, so the next
+      // write of it brings the file back.
+      if (in_file && m_blobs) {
+        std::error_code ec;
+        return fs::exists(m_blobs->path_of(cid), ec);
+      }
+      return found;
+    });
   }
 
   std::optional<OpRecord> op(std::string_view name, std::uint32_t version) override {
-    begin_read();
-    auto& st = stmt(m_op, "SELECT inputs, outputs FROM ops WHERE name = ?1 AND version = ?2");
-    st.bind(1, name).bind(2, std::int64_t{version});
-    if (!st.step()) return std::nullopt;
-    OpRecord r{std::string(name), version, parse_list(st.text(0)), parse_list(st.text(1))};
-    st.reset();
-    return r;
+    return reading([&]() -> std::optional<OpRecord> {
+      auto& st = stmt(m_op, "SELECT inputs, outputs FROM ops WHERE name = ?1 AND version = ?2");
+      st.bind(1, name).bind(2, std::int64_t{version});
+      if (!st.step()) return std::nullopt;
+      OpRecord r{std::string(name), version, parse_list(st.text(0)), parse_list(st.text(1))};
+      st.reset();
+      return r;
+    });
   }
 
   void write(const WriteBatch& batch) override {
     if (batch.empty()) return;
-    require_writable();
-    end_read();
-    // Blob files first: content-addressed and write-once, so a crash before the commit leaves at
-    // most an unreferenced file (removed by cleanup), never a row without its file.
+    writing([&] { write_once(batch); });
+  }
+
+  void write_once(const WriteBatch& batch) {
+    sql::Transaction tx(m_db.get());
+    // Blob files first, and inside the write lock: a crash before the commit leaves at most an
+    // unreferenced file (removed by cleanup), never a row without its file; and cleanup(), which
+    // removes files no row refers to under the same lock, never sees a file whose row is about to
+    // be committed. A value whose file is missing (a cleanup interrupted between removing files
+    // and its commit) gets it back here.
     for (const auto& v : batch.values)
       if (is_blob(v.bytes)) m_blobs->write(v.cid, v.bytes);
 
-    sql::Transaction tx(m_db.get());
     std::map<std::pair<std::string, std::uint32_t>, std::int64_t> op_ids;
     auto& upsert_op = stmt(m_upsert_op,
                            "INSERT INTO ops(name, version, inputs, outputs) VALUES(?1, ?2, ?3, ?4) "
@@ -180,105 +199,115 @@ class SqliteStore final : public Store {
   }
 
   std::optional<Id> ref_cid(const Id& hid) override {
-    begin_read();
-    auto& st = stmt(m_ref_cid, "SELECT cid FROM call_io WHERE hid = ?1 LIMIT 1");
-    st.bind(1, hid);
-    if (!st.step()) return std::nullopt;
-    Id cid = st.id(0);
-    st.reset();
-    return cid;
+    return reading([&]() -> std::optional<Id> {
+      auto& st = stmt(m_ref_cid, "SELECT cid FROM call_io WHERE hid = ?1 LIMIT 1");
+      st.bind(1, hid);
+      if (!st.step()) return std::nullopt;
+      Id cid = st.id(0);
+      st.reset();
+      return cid;
+    });
   }
 
   std::optional<CallRecord> creator_of(const Id& ref_hid) override {
-    begin_read();
-    auto ids = call_ids("SELECT call_id FROM call_io WHERE hid = ?1 AND dir = 1", ref_hid);
-    if (ids.empty()) return std::nullopt;
-    return load_call(ids.front());
+    return reading([&]() -> std::optional<CallRecord> {
+      auto ids = call_ids("SELECT call_id FROM call_io WHERE hid = ?1 AND dir = 1", ref_hid);
+      if (ids.empty()) return std::nullopt;
+      return load_call(ids.front());
+    });
   }
 
   std::vector<CallRecord> consumers_of(const Id& ref_hid) override {
-    begin_read();
-    std::vector<CallRecord> out;
-    for (auto id : call_ids("SELECT call_id FROM call_io WHERE hid = ?1 AND dir = 0 ORDER BY call_id", ref_hid))
-      out.push_back(*load_call(id));
-    return out;
+    return reading([&]() -> std::vector<CallRecord> {
+      std::vector<CallRecord> out;
+      for (auto id : call_ids("SELECT call_id FROM call_io WHERE hid = ?1 AND dir = 0 ORDER BY call_id", ref_hid))
+        out.push_back(*load_call(id));
+      return out;
+    });
   }
 
   std::vector<CallRecord> calls_of(std::string_view op, std::optional<std::uint32_t> version) override {
-    begin_read();
-    // Two ordered scans merged by call id: one query for the headers, one for all their io rows.
-    const std::string filter = version ? "o.name = ?1 AND o.version = ?2" : "o.name = ?1";
-    sql::Statement heads(m_db.get(),
-                         "SELECT c.id, c.hid, c.cid, o.name, o.version, c.created FROM calls c "
-                         "JOIN ops o ON o.id = c.op_id WHERE " +
-                             filter + " ORDER BY c.id");
-    sql::Statement io(m_db.get(),
-                      "SELECT io.call_id, io.dir, io.name, io.hid, io.cid FROM call_io io "
-                      "JOIN calls c ON c.id = io.call_id JOIN ops o ON o.id = c.op_id WHERE " +
-                          filter + " ORDER BY io.call_id");
-    for (auto* st : {&heads, &io}) {
-      st->bind(1, op);
-      if (version) st->bind(2, std::int64_t{*version});
-    }
-    std::vector<CallRecord> out;
-    std::vector<std::int64_t> ids;
-    while (heads.step()) {
-      ids.push_back(heads.int64(0));
-      out.push_back(header_from(heads, 1));
-    }
-    std::size_t i = 0;
-    while (io.step()) {
-      const auto call_id = io.int64(0);
-      while (i < ids.size() && ids[i] < call_id) ++i;
-      if (i == ids.size() || ids[i] != call_id) continue;
-      add_io(out[i], io, 1);
-    }
-    return out;
+    return reading([&]() -> std::vector<CallRecord> {
+      // Two ordered scans merged by call id: one query for the headers, one for all their io rows.
+      const std::string filter = version ? "o.name = ?1 AND o.version = ?2" : "o.name = ?1";
+      sql::Statement heads(m_db.get(),
+                           "SELECT c.id, c.hid, c.cid, o.name, o.version, c.created FROM calls c "
+                           "JOIN ops o ON o.id = c.op_id WHERE " +
+                               filter + " ORDER BY c.id");
+      sql::Statement io(m_db.get(),
+                        "SELECT io.call_id, io.dir, io.name, io.hid, io.cid FROM call_io io "
+                        "JOIN calls c ON c.id = io.call_id JOIN ops o ON o.id = c.op_id WHERE " +
+                            filter + " ORDER BY io.call_id");
+      for (auto* st : {&heads, &io}) {
+        st->bind(1, op);
+        if (version) st->bind(2, std::int64_t{*version});
+      }
+      std::vector<CallRecord> out;
+      std::vector<std::int64_t> ids;
+      while (heads.step()) {
+        ids.push_back(heads.int64(0));
+        out.push_back(header_from(heads, 1));
+      }
+      std::size_t i = 0;
+      while (io.step()) {
+        const auto call_id = io.int64(0);
+        while (i < ids.size() && ids[i] < call_id) ++i;
+        if (i == ids.size() || ids[i] != call_id) continue;
+        add_io(out[i], io, 1);
+      }
+      return out;
+    });
   }
 
   std::vector<CallRecord> creators_of_many(std::span<const Id> ref_hids) override {
-    begin_read();
-    return load_calls(ids_where(ref_hids, "SELECT DISTINCT call_id FROM call_io WHERE dir = 1 AND hid IN ("));
+    return reading([&]() -> std::vector<CallRecord> {
+      return load_calls(ids_where(ref_hids, "SELECT DISTINCT call_id FROM call_io WHERE dir = 1 AND hid IN ("));
+    });
   }
 
   std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids) override {
-    begin_read();
-    return load_calls(ids_where(ref_hids, "SELECT DISTINCT call_id FROM call_io WHERE dir = 0 AND hid IN ("));
+    return reading([&]() -> std::vector<CallRecord> {
+      return load_calls(ids_where(ref_hids, "SELECT DISTINCT call_id FROM call_io WHERE dir = 0 AND hid IN ("));
+    });
   }
 
   std::vector<CallRecord> calls_by_hids(std::span<const Id> call_hids) override {
-    begin_read();
-    return load_calls(ids_where(call_hids, "SELECT id FROM calls WHERE hid IN ("));
+    return reading([&]() -> std::vector<CallRecord> {
+      return load_calls(ids_where(call_hids, "SELECT id FROM calls WHERE hid IN ("));
+    });
   }
 
   std::vector<std::optional<std::vector<std::byte>>> values_many(std::span<const Id> cids) override {
-    begin_read();
-    std::vector<std::optional<std::vector<std::byte>>> out(cids.size());
-    std::unordered_map<Id, std::vector<std::size_t>> where;
-    for (std::size_t i = 0; i < cids.size(); ++i) where[cids[i]].push_back(i);
-    std::vector<Id> distinct;
-    distinct.reserve(where.size());
-    for (const auto& [cid, _] : where) distinct.push_back(cid);
-    std::vector<Id> in_files;
-    for_chunks(distinct, "SELECT cid, data IS NULL, data FROM \"values\" WHERE cid IN (", [&](sql::Statement& st) {
-      const Id cid = st.id(0);
-      if (st.int64(1) != 0) {
-        in_files.push_back(cid);
-        return;
+    return reading([&]() -> std::vector<std::optional<std::vector<std::byte>>> {
+      std::vector<std::optional<std::vector<std::byte>>> out(cids.size());
+      std::unordered_map<Id, std::vector<std::size_t>> where;
+      for (std::size_t i = 0; i < cids.size(); ++i) where[cids[i]].push_back(i);
+      std::vector<Id> distinct;
+      distinct.reserve(where.size());
+      for (const auto& [cid, _] : where) distinct.push_back(cid);
+      std::vector<Id> in_files;
+      for_chunks(distinct, "SELECT cid, data IS NULL, data FROM \"values\" WHERE cid IN (", [&](sql::Statement& st) {
+        const Id cid = st.id(0);
+        if (st.int64(1) != 0) {
+          in_files.push_back(cid);
+          return;
+        }
+        auto bytes = verified(cid, st.blob(2));
+        for (auto i : where[cid]) out[i] = bytes;
+      });
+      for (const auto& cid : in_files) {
+        auto bytes = value(cid);
+        for (auto i : where[cid]) out[i] = bytes;
       }
-      auto bytes = st.blob(2);
-      for (auto i : where[cid]) out[i] = bytes;
+      return out;
     });
-    for (const auto& cid : in_files) {
-      auto bytes = value(cid);
-      for (auto i : where[cid]) out[i] = bytes;
-    }
-    return out;
   }
 
   std::size_t drop_calls(std::span<const Id> call_hids, bool dependents) override {
-    require_writable();
-    end_read();
+    return writing([&] { return drop_calls_once(call_hids, dependents); });
+  }
+
+  std::size_t drop_calls_once(std::span<const Id> call_hids, bool dependents) {
     sql::Transaction tx(m_db.get());
     sql::exec(m_db.get(),
               "CREATE TEMP TABLE IF NOT EXISTS drop_roots(hid BLOB PRIMARY KEY) WITHOUT ROWID;"
@@ -311,12 +340,14 @@ class SqliteStore final : public Store {
   }
 
   CleanupReport cleanup() override {
-    require_writable();
-    end_read();
+    return writing([&] { return cleanup_once(); });
+  }
+
+  CleanupReport cleanup_once() {
     CleanupReport report;
+    sql::Transaction tx(m_db.get());
     std::vector<Id> doomed_files;
     {
-      sql::Transaction tx(m_db.get());
       sql::Statement unref(m_db.get(),
                            "SELECT cid, size, data IS NULL FROM \"values\" WHERE cid NOT IN (SELECT cid FROM call_io)");
       while (unref.step()) {
@@ -324,40 +355,50 @@ class SqliteStore final : public Store {
         report.bytes_freed += static_cast<std::uint64_t>(unref.int64(1));
         if (unref.int64(2) != 0) doomed_files.push_back(unref.id(0));
       }
-      sql::exec(m_db.get(), "DELETE FROM \"values\" WHERE cid NOT IN (SELECT cid FROM call_io)");
-      tx.commit();
     }
+    sql::exec(m_db.get(), "DELETE FROM \"values\" WHERE cid NOT IN (SELECT cid FROM call_io)");
     if (m_blobs) {
-      // Files without a row: left by a flush that failed after writing them.
+      // Under the write lock every writer has committed or given up, so a file without a row
+      // (or a temporary) is a leftover of a failed or killed flush. Files go before the commit: if
+      // it fails, the kept rows are of values no call uses, and the next write of such a value
+      // writes its file again.
       std::set<Id> doomed(doomed_files.begin(), doomed_files.end());
-      for (const auto& cid : m_blobs->list())
-        if (!has_value(cid)) doomed.insert(cid);
+      sql::Statement row(m_db.get(), "SELECT 1 FROM \"values\" WHERE cid = ?1");
+      for (const auto& cid : m_blobs->list()) {
+        row.bind(1, cid);
+        if (!row.step()) doomed.insert(cid);
+        row.reset();
+      }
       for (const auto& cid : doomed)
         if (m_blobs->remove(cid)) ++report.blob_files_removed;
-      m_blobs->remove_temporaries();
+      m_blobs->remove_temporaries(std::chrono::seconds(0));
     }
+    tx.commit();
     return report;
   }
 
   StorageStats stats() override {
-    begin_read();
-    StorageStats s;
-    auto count = [&](const char* q) {
-      sql::Statement st(m_db.get(), q);
-      return st.step() ? static_cast<std::uint64_t>(st.int64(0)) : 0;
-    };
-    s.ops = count("SELECT COUNT(*) FROM ops");
-    s.calls = count("SELECT COUNT(*) FROM calls");
-    s.values = count("SELECT COUNT(*) FROM \"values\"");
-    s.refs = count("SELECT COUNT(*) FROM (SELECT DISTINCT hid FROM call_io)");
-    s.blob_files = count("SELECT COUNT(*) FROM \"values\" WHERE data IS NULL");
-    s.value_bytes = count("SELECT COALESCE(SUM(size), 0) FROM \"values\"");
-    return s;
+    return reading([&]() -> StorageStats {
+      StorageStats s;
+      auto count = [&](const char* q) {
+        sql::Statement st(m_db.get(), q);
+        return st.step() ? static_cast<std::uint64_t>(st.int64(0)) : 0;
+      };
+      s.ops = count("SELECT COUNT(*) FROM ops");
+      s.calls = count("SELECT COUNT(*) FROM calls");
+      s.values = count("SELECT COUNT(*) FROM \"values\"");
+      s.refs = count("SELECT COUNT(*) FROM (SELECT DISTINCT hid FROM call_io)");
+      s.blob_files = count("SELECT COUNT(*) FROM \"values\" WHERE data IS NULL");
+      s.value_bytes = count("SELECT COALESCE(SUM(size), 0) FROM \"values\"");
+      return s;
+    });
   }
 
   IntegrityReport check_integrity(const ProgressCallback& progress) override {
     end_read();
-    return store::check_integrity(m_db.get(), m_blobs ? &*m_blobs : nullptr, progress);
+    return sql::retry_while_busy(
+        m_backoff, [&] { return store::check_integrity(m_db.get(), m_blobs ? &*m_blobs : nullptr, progress); },
+        [&] { abort_transaction(); });
   }
 
   void end_read() override {
@@ -375,6 +416,33 @@ class SqliteStore final : public Store {
     m_reading = true;
   }
 
+  /// A read (inside the shared snapshot), retried from scratch while another connection's lock
+  /// is in the way.
+  template <class F>
+  std::invoke_result_t<F&> reading(F&& read) {
+    return sql::retry_while_busy(
+        m_backoff,
+        [&] {
+          begin_read();
+          return read();
+        },
+        [&] { abort_transaction(); });
+  }
+
+  /// A whole write transaction, retried from scratch while another connection's lock is in the
+  /// way (each attempt rolls back completely before the next).
+  template <class F>
+  std::invoke_result_t<F&> writing(F&& write) {
+    require_writable();
+    end_read();
+    return sql::retry_while_busy(m_backoff, write, [&] { abort_transaction(); });
+  }
+
+  void abort_transaction() {
+    m_reading = false;
+    if (sqlite3_get_autocommit(m_db.get()) == 0) sqlite3_exec(m_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
   void open(const fs::path& path, bool memory) {
     const bool existed = !memory && fs::exists(path);
     if (m_options.read_only && !existed)
@@ -384,14 +452,21 @@ class SqliteStore final : public Store {
     int flags = SQLITE_OPEN_NOMUTEX;
     flags |= m_options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     const std::string name = memory ? std::string(":memory:") : path.string();
+    if (!memory) warn_if_network_file_system(path);
     sqlite3* raw = nullptr;
     const int rc = sqlite3_open_v2(name.c_str(), &raw, flags, nullptr);
     m_db.reset(raw);
     if (rc != SQLITE_OK) sql::throw_sqlite(m_db.get(), rc, "opening " + name);
     sqlite3_extended_result_codes(m_db.get(), 1);
-    sqlite3_busy_timeout(m_db.get(), 30'000);
+    sql::install_busy_handler(m_db.get(), m_backoff);
+    // Another process may be creating or recovering the same file: retry the whole check.
+    sql::retry_while_busy(
+        m_backoff, [&] { validate_and_prepare(name, memory); }, [&] { abort_transaction(); });
+  }
 
-    // Validate before anything that could write, so a foreign file is left as it was.
+  /// Validates before anything that could write, so a foreign file is left as it was; creates
+  /// the schema in a new file.
+  void validate_and_prepare(const std::string& name, bool memory) {
     std::int64_t app_id = 0;
     std::int64_t tables = 0;
     try {
@@ -399,6 +474,8 @@ class SqliteStore final : public Store {
       if (a.step()) app_id = a.int64(0);
       sql::Statement t(m_db.get(), "SELECT COUNT(*) FROM sqlite_master");
       if (t.step()) tables = t.int64(0);
+    } catch (const sql::Busy&) {
+      throw;
     } catch (const Error& e) {
       throw Error(e.code(), "cannot open store " + name + ": " + e.what());
     }
@@ -415,7 +492,10 @@ class SqliteStore final : public Store {
       check_meta(name);
       if (!memory && !m_options.read_only) sql::exec(m_db.get(), "PRAGMA journal_mode=WAL");
     }
-    if (!memory) sql::exec(m_db.get(), "PRAGMA synchronous=NORMAL");
+    // NORMAL: a commit survives a crash of the process (the log is written before COMMIT
+    // returns); FULL also syncs the log at each commit, so it survives power loss and OS crashes.
+    if (!memory)
+      sql::exec(m_db.get(), m_options.durable_flush ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     // Lookups hit random index pages (ids are uniformly distributed): a large page cache and
     // memory-mapped reads keep them off the read() path. Both grow only as pages are used.
     sql::exec(m_db.get(), "PRAGMA cache_size=-262144");
@@ -457,6 +537,8 @@ class SqliteStore final : public Store {
     try {
       sql::Statement st(m_db.get(), "SELECT key, value FROM meta");
       while (st.step()) meta[st.text(0)] = st.text(1);
+    } catch (const sql::Busy&) {
+      throw;
     } catch (const Error&) {
       throw Error(Errc::corrupt_store, name +
                                            " is marked as a mandala store but has no readable meta table; it is "
@@ -476,6 +558,15 @@ class SqliteStore final : public Store {
       throw Error(Errc::schema_mismatch, name + " uses hash '" + meta["hash"] + "' and encoding '" + meta["encoding"] +
                                              "'; this mandala uses '" + codec::hash_name + "' and '" +
                                              wire::encoding_name + "'");
+  }
+
+  /// Stored bytes checked against their id: damage in the database is reported, never decoded.
+  static std::vector<std::byte> verified(const Id& cid, std::vector<std::byte> bytes) {
+    if (codec::content_id(bytes) != cid)
+      throw Error(Errc::corrupt_store, "value " + cid.hex() +
+                                           " is damaged in the database (its bytes do not match its id); restore "
+                                           "the store from a backup or drop the calls that use it");
+    return bytes;
   }
 
   void require_writable() const {
@@ -623,6 +714,7 @@ class SqliteStore final : public Store {
   }
 
   SqliteOptions m_options;
+  sql::Backoff m_backoff{m_options.lock_timeout};
   sql::DbHandle m_db;
   std::optional<BlobFiles> m_blobs;
   bool m_reading = false;

@@ -2,6 +2,7 @@
 // The persistent-store interface the engine writes to and queries. One logical schema
 // (docs/storage-format.md); SQLite is the embedded backend.
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -64,6 +65,7 @@ class Store {
   /// The encoded bytes of a value; nullopt when absent. Errc::corrupt_store when a blob file is
   /// damaged or missing.
   virtual std::optional<std::vector<std::byte>> value(const Id& cid) = 0;
+  /// Whether the value is stored and readable (a blob value whose file is missing is not).
   virtual bool has_value(const Id& cid) = 0;
   virtual std::optional<OpRecord> op(std::string_view name, std::uint32_t version) = 0;
   virtual void write(const WriteBatch& batch) = 0;
@@ -97,6 +99,8 @@ class Store {
 struct SqliteOptions {
   std::size_t blob_threshold_bytes = std::size_t{1} << 20;
   bool read_only = false;
+  std::chrono::milliseconds lock_timeout{60'000};
+  bool durable_flush = false;
 };
 
 /// Opens (creating when absent) an SQLite store; an empty path means a private in-memory one.

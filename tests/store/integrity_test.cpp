@@ -221,6 +221,53 @@ TEST_F(Integrity, StrayAndTemporaryBlobFilesAreWarningsOnly) {
   EXPECT_FALSE(fs::exists(tmp));
 }
 
+TEST_F(Integrity, DroppingWithoutDependentsDetachesRefs) {
+  {
+    md::Storage storage(db(), small_blobs());
+    const auto creators = storage.calls_of("big");
+    ASSERT_EQ(creators.size(), 1u);
+    const md::Id hid = creators[0].hid;
+    storage.drop_calls(std::span<const md::Id>(&hid, 1));
+  }
+  auto report = check();
+  EXPECT_TRUE(report.ok()) << kinds(report.problems);
+  EXPECT_TRUE(has(report.warnings, "detached_ref", "input 'v'")) << kinds(report.warnings);
+  // Dropping with dependents leaves nothing detached.
+  {
+    md::Storage storage(db(), small_blobs());
+    md::Session s(storage);
+    const auto again = big(1000);
+    storage.drop_calls(std::vector<md::Id>{storage.creator_of(again)->hid}, md::Dependents::yes);
+  }
+  report = check();
+  EXPECT_TRUE(report.ok()) << kinds(report.problems);
+  EXPECT_TRUE(report.warnings.empty()) << kinds(report.warnings);
+}
+
+TEST_F(Integrity, InterruptedCleanupLeavesOnlyAWarning) {
+  // A value no call uses, whose file a cleanup removed before failing to commit.
+  {
+    md::Storage storage(db(), small_blobs());
+    storage.drop_calls(std::vector<md::Id>{storage.calls_of("total")[0].hid, storage.calls_of("big")[0].hid});
+  }
+  const auto files = blob_files();
+  ASSERT_EQ(files.size(), 1u);
+  fs::remove(files[0]);
+  auto report = check();
+  EXPECT_TRUE(report.ok()) << kinds(report.problems);
+  EXPECT_TRUE(has(report.warnings, "unused_value_without_blob")) << kinds(report.warnings);
+  // Recomputing the value writes its file again, even though its row is still there.
+  {
+    md::Storage storage(db(), small_blobs());
+    md::Session s(storage);
+    EXPECT_EQ(total(big(1000)).get(), 500.0);
+  }
+  report = check();
+  EXPECT_TRUE(report.ok()) << kinds(report.problems);
+  EXPECT_TRUE(report.warnings.empty()) << kinds(report.warnings);
+  EXPECT_EQ(blob_files().size(), 1u);
+}
+
 TEST_F(Integrity, CallOfAMissingOp) {
   sql(db(), "DELETE FROM ops WHERE name = 'split'");
   expect_only("missing_op", "refers to op #");

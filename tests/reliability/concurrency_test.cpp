@@ -1,0 +1,210 @@
+// Concurrency: processes and threads running overlapping workloads on one store file never see
+// an error for lock contention, never record a call twice and lose nothing; a lock held longer
+// than StorageOptions::lock_timeout gives a clear error and nothing is lost.
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mandala/mandala.hpp"
+#include "process.hpp"
+#include "support/files.hpp"
+#include "support/temp_dir.hpp"
+#include "workload.hpp"
+
+namespace md = mandala;
+namespace rel = mandala::reliability;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string kinds(const std::vector<md::IntegrityProblem>& list) {
+  std::string s;
+  for (const auto& p : list) s += p.kind + ": " + p.message + "\n";
+  return s;
+}
+
+md::StorageOptions workload_options() {
+  md::StorageOptions o;
+  o.blob_threshold_bytes = rel::blob_threshold;
+  o.flush_every_calls = 16;
+  return o;
+}
+
+/// The store holds exactly the calls of steps [0, steps), each once, with the right values, and
+/// retracing them executes nothing.
+void expect_exactly_steps(md::Storage& storage, std::int64_t steps, std::int64_t blob_every) {
+  const auto report = storage.check_integrity();
+  EXPECT_TRUE(report.ok()) << kinds(report.problems);
+  for (const auto& w : report.warnings) EXPECT_NE(w.kind, "detached_ref") << w.message;
+  EXPECT_EQ(report.calls, rel::calls_of_steps(steps, blob_every));
+  EXPECT_EQ(storage.calls_of("rel_sq").size(), static_cast<std::size_t>(steps));
+  EXPECT_EQ(storage.calls_of("rel_add").size(), static_cast<std::size_t>(steps));
+  storage.allow_new_calls(false);
+  const auto executed = storage.counters().executed;
+  {
+    md::Session s(storage);
+    for (std::int64_t x = 0; x < steps; ++x) {
+      auto z = rel::run_step(x, blob_every);
+      if (x % 37 == 0) {
+        EXPECT_EQ(z.get(), rel::expected_add(x));
+      }
+    }
+  }
+  EXPECT_EQ(storage.counters().executed, executed) << "retracing stored steps must execute nothing";
+  storage.allow_new_calls(true);
+}
+
+/// Runs `threads` threads, thread t running steps [t*count/2, t*count/2 + count) on `storage_of(t)`.
+template <class StorageOf>
+void run_threads(int threads, std::int64_t count, std::int64_t blob_every, StorageOf&& storage_of) {
+  std::vector<std::thread> pool;
+  std::vector<std::string> errors(static_cast<std::size_t>(threads));
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      try {
+        md::Storage& storage = storage_of(t);
+        md::Session session(storage);
+        const std::int64_t begin = t * count / 2;
+        for (std::int64_t x = begin; x < begin + count; ++x)
+          if (rel::run_step(x, blob_every).get() != rel::expected_add(x)) throw std::runtime_error("wrong value");
+      } catch (const std::exception& e) {
+        errors[static_cast<std::size_t>(t)] = e.what();
+      }
+    });
+  for (auto& th : pool) th.join();
+  for (const auto& e : errors) EXPECT_EQ(e, "") << "no error may reach a thread";
+}
+
+TEST(Concurrency, ThreadsShareOneFileStorage) {
+  md::testing::TempDir dir;
+  constexpr int threads = 8;
+  constexpr std::int64_t count = 300;
+  md::Storage storage(dir / "store.db", workload_options());
+  run_threads(threads, count, 50, [&](int) -> md::Storage& { return storage; });
+  expect_exactly_steps(storage, (threads - 1) * count / 2 + count, 50);
+}
+
+TEST(Concurrency, ThreadsShareOneMemoryStorage) {
+  constexpr int threads = 8;
+  constexpr std::int64_t count = 300;
+  md::Storage storage;
+  run_threads(threads, count, 0, [&](int) -> md::Storage& { return storage; });
+  expect_exactly_steps(storage, (threads - 1) * count / 2 + count, 0);
+}
+
+TEST(Concurrency, ThreadsWithTheirOwnStorageOnOneFile) {
+  // Separate connections in one process: SQLite's locks between them, as between processes.
+  md::testing::TempDir dir;
+  constexpr int threads = 4;
+  constexpr std::int64_t count = 300;
+  std::vector<std::unique_ptr<md::Storage>> storages;
+  for (int t = 0; t < threads; ++t)
+    storages.push_back(std::make_unique<md::Storage>(dir / "store.db", workload_options()));
+  run_threads(threads, count, 50, [&](int t) -> md::Storage& { return *storages[static_cast<std::size_t>(t)]; });
+  storages.clear();
+  md::Storage storage(dir / "store.db", workload_options());
+  expect_exactly_steps(storage, (threads - 1) * count / 2 + count, 50);
+}
+
+TEST(Concurrency, FourProcessesTwoThreadsEach) {
+  md::testing::TempDir dir;
+  constexpr int processes = 4;
+  constexpr int threads = 2;
+  constexpr std::int64_t count = 600;
+  constexpr std::int64_t blob_every = 100;
+  const fs::path store = dir / "store.db";
+  std::vector<std::unique_ptr<rel::Child>> children;
+  for (int p = 0; p < processes; ++p)
+    children.push_back(std::make_unique<rel::Child>(
+        MANDALA_WORKLOAD,
+        std::vector<std::string>{"threads", store.string(), std::to_string(p * count), std::to_string(count),
+                                 std::to_string(threads), std::to_string(blob_every)},
+        dir / ("out" + std::to_string(p)), dir / ("err" + std::to_string(p))));
+  std::uint64_t executed = 0;
+  for (int p = 0; p < processes; ++p) {
+    EXPECT_EQ(children[static_cast<std::size_t>(p)]->wait(), 0);
+    EXPECT_EQ(md::testing::read_file(dir / ("err" + std::to_string(p))), "") << "no error may reach a process";
+    std::istringstream out(md::testing::read_file(dir / ("out" + std::to_string(p))));
+    std::string word;
+    std::uint64_t n = 0;
+    out >> word >> n;
+    EXPECT_EQ(word, "executed");
+    executed += n;
+  }
+  // Process p covers steps [p*count, p*count + 1.5*count): together [0, (processes + 0.5) * count).
+  const std::int64_t steps = processes * count + count / 2;
+  EXPECT_GE(executed, rel::calls_of_steps(steps, blob_every));
+  md::Storage storage(store, workload_options());
+  expect_exactly_steps(storage, steps, blob_every);
+}
+
+/// Holds the store's write lock from another connection for `hold`.
+class LockHolder {
+ public:
+  LockHolder(const fs::path& db, std::chrono::milliseconds hold) {
+    EXPECT_EQ(sqlite3_open(db.c_str(), &m_db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(m_db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+    m_thread = std::thread([this, hold] {
+      std::this_thread::sleep_for(hold);
+      sqlite3_exec(m_db, "COMMIT", nullptr, nullptr, nullptr);
+    });
+  }
+  ~LockHolder() {
+    m_thread.join();
+    sqlite3_close(m_db);
+  }
+  LockHolder(const LockHolder&) = delete;
+  LockHolder& operator=(const LockHolder&) = delete;
+
+ private:
+  sqlite3* m_db = nullptr;
+  std::thread m_thread;
+};
+
+TEST(Contention, AFlushWaitsForAnotherWriter) {
+  md::testing::TempDir dir;
+  md::Storage storage(dir / "store.db", workload_options());
+  md::Session session(storage);
+  rel::run_step(1, 0);
+  const auto start = std::chrono::steady_clock::now();
+  {
+    LockHolder holder(dir / "store.db", std::chrono::milliseconds(800));
+    EXPECT_NO_THROW(storage.flush());
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(700));
+  EXPECT_EQ(storage.stats().calls, 2u);
+}
+
+TEST(Contention, ALockHeldPastTheTimeoutIsAClearErrorAndLosesNothing) {
+  md::testing::TempDir dir;
+  auto options = workload_options();
+  options.lock_timeout = std::chrono::milliseconds(200);
+  md::Storage storage(dir / "store.db", options);
+  md::Session session(storage);
+  rel::run_step(1, 0);
+  {
+    LockHolder holder(dir / "store.db", std::chrono::milliseconds(1500));
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      storage.flush();
+      ADD_FAILURE() << "the flush must give up";
+    } catch (const md::Error& e) {
+      EXPECT_EQ(e.code(), md::Errc::io);
+      EXPECT_NE(std::string(e.what()).find("lock"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("lock_timeout"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1200)) << "the wait is bounded";
+  }
+  storage.flush();  // the pending calls were kept
+  EXPECT_EQ(storage.stats().calls, 2u);
+}
+
+}  // namespace
