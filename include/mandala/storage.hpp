@@ -29,7 +29,8 @@ struct StorageOptions {
   std::chrono::milliseconds flush_interval{1000};
   /// ... and whenever this many calls are pending.
   std::size_t flush_every_calls = 50'000;
-  /// Upper bound on memoized calls kept in memory for lookups.
+  /// Memoized calls kept in memory for lookups: at least the last this many used, at most twice
+  /// as many (about 200 bytes each).
   std::size_t call_cache_capacity = 1'000'000;
   /// Open an existing store read-only: lookups and queries work, writes fail with Errc::io.
   bool read_only = false;
@@ -85,7 +86,9 @@ struct IntegrityProblem {
   ///   "sqlite"            SQLite's own integrity check reports damaged pages, rows or indexes
   ///   "missing_op"        a call refers to an op the ops table does not hold
   ///   "bad_op"            an op's input or output name list is unreadable
-  ///   "orphan_io"         an input/output row belongs to no stored call
+  ///   "bad_io"            a call's input/output list (its io column) cannot be decoded
+  ///   "orphan_io"         a ref index row belongs to no stored call, or to a call without that ref
+  ///   "unindexed_io"      an input/output of a call has no ref index row
   ///   "missing_output"    a call lacks an output its op declares
   ///   "unexpected_output" a call has an output its op does not declare
   ///   "duplicate_call"    one ref is the output of more than one stored call (a call recorded twice)

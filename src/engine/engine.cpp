@@ -8,6 +8,10 @@
 namespace mandala::detail {
 namespace {
 
+/// Values up to this size are not looked up in the store before they are written: the write
+/// skips a value that is there already, and the lookup would cost more than carrying it.
+constexpr std::size_t small_value_bytes = 4096;
+
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -80,8 +84,8 @@ CallCounters StorageCore::counters() const {
 }
 
 void StorageCore::register_op_locked(const OpInfo& op) {
+  if (m_registered_ops.contains(std::pair<std::string_view, std::uint32_t>(op.name, op.version))) return;
   auto key = std::make_pair(op.name, op.version);
-  if (m_registered_ops.contains(key)) return;
   const auto stored = m_store->op(op.name, op.version);
   if (stored && stored->outputs != op.outputs)
     throw Error(Errc::output_mismatch, "op " + op.name + " version " + std::to_string(op.version) +
@@ -93,71 +97,82 @@ void StorageCore::register_op_locked(const OpInfo& op) {
   m_registered_ops.insert(std::move(key));
 }
 
-StorageCore::CallPtr StorageCore::find_by_hid_locked(const Id& hid) {
-  if (auto it = m_pending_by_hid.find(hid); it != m_pending_by_hid.end()) return it->second;
-  if (auto* hit = m_calls_by_hid.find(hid)) return *hit;
-  auto rec = m_store->call_by_hid(hid);
-  if (!rec) return nullptr;
-  auto ptr = std::make_shared<const store::CallRecord>(std::move(*rec));
-  m_calls_by_hid.put(hid, ptr);
-  m_hid_by_cid.put(ptr->cid, hid);
-  return ptr;
+StorageCore::CachedCall::CachedCall(const store::CallRecord& record, StorageCore& core)
+    : m_cid(record.cid), m_count(static_cast<std::uint32_t>(record.outputs.size())) {
+  auto convert = [&](const store::IoRef& r) { return CachedOutput{core.intern(r.name), r.hid, r.cid}; };
+  if (m_count == 1) {
+    m_one = convert(record.outputs.front());
+  } else if (m_count > 1) {
+    m_many = std::make_unique<CachedOutput[]>(m_count);
+    for (std::uint32_t i = 0; i < m_count; ++i) m_many[i] = convert(record.outputs[i]);
+  }
 }
 
-StorageCore::CallPtr StorageCore::find_by_cid_locked(const Id& cid) {
-  if (auto it = m_pending_by_cid.find(cid); it != m_pending_by_cid.end()) return it->second;
+const std::string* StorageCore::intern(const std::string& name) { return &*m_names.insert(name).first; }
+
+const StorageCore::CachedCall* StorageCore::find_by_hid_locked(const Id& hid) {
+  if (auto it = m_pending_by_hid.find(hid); it != m_pending_by_hid.end()) return &it->second;
+  if (auto* hit = m_calls_by_hid.find(hid)) return hit;
+  auto rec = m_store->call_by_hid(hid);
+  if (!rec) return nullptr;
+  m_hid_by_cid.put(rec->cid, hid);
+  return &m_calls_by_hid.put(hid, CachedCall(*rec, *this));
+}
+
+const StorageCore::CachedCall* StorageCore::find_by_cid_locked(const Id& cid) {
+  if (auto it = m_pending_by_cid.find(cid); it != m_pending_by_cid.end()) return &m_pending_by_hid.at(it->second);
   if (auto* hid = m_hid_by_cid.find(cid)) {
     const Id h = *hid;  // the pointer is invalidated by the next cache call
-    if (auto ptr = find_by_hid_locked(h)) return ptr;
+    if (const auto* found = find_by_hid_locked(h)) return found;
   }
   auto rec = m_store->call_by_cid(cid);
   if (!rec) return nullptr;
-  auto ptr = std::make_shared<const store::CallRecord>(std::move(*rec));
-  m_calls_by_hid.put(ptr->hid, ptr);
-  m_hid_by_cid.put(cid, ptr->hid);
-  return ptr;
+  m_hid_by_cid.put(cid, rec->hid);
+  return &m_calls_by_hid.put(rec->hid, CachedCall(*rec, *this));
 }
 
-bool StorageCore::value_known_locked(const Id& cid) {
+bool StorageCore::value_known_locked(const Id& cid, std::size_t size) {
   if (m_pending_values.contains(cid)) return true;
   if (m_known_values.find(cid) != nullptr) return true;
+  if (size != 0 && size <= small_value_bytes) return false;
   if (!m_store->has_value(cid)) return false;
   m_known_values.put(cid, true);
   return true;
 }
 
 void StorageCore::add_value_locked(const Id& cid, std::vector<std::byte> bytes) {
-  if (value_known_locked(cid)) return;
+  if (value_known_locked(cid, bytes.size())) return;
   m_pending_values.emplace(cid, m_pending.values.size());
   m_pending.values.push_back({cid, std::move(bytes)});
 }
 
 void StorageCore::record_locked(store::CallRecord record) {
-  auto ptr = std::make_shared<const store::CallRecord>(std::move(record));
-  m_pending_by_hid.emplace(ptr->hid, ptr);
-  m_pending_by_cid.emplace(ptr->cid, ptr);
-  m_pending.calls.push_back(std::move(ptr));
+  m_pending_by_hid.emplace(record.hid, CachedCall(record, *this));
+  m_pending_by_cid.emplace(record.cid, record.hid);
+  m_pending.calls.push_back(std::move(record));
 }
 
 std::vector<std::shared_ptr<RefState>> StorageCore::lazy_outputs(const std::shared_ptr<StorageCore>& self,
-                                                                 const OpInfo& op,
-                                                                 const store::CallRecord& record) const {
+                                                                 const OpInfo& op, const Id& call_hid,
+                                                                 std::span<const CachedOutput> outputs) const {
   std::vector<std::shared_ptr<RefState>> out;
   out.reserve(op.outputs.size());
-  bool match = record.outputs.size() == op.outputs.size();
+  bool match = outputs.size() == op.outputs.size();
   for (std::size_t i = 0; match && i < op.outputs.size(); ++i) {
-    auto it = std::find_if(record.outputs.begin(), record.outputs.end(),
-                           [&](const store::IoRef& r) { return r.name == op.outputs[i]; });
-    if (it == record.outputs.end()) {
+    // Usually in declared order already; else search by name.
+    const CachedOutput* o = outputs[i].name && *outputs[i].name == op.outputs[i] ? &outputs[i] : nullptr;
+    for (std::size_t j = 0; o == nullptr && j < outputs.size(); ++j)
+      if (*outputs[j].name == op.outputs[i]) o = &outputs[j];
+    if (o == nullptr) {
       match = false;
       break;
     }
-    out.push_back(make_lazy(self, it->hid, it->cid));
+    out.push_back(make_lazy(self, o->hid, o->cid));
   }
   if (!match) {
     std::vector<std::string> names;
-    for (const auto& r : record.outputs) names.push_back(r.name);
-    throw Error(Errc::output_mismatch, "stored call " + record.hid.hex() + " of op " + op.name + " has outputs " +
+    for (const auto& r : outputs) names.push_back(*r.name);
+    throw Error(Errc::output_mismatch, "stored call " + call_hid.hex() + " of op " + op.name + " has outputs " +
                                            join(names) + " but the op declares " + join(op.outputs) +
                                            ": give the op a new version when its outputs change");
   }
@@ -204,13 +219,13 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     std::lock_guard lock(m_mutex);
     register_op_locked(op);
     // 2. The same call (same input histories) is stored: nothing runs, nothing loads.
-    if (auto hit = find_by_hid_locked(call_hid)) {
-      auto outs = lazy_outputs(self, op, *hit);
+    if (const auto* hit = find_by_hid_locked(call_hid)) {
+      auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
       ++m_reused_by_history;
       return outs;
     }
     // 3. A content-equal call is stored: reuse its outputs' content under new history ids.
-    if (auto proto = find_by_cid_locked(call_cid)) {
+    if (const auto* proto = find_by_cid_locked(call_cid)) {
       store::CallRecord rec;
       rec.hid = call_hid;
       rec.cid = call_cid;
@@ -218,9 +233,11 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       rec.version = op.version;
       rec.inputs = std::move(ins);
       rec.created_ms = now_ms();
-      for (const auto& o : proto->outputs) rec.outputs.push_back({o.name, codec::output_hid(call_hid, o.name), o.cid});
-      auto outs = lazy_outputs(self, op, rec);
+      for (const auto& o : proto->outputs())
+        rec.outputs.push_back({*o.name, codec::output_hid(call_hid, *o.name), o.cid});
       record_locked(std::move(rec));
+      const auto* mine = find_by_hid_locked(call_hid);
+      auto outs = lazy_outputs(self, op, call_hid, mine->outputs());
       exec.reused_by_content = true;
       ++m_reused_by_content;
       maybe_flush_locked();
@@ -269,7 +286,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     auto& slot = inputs[i];
     const auto it = std::find_if(ins.begin(), ins.end(), [&](const auto& r) { return r.name == *slot.name; });
-    if (value_known_locked(it->cid)) continue;
+    if (value_known_locked(it->cid, slot.bytes.size())) continue;
     if (!slot.bytes.empty()) {
       add_value_locked(it->cid, std::move(slot.bytes));
     } else if (slot.ref) {
@@ -309,10 +326,9 @@ void StorageCore::flush_locked() {
   if (m_pending.empty()) return;
   m_store->write(m_pending);  // on failure everything stays pending, and the store unchanged
   for (const auto& v : m_pending.values) m_known_values.put(v.cid, true);
-  for (auto& c : m_pending.calls) {
-    const Id hid = c->hid;
-    m_hid_by_cid.put(c->cid, hid);
-    m_calls_by_hid.put(hid, std::move(c));
+  for (auto& [hid, cached] : m_pending_by_hid) {
+    m_hid_by_cid.put(cached.cid(), hid);
+    m_calls_by_hid.put(hid, std::move(cached));
   }
   m_pending = {};
   m_pending_by_hid.clear();

@@ -10,8 +10,12 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "mandala/detail/core.hpp"
@@ -66,18 +70,51 @@ class StorageCore {
   IntegrityReport check_integrity(const ProgressCallback& progress);
 
  private:
-  using CallPtr = std::shared_ptr<const store::CallRecord>;
+  /// What a lookup needs of a call: its content id and outputs. Compact, since the caches hold
+  /// many: one output inline, output names interned.
+  struct CachedOutput {
+    const std::string* name = nullptr;
+    Id hid;
+    Id cid;
+  };
+  class CachedCall {
+   public:
+    CachedCall() = default;
+    CachedCall(const store::CallRecord& record, StorageCore& core);
+    [[nodiscard]] const Id& cid() const { return m_cid; }
+    [[nodiscard]] std::span<const CachedOutput> outputs() const {
+      return m_count <= 1 ? std::span<const CachedOutput>(&m_one, m_count)
+                          : std::span<const CachedOutput>(m_many.get(), m_count);
+    }
+
+   private:
+    Id m_cid;
+    std::uint32_t m_count = 0;
+    CachedOutput m_one;
+    std::unique_ptr<CachedOutput[]> m_many;
+  };
+  struct OpKeyLess {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      const std::string_view an(a.first), bn(b.first);
+      return an < bn || (an == bn && a.second < b.second);
+    }
+  };
 
   void flush_locked();
   void maybe_flush_locked();
   void register_op_locked(const OpInfo& op);
-  CallPtr find_by_hid_locked(const Id& hid);
-  CallPtr find_by_cid_locked(const Id& cid);
+  const CachedCall* find_by_hid_locked(const Id& hid);
+  const CachedCall* find_by_cid_locked(const Id& cid);
   void record_locked(store::CallRecord record);
-  bool value_known_locked(const Id& cid);
+  /// Whether the value must be added to the pending batch. Small values are not looked up in the
+  /// store (writing one that is there already is a no-op); `size` is 0 when unknown.
+  bool value_known_locked(const Id& cid, std::size_t size);
   void add_value_locked(const Id& cid, std::vector<std::byte> bytes);
+  const std::string* intern(const std::string& name);
   std::vector<std::shared_ptr<RefState>> lazy_outputs(const std::shared_ptr<StorageCore>& self, const OpInfo& op,
-                                                      const store::CallRecord& record) const;
+                                                      const Id& call_hid, std::span<const CachedOutput> outputs) const;
   CallInfo to_info(const std::shared_ptr<StorageCore>& self, const store::CallRecord& record);
 
   std::filesystem::path m_path;
@@ -88,15 +125,16 @@ class StorageCore {
   mutable std::mutex m_mutex;
   // Pending writes (not yet in the store).
   store::WriteBatch m_pending;
-  std::unordered_map<Id, CallPtr> m_pending_by_hid;
-  std::unordered_map<Id, CallPtr> m_pending_by_cid;
+  std::unordered_map<Id, CachedCall> m_pending_by_hid;
+  std::unordered_map<Id, Id> m_pending_by_cid;           ///< cid -> hid
   std::unordered_map<Id, std::size_t> m_pending_values;  ///< cid -> index in m_pending.values
   std::chrono::steady_clock::time_point m_last_flush;
   // Caches of what the store holds.
-  util::GenerationalCache<Id, CallPtr> m_calls_by_hid;
+  util::GenerationalCache<Id, CachedCall> m_calls_by_hid;
   util::GenerationalCache<Id, Id> m_hid_by_cid;
   util::GenerationalCache<Id, bool> m_known_values;
-  std::set<std::pair<std::string, std::uint32_t>> m_registered_ops;
+  std::unordered_set<std::string> m_names;  ///< interned output names
+  std::set<std::pair<std::string, std::uint32_t>, OpKeyLess> m_registered_ops;
   std::unordered_map<std::string, std::vector<std::string>> m_op_outputs;  ///< "name#version" -> outputs
 
   std::atomic<std::uint64_t> m_executed{0};

@@ -9,12 +9,15 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "codec/hash.hpp"
+#include "store/call_io.hpp"
 #include "store/sqlite.hpp"
 
 namespace mandala::store {
@@ -121,7 +124,7 @@ void check_index_counts(sqlite3* db, Collector& out) {
 
 struct OpDecl {
   std::string label;                                ///< "name v<version>"
-  std::optional<std::vector<std::string>> outputs;  ///< sorted; nullopt when unreadable
+  std::optional<std::vector<std::string>> outputs;  ///< declared order; nullopt when unreadable
 };
 
 std::unordered_map<std::int64_t, OpDecl> load_ops(sqlite3* db, Collector& out) {
@@ -132,9 +135,7 @@ std::unordered_map<std::int64_t, OpDecl> load_ops(sqlite3* db, Collector& out) {
     op.label = st.text(1) + " v" + std::to_string(st.int64(2));
     try {
       (void)nlohmann::json::parse(st.text(3)).get<std::vector<std::string>>();
-      auto outputs = nlohmann::json::parse(st.text(4)).get<std::vector<std::string>>();
-      std::sort(outputs.begin(), outputs.end());
-      op.outputs = std::move(outputs);
+      op.outputs = nlohmann::json::parse(st.text(4)).get<std::vector<std::string>>();
     } catch (const std::exception&) {
       out.problem("bad_op", "op " + op.label + " has an unreadable input or output name list");
     }
@@ -150,99 +151,164 @@ std::string join(const std::vector<std::string>& names) {
   return "(" + s + ")";
 }
 
-/// Every call's op exists and its outputs are exactly the op's declared outputs.
-void check_calls(sqlite3* db, Collector& out) {
+/// What one pass over every call's io column finds out about refs and the ref index.
+struct IoScan {
+  struct Ref {
+    Id cid;
+    std::uint32_t creators = 0;
+    bool conflict = false;
+  };
+  std::unordered_map<Id, Ref> refs;
+  std::unordered_set<Id> cids;
+  /// (key, dir, call id) rows call_refs must hold, from the calls whose io was read.
+  std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t>> index_rows;
+  /// Calls whose io could not be read (their op is missing or unreadable, or the io is damaged).
+  std::unordered_set<std::int64_t> unread;
+  /// Inputs that are not raw values (their hid is not the atom hid of their value).
+  struct Input {
+    Id call;
+    std::string name;
+    Id hid;
+  };
+  std::vector<Input> detached_inputs;
+};
+
+/// Every call's op exists, its io column decodes, and its outputs are exactly the op's declared
+/// outputs; every value its io names is stored. Collects refs for the checks below.
+void check_calls(sqlite3* db, Collector& out, IoScan& scan) {
   const auto ops = load_ops(db, out);
-  sql::Statement calls(db, "SELECT id, hid, op_id FROM calls ORDER BY id");
-  sql::Statement outs(db, "SELECT call_id, name FROM call_io WHERE dir = 1 ORDER BY call_id, name");
-  bool outs_left = outs.step();
+  sql::Statement calls(db, "SELECT id, hid, op_id, io FROM calls ORDER BY id");
+  sql::Statement has_value(db, "SELECT 1 FROM \"values\" WHERE cid = ?1");
+  std::unordered_map<Id, bool> stored;
   while (calls.step()) {
     const std::int64_t id = calls.int64(0);
-    const Id hid = calls.id(1);
+    CallRecord call;
+    call.hid = calls.id(1);
     const std::int64_t op_id = calls.int64(2);
-    std::vector<std::string> names;
-    while (outs_left && outs.int64(0) <= id) {
-      if (outs.int64(0) == id) names.push_back(outs.text(1));
-      outs_left = outs.step();
-    }
     ++out.report().calls;
     out.advance();
     auto op = ops.find(op_id);
     if (op == ops.end()) {
-      out.problem("missing_op", "call " + hid.hex() + " refers to op #" + std::to_string(op_id) +
+      out.problem("missing_op", "call " + call.hid.hex() + " refers to op #" + std::to_string(op_id) +
                                     ", which the ops table does not hold");
+      scan.unread.insert(id);
       continue;
     }
-    if (!op->second.outputs) continue;
+    if (!op->second.outputs) {
+      scan.unread.insert(id);
+      continue;
+    }
     const auto& declared = *op->second.outputs;
-    for (const auto& name : declared)
+    try {
+      call_io::decode(calls.blob_view(3), declared, call);
+    } catch (const Error& e) {
+      out.problem("bad_io", "call " + call.hid.hex() + " of op " + op->second.label + ": " + e.what());
+      scan.unread.insert(id);
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const auto& o : call.outputs) names.push_back(o.name);
+    std::sort(names.begin(), names.end());
+    std::vector<std::string> sorted_declared = declared;
+    std::sort(sorted_declared.begin(), sorted_declared.end());
+    for (const auto& name : sorted_declared)
       if (!std::binary_search(names.begin(), names.end(), name))
-        out.problem("missing_output", "call " + hid.hex() + " of op " + op->second.label + " lacks its output '" +
+        out.problem("missing_output", "call " + call.hid.hex() + " of op " + op->second.label + " lacks its output '" +
                                           name + "' (has " + join(names) + ")");
     for (const auto& name : names)
-      if (!std::binary_search(declared.begin(), declared.end(), name))
-        out.problem("unexpected_output", "call " + hid.hex() + " of op " + op->second.label + " has output '" + name +
-                                             "', which the op does not declare " + join(declared));
+      if (!std::binary_search(sorted_declared.begin(), sorted_declared.end(), name))
+        out.problem("unexpected_output", "call " + call.hid.hex() + " of op " + op->second.label + " has output '" +
+                                             name + "', which the op does not declare " + join(sorted_declared));
+    for (const std::int64_t dir : {0, 1}) {
+      for (const auto& r : dir == 0 ? call.inputs : call.outputs) {
+        ++out.report().io_rows;
+        auto [it, fresh] = scan.refs.try_emplace(r.hid, IoScan::Ref{r.cid});
+        if (!fresh && it->second.cid != r.cid) it->second.conflict = true;
+        if (dir == 1) ++it->second.creators;
+        scan.cids.insert(r.cid);
+        if (dir == 0 && codec::atom_hid(r.cid) != r.hid) scan.detached_inputs.push_back({call.hid, r.name, r.hid});
+        scan.index_rows.emplace_back(call_io::ref_key(r.hid), dir, id);
+        auto known = stored.find(r.cid);
+        if (known == stored.end()) {
+          has_value.bind(1, r.cid);
+          known = stored.emplace(r.cid, has_value.step()).first;
+          has_value.reset();
+        }
+        if (!known->second)
+          out.problem("missing_value", "value " + r.cid.hex() + " of ref " + r.hid.hex() + " (" + dir_name(dir) + " '" +
+                                           r.name + "' of call " + call.hid.hex() + ") is not stored");
+      }
+    }
   }
 }
 
-/// Input and output rows belong to stored calls.
-void check_orphan_io(sqlite3* db, Collector& out) {
+/// The ref index holds exactly one row per input and output of every call.
+void check_ref_index(sqlite3* db, Collector& out, IoScan& scan) {
+  auto& want = scan.index_rows;
+  std::sort(want.begin(), want.end());
+  want.erase(std::unique(want.begin(), want.end()), want.end());
   sql::Statement st(db,
-                    "SELECT call_id, dir, name, hid FROM call_io io "
-                    "WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = io.call_id)");
-  while (st.step())
-    out.problem("orphan_io", dir_name(st.int64(1)) + " '" + st.text(2) + "' (ref " + st.id(3).hex() +
-                                 ") belongs to call #" + std::to_string(st.int64(0)) + ", which does not exist");
+                    "SELECT key, dir, call_id, EXISTS(SELECT 1 FROM calls c WHERE c.id = r.call_id) "
+                    "FROM call_refs r ORDER BY key, dir, call_id");
+  std::size_t i = 0;
+  auto key_text = [](std::int64_t key) {
+    Id prefix;
+    for (int b = 0; b < 8; ++b)
+      prefix.bytes[static_cast<std::size_t>(b)] =
+          static_cast<std::uint8_t>(static_cast<std::uint64_t>(key) >> (56 - 8 * b));
+    return prefix.hex().substr(0, 16);
+  };
+  auto missing_row = [&](const std::tuple<std::int64_t, std::int64_t, std::int64_t>& row) {
+    out.problem("unindexed_io", "the " + dir_name(std::get<1>(row)) + " with hid prefix " + key_text(std::get<0>(row)) +
+                                    " of call #" + std::to_string(std::get<2>(row)) + " has no call_refs row");
+  };
+  while (st.step()) {
+    const std::tuple<std::int64_t, std::int64_t, std::int64_t> row{st.int64(0), st.int64(1), st.int64(2)};
+    while (i < want.size() && want[i] < row) missing_row(want[i++]);
+    if (i < want.size() && want[i] == row) {
+      ++i;
+      continue;
+    }
+    if (scan.unread.contains(std::get<2>(row))) continue;
+    out.problem("orphan_io", "the call_refs row of the " + dir_name(std::get<1>(row)) + " with hid prefix " +
+                                 key_text(std::get<0>(row)) + " belongs to call #" + std::to_string(std::get<2>(row)) +
+                                 (st.int64(3) != 0 ? ", whose io has no such ref" : ", which does not exist"));
+  }
+  while (i < want.size()) missing_row(want[i++]);
 }
 
-/// One content id per ref, at most one creating call per ref; counts refs and io rows.
-void check_refs(sqlite3* db, Collector& out) {
-  out.report().io_rows = count(db, "SELECT COUNT(*) FROM call_io");
-  sql::Statement st(db,
-                    "SELECT hid, COUNT(DISTINCT cid), SUM(dir = 1) FROM call_io GROUP BY hid "
-                    "HAVING COUNT(DISTINCT cid) > 1 OR SUM(dir = 1) > 1");
-  while (st.step()) {
-    const std::string hid = st.id(0).hex();
-    if (st.int64(1) > 1)
-      out.problem("ref_conflict", "ref " + hid + " appears with " + std::to_string(st.int64(1)) + " different values");
-    if (st.int64(2) > 1)
-      out.problem("duplicate_call", "ref " + hid + " is the output of " + std::to_string(st.int64(2)) +
+/// One content id per ref, at most one creating call per ref; counts refs.
+void check_refs(Collector& out, const IoScan& scan) {
+  for (const auto& [hid, ref] : scan.refs) {
+    if (ref.conflict) out.problem("ref_conflict", "ref " + hid.hex() + " appears with different values");
+    if (ref.creators > 1)
+      out.problem("duplicate_call", "ref " + hid.hex() + " is the output of " + std::to_string(ref.creators) +
                                         " stored calls (a call was recorded twice)");
   }
-  out.report().refs = count(db, "SELECT COUNT(DISTINCT hid) FROM call_io");
+  out.report().refs = scan.refs.size();
 }
 
 /// Inputs that are neither raw values (atoms) nor the output of a stored call: their creating
 /// call was dropped without its dependents (a warning: the value is still stored).
-void check_detached_refs(sqlite3* db, Collector& out) {
-  sql::Statement st(db,
-                    "SELECT c.hid, io.name, io.hid, io.cid FROM call_io io JOIN calls c ON c.id = io.call_id "
-                    "WHERE io.dir = 0 AND NOT EXISTS (SELECT 1 FROM call_io o WHERE o.hid = io.hid AND o.dir = 1)");
-  while (st.step()) {
-    const Id hid = st.id(2);
-    if (codec::atom_hid(st.id(3)) == hid) continue;
-    out.warning("detached_ref", "input '" + st.text(1) + "' of call " + st.id(0).hex() + " is ref " + hid.hex() +
+void check_detached_refs(Collector& out, const IoScan& scan) {
+  for (const auto& d : scan.detached_inputs) {
+    auto it = scan.refs.find(d.hid);
+    if (it != scan.refs.end() && it->second.creators > 0) continue;
+    out.warning("detached_ref", "input '" + d.name + "' of call " + d.call.hex() + " is ref " + d.hid.hex() +
                                     ", whose creating call is not stored (dropped without its dependents?)");
   }
 }
 
-/// Every ref's value has a row.
-void check_missing_values(sqlite3* db, Collector& out) {
-  sql::Statement st(db,
-                    "SELECT c.hid, io.dir, io.name, io.hid, io.cid FROM call_io io JOIN calls c ON c.id = io.call_id "
-                    "WHERE NOT EXISTS (SELECT 1 FROM \"values\" v WHERE v.cid = io.cid)");
+/// Values no call uses (kept until cleanup()).
+void count_unreferenced_values(sqlite3* db, Collector& out, const IoScan& scan) {
+  sql::Statement st(db, "SELECT cid FROM \"values\"");
   while (st.step())
-    out.problem("missing_value", "value " + st.id(4).hex() + " of ref " + st.id(3).hex() + " (" +
-                                     dir_name(st.int64(1)) + " '" + st.text(2) + "' of call " + st.id(0).hex() +
-                                     ") is not stored");
-  out.report().unreferenced_values =
-      count(db, "SELECT COUNT(*) FROM \"values\" WHERE cid NOT IN (SELECT cid FROM call_io)");
+    if (!scan.cids.contains(st.id(0))) ++out.report().unreferenced_values;
 }
 
 /// Every value's bytes (inline, or its blob file) hash to its id and have the recorded size.
-void check_values(sqlite3* db, const BlobFiles* blobs, Collector& out) {
-  sql::Statement st(db, "SELECT cid, size, data IS NULL, data, cid IN (SELECT cid FROM call_io) FROM \"values\"");
+void check_values(sqlite3* db, const BlobFiles* blobs, const IoScan& scan, Collector& out) {
+  sql::Statement st(db, "SELECT cid, size, data IS NULL, data FROM \"values\"");
   while (st.step()) {
     ++out.report().values;
     out.advance();
@@ -265,7 +331,7 @@ void check_values(sqlite3* db, const BlobFiles* blobs, Collector& out) {
         out.problem("blob_mismatch", "value " + cid.hex() + ": " + e.what());
         continue;
       }
-      if (!bytes && st.int64(4) == 0) {
+      if (!bytes && !scan.cids.contains(cid)) {
         // A cleanup interrupted after removing files but before its commit: no call uses the value.
         out.warning("unused_value_without_blob", "value " + cid.hex() + ", which no call uses, has no blob file " +
                                                      blobs->path_of(cid).string() + "; cleanup() removes its row");
@@ -353,12 +419,13 @@ IntegrityReport check_integrity(sqlite3* db, const BlobFiles* blobs, const Progr
   guarded("the database file", out, [&] { check_sqlite(db, out); });
   out.advance();
   guarded("index counts", out, [&] { check_index_counts(db, out); });
-  guarded("calls", out, [&] { check_calls(db, out); });
-  guarded("input and output rows", out, [&] { check_orphan_io(db, out); });
-  guarded("refs", out, [&] { check_refs(db, out); });
-  guarded("detached refs", out, [&] { check_detached_refs(db, out); });
-  guarded("referenced values", out, [&] { check_missing_values(db, out); });
-  guarded("values", out, [&] { check_values(db, blobs, out); });
+  IoScan scan;
+  guarded("calls", out, [&] { check_calls(db, out, scan); });
+  guarded("the ref index", out, [&] { check_ref_index(db, out, scan); });
+  guarded("refs", out, [&] { check_refs(out, scan); });
+  guarded("detached refs", out, [&] { check_detached_refs(out, scan); });
+  guarded("unreferenced values", out, [&] { count_unreferenced_values(db, out, scan); });
+  guarded("values", out, [&] { check_values(db, blobs, scan, out); });
   if (blobs != nullptr) {
     guarded("blob files", out, [&] { check_blob_files(db, *blobs, files, out); });
     out.advance(files.size());

@@ -139,6 +139,12 @@ std::vector<std::byte> Statement::blob(int col) const {
   return p ? std::vector<std::byte>(p, p + n) : std::vector<std::byte>();
 }
 
+std::span<const std::byte> Statement::blob_view(int col) const {
+  const auto* p = static_cast<const std::byte*>(sqlite3_column_blob(m_stmt, col));
+  const int n = sqlite3_column_bytes(m_stmt, col);
+  return p ? std::span<const std::byte>(p, static_cast<std::size_t>(n)) : std::span<const std::byte>();
+}
+
 bool Statement::is_null(int col) const { return sqlite3_column_type(m_stmt, col) == SQLITE_NULL; }
 
 Transaction::Transaction(sqlite3* db) : m_db(db) { exec(db, "BEGIN IMMEDIATE"); }

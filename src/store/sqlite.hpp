@@ -97,6 +97,8 @@ class Statement {
   [[nodiscard]] std::string text(int col) const;
   [[nodiscard]] Id id(int col) const;
   [[nodiscard]] std::vector<std::byte> blob(int col) const;
+  /// The column's bytes without a copy; valid until the next step or reset.
+  [[nodiscard]] std::span<const std::byte> blob_view(int col) const;
   [[nodiscard]] bool is_null(int col) const;
 
  private:

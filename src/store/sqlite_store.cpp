@@ -2,16 +2,19 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <set>
 #include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
 #include "codec/hash.hpp"
 #include "codec/wire.hpp"
 #include "store/blob_files.hpp"
+#include "store/call_io.hpp"
 #include "store/file_system.hpp"
 #include "store/integrity.hpp"
 #include "store/sqlite.hpp"
@@ -22,9 +25,12 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t application_id = 0x4D4E444C;  // "MNDL"
-constexpr int schema_version = 1;
+constexpr int schema_version = 2;
 constexpr const char* format_name = "mandala-store";
 
+// Calls keep their inputs and outputs in one compact `io` column (section 3.2 of
+// docs/storage-format.md); `call_refs` is the only index over refs. Digest indexes key on the
+// first 8 bytes of the 16-byte id, and readers compare the whole id.
 constexpr const char* schema_sql = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE ops(
@@ -40,20 +46,19 @@ CREATE TABLE "values"(
   data BLOB) WITHOUT ROWID;
 CREATE TABLE calls(
   id INTEGER PRIMARY KEY,
-  hid BLOB NOT NULL UNIQUE,
-  cid BLOB NOT NULL,
-  op_id INTEGER NOT NULL REFERENCES ops(id),
-  created INTEGER NOT NULL);
-CREATE INDEX calls_by_cid ON calls(cid);
-CREATE INDEX calls_by_op ON calls(op_id);
-CREATE TABLE call_io(
-  call_id INTEGER NOT NULL REFERENCES calls(id),
-  dir INTEGER NOT NULL,
-  name TEXT NOT NULL,
   hid BLOB NOT NULL,
   cid BLOB NOT NULL,
-  PRIMARY KEY(call_id, dir, name)) WITHOUT ROWID;
-CREATE INDEX call_io_by_ref ON call_io(hid, dir);
+  op_id INTEGER NOT NULL REFERENCES ops(id),
+  created INTEGER NOT NULL,
+  io BLOB NOT NULL);
+CREATE INDEX calls_by_hid ON calls(substr(hid, 1, 8));
+CREATE INDEX calls_by_cid ON calls(substr(cid, 1, 8));
+CREATE INDEX calls_by_op ON calls(op_id);
+CREATE TABLE call_refs(
+  key INTEGER NOT NULL,
+  dir INTEGER NOT NULL,
+  call_id INTEGER NOT NULL,
+  PRIMARY KEY(key, dir, call_id)) WITHOUT ROWID;
 )sql";
 
 constexpr int dir_in = 0;
@@ -69,6 +74,13 @@ std::vector<std::string> parse_list(const std::string& text) {
   }
 }
 
+/// What the store keeps in memory about each op (ops are few; calls refer to them by id).
+struct OpRow {
+  std::string name;
+  std::uint32_t version = 0;
+  std::vector<std::string> outputs;
+};
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(const fs::path& path, const SqliteOptions& options) : m_options(options) {
@@ -79,16 +91,17 @@ class SqliteStore final : public Store {
 
   std::optional<CallRecord> call_by_hid(const Id& hid) override {
     return reading([&]() -> std::optional<CallRecord> {
-      return whole_call(stmt(m_call_by_hid, std::string(whole_call_sql) + "c.hid = ?1 ORDER BY io.dir, io.name"), hid);
+      auto& st =
+          stmt(m_call_by_hid, std::string(call_columns) + "WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
+      return one_call(st.bind(1, hid));
     });
   }
 
   std::optional<CallRecord> call_by_cid(const Id& cid) override {
     return reading([&]() -> std::optional<CallRecord> {
-      return whole_call(
-          stmt(m_call_by_cid, std::string(whole_call_sql) + "c.id = (SELECT id FROM calls WHERE cid = ?1 LIMIT 1) "
-                                                            "ORDER BY io.dir, io.name"),
-          cid);
+      auto& st = stmt(m_call_by_cid,
+                      std::string(call_columns) + "WHERE substr(cid, 1, 8) = substr(?1, 1, 8) AND cid = ?1 LIMIT 1");
+      return one_call(st.bind(1, cid));
     });
   }
 
@@ -156,124 +169,86 @@ class SqliteStore final : public Store {
     for (const auto& v : batch.values)
       if (is_blob(v.bytes)) m_blobs->write(v.cid, v.bytes);
 
-    std::map<std::pair<std::string, std::uint32_t>, std::int64_t> op_ids;
-    auto& upsert_op = stmt(m_upsert_op,
-                           "INSERT INTO ops(name, version, inputs, outputs) VALUES(?1, ?2, ?3, ?4) "
-                           "ON CONFLICT(name, version) DO UPDATE SET inputs = excluded.inputs");
-    for (const auto& o : batch.ops)
-      upsert_op.bind(1, o.name)
-          .bind(2, std::int64_t{o.version})
-          .bind(3, json_list(o.inputs))
-          .bind(4, json_list(o.outputs))
-          .run();
-
-    auto& put_value = stmt(m_put_value, "INSERT OR IGNORE INTO \"values\"(cid, size, data) VALUES(?1, ?2, ?3)");
-    for (const auto& v : batch.values) {
-      put_value.bind(1, v.cid).bind(2, static_cast<std::int64_t>(v.bytes.size()));
-      if (is_blob(v.bytes)) put_value.bind_null(3);
-      else put_value.bind_blob(3, v.bytes);
-      put_value.run();
+    try {
+      write_locked(batch);
+      tx.commit();
+    } catch (...) {
+      m_ops_by_id.clear();  // ids of ops inserted by the rolled-back transaction are void
+      m_op_ids.clear();
+      throw;
     }
-
-    auto& put_call = stmt(m_put_call, "INSERT OR IGNORE INTO calls(hid, cid, op_id, created) VALUES(?1, ?2, ?3, ?4)");
-    auto& put_io = stmt(m_put_io, "INSERT INTO call_io(call_id, dir, name, hid, cid) VALUES(?1, ?2, ?3, ?4, ?5)");
-    for (const auto& call : batch.calls) {
-      const CallRecord& c = *call;
-      const auto key = std::make_pair(c.op, c.version);
-      auto it = op_ids.find(key);
-      if (it == op_ids.end()) it = op_ids.emplace(key, op_id(c.op, c.version)).first;
-      put_call.bind(1, c.hid).bind(2, c.cid).bind(3, it->second).bind(4, c.created_ms).run();
-      if (sqlite3_changes(m_db.get()) == 0) continue;  // stored already (another process, or earlier)
-      const std::int64_t call_id = sqlite3_last_insert_rowid(m_db.get());
-      for (const auto& in : c.inputs)
-        put_io.bind(1, call_id).bind(2, std::int64_t{dir_in}).bind(3, in.name).bind(4, in.hid).bind(5, in.cid).run();
-      for (const auto& out : c.outputs)
-        put_io.bind(1, call_id)
-            .bind(2, std::int64_t{dir_out})
-            .bind(3, out.name)
-            .bind(4, out.hid)
-            .bind(5, out.cid)
-            .run();
-    }
-    tx.commit();
   }
 
   std::optional<Id> ref_cid(const Id& hid) override {
     return reading([&]() -> std::optional<Id> {
-      auto& st = stmt(m_ref_cid, "SELECT cid FROM call_io WHERE hid = ?1 LIMIT 1");
-      st.bind(1, hid);
-      if (!st.step()) return std::nullopt;
-      Id cid = st.id(0);
-      st.reset();
-      return cid;
+      for (auto& rec : load_calls(ref_call_ids(hid, std::nullopt)))
+        for (const auto* list : {&rec.outputs, &rec.inputs})
+          for (const auto& r : *list)
+            if (r.hid == hid) return r.cid;
+      return std::nullopt;
     });
   }
 
   std::optional<CallRecord> creator_of(const Id& ref_hid) override {
     return reading([&]() -> std::optional<CallRecord> {
-      auto ids = call_ids("SELECT call_id FROM call_io WHERE hid = ?1 AND dir = 1", ref_hid);
-      if (ids.empty()) return std::nullopt;
-      return load_call(ids.front());
+      for (auto& rec : load_calls(ref_call_ids(ref_hid, dir_out)))
+        if (has_ref(rec.outputs, ref_hid)) return std::move(rec);
+      return std::nullopt;
     });
   }
 
   std::vector<CallRecord> consumers_of(const Id& ref_hid) override {
     return reading([&]() -> std::vector<CallRecord> {
-      std::vector<CallRecord> out;
-      for (auto id : call_ids("SELECT call_id FROM call_io WHERE hid = ?1 AND dir = 0 ORDER BY call_id", ref_hid))
-        out.push_back(*load_call(id));
-      return out;
+      auto calls = load_calls(ref_call_ids(ref_hid, dir_in));
+      std::erase_if(calls, [&](const CallRecord& r) { return !has_ref(r.inputs, ref_hid); });
+      return calls;
     });
   }
 
   std::vector<CallRecord> calls_of(std::string_view op, std::optional<std::uint32_t> version) override {
     return reading([&]() -> std::vector<CallRecord> {
-      // Two ordered scans merged by call id: one query for the headers, one for all their io rows.
-      const std::string filter = version ? "o.name = ?1 AND o.version = ?2" : "o.name = ?1";
-      sql::Statement heads(m_db.get(),
-                           "SELECT c.id, c.hid, c.cid, o.name, o.version, c.created FROM calls c "
-                           "JOIN ops o ON o.id = c.op_id WHERE " +
-                               filter + " ORDER BY c.id");
-      sql::Statement io(m_db.get(),
-                        "SELECT io.call_id, io.dir, io.name, io.hid, io.cid FROM call_io io "
-                        "JOIN calls c ON c.id = io.call_id JOIN ops o ON o.id = c.op_id WHERE " +
-                            filter + " ORDER BY io.call_id");
-      for (auto* st : {&heads, &io}) {
-        st->bind(1, op);
-        if (version) st->bind(2, std::int64_t{*version});
+      load_ops();
+      std::vector<std::int64_t> op_ids;
+      for (const auto& [id, row] : m_ops_by_id)
+        if (row.name == op && (!version || row.version == *version)) op_ids.push_back(id);
+      std::vector<std::pair<std::int64_t, CallRecord>> found;
+      auto& st = stmt(m_calls_of_op, std::string(call_columns) + "WHERE op_id = ?1 ORDER BY id");
+      for (auto id : op_ids) {
+        st.bind(1, id);
+        while (st.step()) found.emplace_back(st.int64(0), record_from(st));
+        st.reset();
       }
+      if (op_ids.size() > 1)
+        std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
       std::vector<CallRecord> out;
-      std::vector<std::int64_t> ids;
-      while (heads.step()) {
-        ids.push_back(heads.int64(0));
-        out.push_back(header_from(heads, 1));
-      }
-      std::size_t i = 0;
-      while (io.step()) {
-        const auto call_id = io.int64(0);
-        while (i < ids.size() && ids[i] < call_id) ++i;
-        if (i == ids.size() || ids[i] != call_id) continue;
-        add_io(out[i], io, 1);
-      }
+      out.reserve(found.size());
+      for (auto& [id, rec] : found) out.push_back(std::move(rec));
       return out;
     });
   }
 
   std::vector<CallRecord> creators_of_many(std::span<const Id> ref_hids) override {
-    return reading([&]() -> std::vector<CallRecord> {
-      return load_calls(ids_where(ref_hids, "SELECT DISTINCT call_id FROM call_io WHERE dir = 1 AND hid IN ("));
-    });
+    return reading([&]() -> std::vector<CallRecord> { return refs_many(ref_hids, dir_out); });
   }
 
   std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids) override {
-    return reading([&]() -> std::vector<CallRecord> {
-      return load_calls(ids_where(ref_hids, "SELECT DISTINCT call_id FROM call_io WHERE dir = 0 AND hid IN ("));
-    });
+    return reading([&]() -> std::vector<CallRecord> { return refs_many(ref_hids, dir_in); });
   }
 
   std::vector<CallRecord> calls_by_hids(std::span<const Id> call_hids) override {
     return reading([&]() -> std::vector<CallRecord> {
-      return load_calls(ids_where(call_hids, "SELECT id FROM calls WHERE hid IN ("));
+      const std::unordered_set<Id> wanted(call_hids.begin(), call_hids.end());
+      std::vector<std::int64_t> ids;
+      std::vector<CallRecord> found;
+      for_chunks(
+          call_hids, std::string(call_columns) + "WHERE substr(hid, 1, 8) IN (",
+          [&](sql::Statement& st) {
+            if (!wanted.contains(st.id(1))) return;
+            ids.push_back(st.int64(0));
+            found.push_back(record_from(st));
+          },
+          /*prefix_keys=*/true);
+      return in_storage_order(std::move(ids), std::move(found));
     });
   }
 
@@ -309,32 +284,58 @@ class SqliteStore final : public Store {
 
   std::size_t drop_calls_once(std::span<const Id> call_hids, bool dependents) {
     sql::Transaction tx(m_db.get());
-    sql::exec(m_db.get(),
-              "CREATE TEMP TABLE IF NOT EXISTS drop_roots(hid BLOB PRIMARY KEY) WITHOUT ROWID;"
-              "CREATE TEMP TABLE IF NOT EXISTS drop_ids(id INTEGER PRIMARY KEY);"
-              "DELETE FROM temp.drop_roots; DELETE FROM temp.drop_ids;");
+    // The doomed calls, found breadth-first from the roots through their outputs' consumers.
+    std::unordered_set<std::int64_t> doomed;
+    std::vector<std::pair<std::int64_t, CallRecord>> todo;
+    auto take = [&](std::vector<std::int64_t> ids) {
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      std::erase_if(ids, [&](auto id) { return doomed.contains(id); });
+      for (auto& [id, rec] : load_calls_with_ids(ids))
+        if (doomed.insert(id).second) todo.emplace_back(id, std::move(rec));
+    };
     {
-      sql::Statement put(m_db.get(), "INSERT OR IGNORE INTO temp.drop_roots(hid) VALUES(?1)");
-      for (const auto& h : call_hids) put.bind(1, h).run();
+      std::vector<std::int64_t> roots;
+      const std::unordered_set<Id> wanted(call_hids.begin(), call_hids.end());
+      for_chunks(
+          call_hids, "SELECT id, hid FROM calls WHERE substr(hid, 1, 8) IN (",
+          [&](sql::Statement& st) {
+            if (wanted.contains(st.id(1))) roots.push_back(st.int64(0));
+          },
+          /*prefix_keys=*/true);
+      std::sort(roots.begin(), roots.end());
+      roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
+      take(std::move(roots));
     }
-    if (dependents) {
-      sql::exec(m_db.get(),
-                "INSERT INTO temp.drop_ids(id) "
-                "WITH RECURSIVE doomed(id) AS ("
-                "  SELECT c.id FROM calls c JOIN temp.drop_roots r ON r.hid = c.hid"
-                "  UNION"
-                "  SELECT cons.call_id FROM doomed d"
-                "  JOIN call_io o ON o.call_id = d.id AND o.dir = 1"
-                "  JOIN call_io cons ON cons.hid = o.hid AND cons.dir = 0"
-                ") SELECT id FROM doomed");
-    } else {
-      sql::exec(m_db.get(),
-                "INSERT INTO temp.drop_ids(id) SELECT c.id FROM calls c JOIN temp.drop_roots r ON r.hid = c.hid");
+    auto& del_ref = stmt(m_del_ref, "DELETE FROM call_refs WHERE key = ?1 AND dir = ?2 AND call_id = ?3");
+    auto& del_call = stmt(m_del_call, "DELETE FROM calls WHERE id = ?1");
+    std::size_t removed = 0;
+    for (std::size_t next = 0; next < todo.size(); ++next) {
+      const auto [id, rec] = todo[next];  // a copy: take() below may grow `todo`
+      if (dependents) {
+        std::vector<std::int64_t> consumers;
+        for (const auto& out : rec.outputs)
+          for (auto c : ref_call_ids(out.hid, dir_in))
+            if (!doomed.contains(c)) consumers.push_back(c);
+        std::sort(consumers.begin(), consumers.end());
+        consumers.erase(std::unique(consumers.begin(), consumers.end()), consumers.end());
+        // Keep only real consumers (a key is a prefix of the hid).
+        std::vector<std::int64_t> real;
+        for (auto& [cid, c] : load_calls_with_ids(consumers))
+          for (const auto& out : rec.outputs)
+            if (has_ref(c.inputs, out.hid)) {
+              real.push_back(cid);
+              break;
+            }
+        take(std::move(real));
+      }
+      for (const auto& r : rec.inputs)
+        del_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_in}).bind(3, id).run();
+      for (const auto& r : rec.outputs)
+        del_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_out}).bind(3, id).run();
+      del_call.bind(1, id).run();
+      removed += static_cast<std::size_t>(sqlite3_changes(m_db.get()));
     }
-    sql::exec(m_db.get(), "DELETE FROM call_io WHERE call_id IN (SELECT id FROM temp.drop_ids)");
-    sql::exec(m_db.get(), "DELETE FROM calls WHERE id IN (SELECT id FROM temp.drop_ids)");
-    const auto removed = static_cast<std::size_t>(sqlite3_changes(m_db.get()));
-    sql::exec(m_db.get(), "DELETE FROM temp.drop_roots; DELETE FROM temp.drop_ids;");
     tx.commit();
     return removed;
   }
@@ -348,15 +349,30 @@ class SqliteStore final : public Store {
     sql::Transaction tx(m_db.get());
     std::vector<Id> doomed_files;
     {
-      sql::Statement unref(m_db.get(),
-                           "SELECT cid, size, data IS NULL FROM \"values\" WHERE cid NOT IN (SELECT cid FROM call_io)");
-      while (unref.step()) {
-        ++report.values_removed;
-        report.bytes_freed += static_cast<std::uint64_t>(unref.int64(1));
-        if (unref.int64(2) != 0) doomed_files.push_back(unref.id(0));
+      // Every cid some call's io column names.
+      std::unordered_set<Id> used;
+      {
+        sql::Statement all(m_db.get(), std::string(call_columns));
+        while (all.step()) {
+          const auto rec = record_from(all);
+          for (const auto* list : {&rec.inputs, &rec.outputs})
+            for (const auto& r : *list) used.insert(r.cid);
+        }
       }
+      sql::Statement scan(m_db.get(), "SELECT cid, size, data IS NULL FROM \"values\"");
+      sql::Statement del(m_db.get(), "DELETE FROM \"values\" WHERE cid = ?1");
+      std::vector<Id> doomed;
+      while (scan.step()) {
+        const Id cid = scan.id(0);
+        if (used.contains(cid)) continue;
+        doomed.push_back(cid);
+        ++report.values_removed;
+        report.bytes_freed += static_cast<std::uint64_t>(scan.int64(1));
+        if (scan.int64(2) != 0) doomed_files.push_back(cid);
+      }
+      scan.reset();
+      for (const auto& cid : doomed) del.bind(1, cid).run();
     }
-    sql::exec(m_db.get(), "DELETE FROM \"values\" WHERE cid NOT IN (SELECT cid FROM call_io)");
     if (m_blobs) {
       // Under the write lock every writer has committed or given up, so a file without a row
       // (or a temporary) is a leftover of a failed or killed flush. Files go before the commit: if
@@ -387,7 +403,7 @@ class SqliteStore final : public Store {
       s.ops = count("SELECT COUNT(*) FROM ops");
       s.calls = count("SELECT COUNT(*) FROM calls");
       s.values = count("SELECT COUNT(*) FROM \"values\"");
-      s.refs = count("SELECT COUNT(*) FROM (SELECT DISTINCT hid FROM call_io)");
+      s.refs = count("SELECT COUNT(DISTINCT key) FROM call_refs");
       s.blob_files = count("SELECT COUNT(*) FROM \"values\" WHERE data IS NULL");
       s.value_bytes = count("SELECT COALESCE(SUM(size), 0) FROM \"values\"");
       return s;
@@ -408,6 +424,116 @@ class SqliteStore final : public Store {
   }
 
  private:
+  /// The columns record_from() reads, in order.
+  static constexpr const char* call_columns = "SELECT id, hid, cid, op_id, created, io FROM calls ";
+
+  void write_locked(const WriteBatch& batch) {
+    auto& upsert_op = stmt(m_upsert_op,
+                           "INSERT INTO ops(name, version, inputs, outputs) VALUES(?1, ?2, ?3, ?4) "
+                           "ON CONFLICT(name, version) DO UPDATE SET inputs = excluded.inputs");
+    for (const auto& o : batch.ops)
+      upsert_op.bind(1, o.name)
+          .bind(2, std::int64_t{o.version})
+          .bind(3, json_list(o.inputs))
+          .bind(4, json_list(o.outputs))
+          .run();
+
+    auto& put_value = stmt(m_put_value, "INSERT OR IGNORE INTO \"values\"(cid, size, data) VALUES(?1, ?2, ?3)");
+    for (const auto& v : batch.values) {
+      put_value.bind(1, v.cid).bind(2, static_cast<std::int64_t>(v.bytes.size()));
+      if (is_blob(v.bytes)) put_value.bind_null(3);
+      else put_value.bind_blob(3, v.bytes);
+      put_value.run();
+    }
+
+    auto& exists = stmt(m_call_exists, "SELECT 1 FROM calls WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
+    auto& put_call = stmt(m_put_call, "INSERT INTO calls(hid, cid, op_id, created, io) VALUES(?1, ?2, ?3, ?4, ?5)");
+    auto& put_ref = stmt(m_put_ref, "INSERT OR IGNORE INTO call_refs(key, dir, call_id) VALUES(?1, ?2, ?3)");
+    std::vector<std::byte> io;
+    for (const CallRecord& c : batch.calls) {
+      exists.bind(1, c.hid);
+      const bool stored = exists.step();
+      exists.reset();
+      if (stored) continue;  // stored already (another process, or earlier)
+      const auto op = op_id(c.op, c.version);
+      call_io::encode(c, m_ops_by_id.at(op).outputs, io);
+      put_call.bind(1, c.hid).bind(2, c.cid).bind(3, op).bind(4, c.created_ms).bind_blob(5, io).run();
+      const std::int64_t id = sqlite3_last_insert_rowid(m_db.get());
+      for (const auto& r : c.inputs)
+        put_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_in}).bind(3, id).run();
+      for (const auto& r : c.outputs)
+        put_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_out}).bind(3, id).run();
+    }
+  }
+
+  /// A call from a row of call_columns.
+  CallRecord record_from(const sql::Statement& st) {
+    CallRecord r;
+    r.hid = st.id(1);
+    r.cid = st.id(2);
+    const OpRow& op = op_row(st.int64(3));
+    r.op = op.name;
+    r.version = op.version;
+    r.created_ms = st.int64(4);
+    call_io::decode(st.blob_view(5), op.outputs, r);
+    return r;
+  }
+
+  std::optional<CallRecord> one_call(sql::Statement& st) {
+    if (!st.step()) return std::nullopt;
+    auto r = record_from(st);
+    st.reset();
+    return r;
+  }
+
+  static bool has_ref(const std::vector<IoRef>& list, const Id& hid) {
+    return std::any_of(list.begin(), list.end(), [&](const IoRef& r) { return r.hid == hid; });
+  }
+
+  /// Storage ids of the calls that may use `hid` (same key), in storage order.
+  std::vector<std::int64_t> ref_call_ids(const Id& hid, std::optional<int> dir) {
+    auto& st = dir ? stmt(m_ref_calls_dir, "SELECT call_id FROM call_refs WHERE key = ?1 AND dir = ?2")
+                   : stmt(m_ref_calls, "SELECT DISTINCT call_id FROM call_refs WHERE key = ?1 ORDER BY call_id");
+    st.bind(1, call_io::ref_key(hid));
+    if (dir) st.bind(2, std::int64_t{*dir});
+    std::vector<std::int64_t> out;
+    while (st.step()) out.push_back(st.int64(0));
+    st.reset();
+    return out;
+  }
+
+  /// Calls with an input (dir_in) or output (dir_out) among `hids`, each once, in storage order.
+  std::vector<CallRecord> refs_many(std::span<const Id> hids, int dir) {
+    std::vector<std::int64_t> keys;
+    keys.reserve(hids.size());
+    for (const auto& h : hids) keys.push_back(call_io::ref_key(h));
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    std::vector<std::int64_t> ids;
+    const std::string prefix = "SELECT call_id FROM call_refs WHERE dir = " + std::to_string(dir) + " AND key IN (";
+    for_int_chunks(keys, prefix, [&](sql::Statement& st) { ids.push_back(st.int64(0)); });
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    auto calls = load_calls(ids);
+    const std::unordered_set<Id> wanted(hids.begin(), hids.end());
+    std::erase_if(calls, [&](const CallRecord& r) {
+      const auto& list = dir == dir_in ? r.inputs : r.outputs;
+      return std::none_of(list.begin(), list.end(), [&](const IoRef& x) { return wanted.contains(x.hid); });
+    });
+    return calls;
+  }
+
+  static std::vector<CallRecord> in_storage_order(std::vector<std::int64_t> ids, std::vector<CallRecord> found) {
+    std::vector<std::size_t> order(ids.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](auto a, auto b) { return ids[a] < ids[b]; });
+    std::vector<CallRecord> out;
+    out.reserve(found.size());
+    for (std::size_t k = 0; k < order.size(); ++k)
+      if (k == 0 || ids[order[k]] != ids[order[k - 1]]) out.push_back(std::move(found[order[k]]));
+    return out;
+  }
+
   /// Opens a deferred read transaction unless one is open: consecutive lookups then share one
   /// snapshot and skip SQLite's per-statement lock round trips.
   void begin_read() {
@@ -583,29 +709,63 @@ class SqliteStore final : public Store {
     return *slot;
   }
 
-  std::int64_t op_id(const std::string& name, std::uint32_t version) {
-    auto& st = stmt(m_op_id, "SELECT id FROM ops WHERE name = ?1 AND version = ?2");
-    st.bind(1, name).bind(2, std::int64_t{version});
-    if (!st.step())
-      throw Error(Errc::corrupt_store, "op " + name + " version " + std::to_string(version) + " is not registered");
-    const auto id = st.int64(0);
+  /// Reads the ops table into memory (ops are few; another process may have added some).
+  void load_ops() {
+    auto& st = stmt(m_all_ops, "SELECT id, name, version, outputs FROM ops");
+    m_ops_by_id.clear();
+    m_op_ids.clear();
+    while (st.step()) {
+      const auto id = st.int64(0);
+      OpRow row{st.text(1), static_cast<std::uint32_t>(st.int64(2)), parse_list(st.text(3))};
+      m_op_ids[{row.name, row.version}] = id;
+      m_ops_by_id[id] = std::move(row);
+    }
     st.reset();
-    return id;
   }
 
-  std::vector<std::int64_t> call_ids(const char* query, const Id& hid) {
-    sql::Statement st(m_db.get(), query);
-    st.bind(1, hid);
-    std::vector<std::int64_t> out;
-    while (st.step()) out.push_back(st.int64(0));
-    return out;
+  const OpRow& op_row(std::int64_t id) {
+    auto it = m_ops_by_id.find(id);
+    if (it == m_ops_by_id.end()) {
+      load_ops();
+      it = m_ops_by_id.find(id);
+      if (it == m_ops_by_id.end())
+        throw Error(Errc::corrupt_store, "a call refers to op id " + std::to_string(id) + ", which is not registered");
+    }
+    return it->second;
+  }
+
+  std::int64_t op_id(const std::string& name, std::uint32_t version) {
+    auto it = m_op_ids.find({name, version});
+    if (it == m_op_ids.end()) {
+      load_ops();
+      it = m_op_ids.find({name, version});
+      if (it == m_op_ids.end())
+        throw Error(Errc::corrupt_store, "op " + name + " version " + std::to_string(version) + " is not registered");
+    }
+    return it->second;
   }
 
   static constexpr std::size_t chunk_size = 256;
 
   /// Runs `prefix ?,?,...)` over `ids` in chunks of at most chunk_size, calling `row` per result.
+  /// With `prefix_keys`, each id is bound as its first 8 bytes (for the substr(.., 1, 8) indexes).
   template <class F>
-  void for_chunks(std::span<const Id> ids, std::string_view prefix, F&& row) {
+  void for_chunks(std::span<const Id> ids, std::string_view prefix, F&& row, bool prefix_keys = false) {
+    for (std::size_t begin = 0; begin < ids.size(); begin += chunk_size) {
+      const std::size_t n = std::min(chunk_size, ids.size() - begin);
+      auto& st = chunk_statement(prefix, n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto& id = ids[begin + i];
+        if (prefix_keys) st.bind_blob(static_cast<int>(i + 1), std::as_bytes(std::span(id.bytes).first(8)));
+        else st.bind(static_cast<int>(i + 1), id);
+      }
+      while (st.step()) row(st);
+      st.reset();
+    }
+  }
+
+  template <class F>
+  void for_int_chunks(std::span<const std::int64_t> ids, std::string_view prefix, F&& row) {
     for (std::size_t begin = 0; begin < ids.size(); begin += chunk_size) {
       const std::size_t n = std::min(chunk_size, ids.size() - begin);
       auto& st = chunk_statement(prefix, n);
@@ -626,91 +786,21 @@ class SqliteStore final : public Store {
     return *slot;
   }
 
-  std::vector<std::int64_t> ids_where(std::span<const Id> ids, std::string_view prefix) {
-    std::vector<std::int64_t> out;
-    for_chunks(ids, prefix, [&](sql::Statement& st) { out.push_back(st.int64(0)); });
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
+  /// Loads calls by storage id (unique), in storage order; missing ids are skipped.
+  std::vector<std::pair<std::int64_t, CallRecord>> load_calls_with_ids(const std::vector<std::int64_t>& ids) {
+    std::vector<std::pair<std::int64_t, CallRecord>> out;
+    out.reserve(ids.size());
+    for_int_chunks(ids, std::string(call_columns) + "WHERE id IN (",
+                   [&](sql::Statement& st) { out.emplace_back(st.int64(0), record_from(st)); });
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     return out;
   }
 
-  /// Loads calls by storage id (sorted, unique) with two chunked queries per chunk.
   std::vector<CallRecord> load_calls(const std::vector<std::int64_t>& ids) {
     std::vector<CallRecord> out;
     out.reserve(ids.size());
-    for (std::size_t begin = 0; begin < ids.size(); begin += chunk_size) {
-      const std::size_t n = std::min(chunk_size, ids.size() - begin);
-      auto& heads = chunk_statement(
-          "SELECT c.id, c.hid, c.cid, o.name, o.version, c.created FROM calls c "
-          "JOIN ops o ON o.id = c.op_id WHERE c.id IN (",
-          n);
-      for (std::size_t i = 0; i < n; ++i) heads.bind(static_cast<int>(i + 1), ids[begin + i]);
-      std::unordered_map<std::int64_t, std::size_t> pos;
-      while (heads.step()) {
-        pos.emplace(heads.int64(0), out.size());
-        out.push_back(header_from(heads, 1));
-      }
-      heads.reset();
-      auto& io = chunk_statement("SELECT call_id, dir, name, hid, cid FROM call_io WHERE call_id IN (", n);
-      for (std::size_t i = 0; i < n; ++i) io.bind(static_cast<int>(i + 1), ids[begin + i]);
-      while (io.step()) {
-        auto it = pos.find(io.int64(0));
-        if (it != pos.end()) add_io(out[it->second], io, 1);
-      }
-      io.reset();
-    }
-    for (auto& r : out) {  // io rows come in primary-key order per call, but sort to be sure
-      auto by_name = [](const IoRef& a, const IoRef& b) { return a.name < b.name; };
-      std::sort(r.inputs.begin(), r.inputs.end(), by_name);
-      std::sort(r.outputs.begin(), r.outputs.end(), by_name);
-    }
+    for (auto& [id, rec] : load_calls_with_ids(ids)) out.push_back(std::move(rec));
     return out;
-  }
-
-  static CallRecord header_from(const sql::Statement& st, int first) {
-    CallRecord r;
-    r.hid = st.id(first);
-    r.cid = st.id(first + 1);
-    r.op = st.text(first + 2);
-    r.version = static_cast<std::uint32_t>(st.int64(first + 3));
-    r.created_ms = st.int64(first + 4);
-    return r;
-  }
-
-  static void add_io(CallRecord& r, const sql::Statement& st, int first) {
-    IoRef ref{st.text(first + 1), st.id(first + 2), st.id(first + 3)};
-    (st.int64(first) == dir_in ? r.inputs : r.outputs).push_back(std::move(ref));
-  }
-
-  /// One call with its inputs and outputs in one statement (the lookup hot path): one row per
-  /// input/output, or a single row with NULL io columns for a call without any.
-  static constexpr const char* whole_call_sql =
-      "SELECT c.hid, c.cid, o.name, o.version, c.created, io.dir, io.name, io.hid, io.cid FROM calls c "
-      "JOIN ops o ON o.id = c.op_id LEFT JOIN call_io io ON io.call_id = c.id WHERE ";
-
-  static std::optional<CallRecord> whole_call(sql::Statement& st, const Id& key) {
-    st.bind(1, key);
-    if (!st.step()) return std::nullopt;
-    CallRecord r = header_from(st, 0);
-    do {
-      if (!st.is_null(5)) add_io(r, st, 5);
-    } while (st.step());
-    return r;
-  }
-
-  std::optional<CallRecord> load_call(std::int64_t id) {
-    auto& head = stmt(m_head,
-                      "SELECT c.hid, c.cid, o.name, o.version, c.created FROM calls c "
-                      "JOIN ops o ON o.id = c.op_id WHERE c.id = ?1");
-    head.bind(1, id);
-    if (!head.step()) return std::nullopt;
-    CallRecord r = header_from(head, 0);
-    head.reset();
-    auto& io = stmt(m_io, "SELECT dir, name, hid, cid FROM call_io WHERE call_id = ?1 ORDER BY dir, name");
-    io.bind(1, id);
-    while (io.step()) add_io(r, io, 0);
-    io.reset();
-    return r;
   }
 
   SqliteOptions m_options;
@@ -718,9 +808,12 @@ class SqliteStore final : public Store {
   sql::DbHandle m_db;
   std::optional<BlobFiles> m_blobs;
   bool m_reading = false;
+  std::unordered_map<std::int64_t, OpRow> m_ops_by_id;
+  std::map<std::pair<std::string, std::uint32_t>, std::int64_t> m_op_ids;
   std::map<std::pair<std::string, std::size_t>, std::unique_ptr<sql::Statement>> m_chunk_statements;
   std::unique_ptr<sql::Statement> m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op, m_upsert_op, m_put_value,
-      m_put_call, m_put_io, m_ref_cid, m_op_id, m_head, m_io;
+      m_call_exists, m_put_call, m_put_ref, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref,
+      m_del_call;
 };
 
 }  // namespace

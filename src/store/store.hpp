@@ -51,7 +51,7 @@ struct ValueRecord {
 struct WriteBatch {
   std::vector<OpRecord> ops;
   std::vector<ValueRecord> values;
-  std::vector<std::shared_ptr<const CallRecord>> calls;  ///< shared with the engine's caches
+  std::vector<CallRecord> calls;
   [[nodiscard]] bool empty() const { return ops.empty() && values.empty() && calls.empty(); }
 };
 

@@ -1,6 +1,7 @@
 #pragma once
-// A bounded map with two generations: inserts go to the young one; when it holds half the
-// capacity it becomes the old one (the previous old generation is dropped). A hit in the old
+// A bounded map with two generations: inserts go to the young one; when it holds `capacity`
+// entries it becomes the old one (the previous old generation is dropped), so the `capacity`
+// most recently used entries are always kept, and at most twice as many. A hit in the old
 // generation moves the entry back to the young one. Least-recently-used entries go first, at
 // O(1) cost per operation and no per-entry bookkeeping. Not thread-safe.
 
@@ -13,7 +14,7 @@ namespace mandala::util {
 template <class K, class V, class Hash = std::hash<K>>
 class GenerationalCache {
  public:
-  explicit GenerationalCache(std::size_t capacity) : m_half(capacity < 2 ? 1 : capacity / 2) {}
+  explicit GenerationalCache(std::size_t capacity) : m_generation(capacity < 1 ? 1 : capacity) {}
 
   /// The cached value, or nullptr; valid until the next non-const call.
   V* find(const K& key) {
@@ -26,9 +27,9 @@ class GenerationalCache {
   }
 
   V& put(const K& key, V value) {
-    if (m_young.size() >= m_half) {
+    if (m_young.size() >= m_generation) {
       m_old = std::move(m_young);
-      m_young = {};
+      m_young = std::unordered_map<K, V, Hash>();
     }
     return m_young.insert_or_assign(key, std::move(value)).first->second;
   }
@@ -40,7 +41,7 @@ class GenerationalCache {
   [[nodiscard]] std::size_t size() const { return m_young.size() + m_old.size(); }
 
  private:
-  std::size_t m_half;
+  std::size_t m_generation;
   std::unordered_map<K, V, Hash> m_young;
   std::unordered_map<K, V, Hash> m_old;
 };

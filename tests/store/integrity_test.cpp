@@ -5,12 +5,16 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "mandala/mandala.hpp"
+#include "store/call_io.hpp"
 #include "support/sql.hpp"
 #include "support/temp_dir.hpp"
 
@@ -67,6 +71,70 @@ std::string query(const fs::path& db, const std::string& q) {
   return out;
 }
 
+/// Rewrites the io column of the call with this hid (hex) through `change`, and its call_refs
+/// rows to match (docs/storage-format.md 3.2). With `as_new_call`, the changed call is inserted
+/// as another calls row (same op, another hid) instead.
+template <class F>
+void rewrite_io(const fs::path& db, const std::string& hid_hex, F&& change, bool as_new_call = false) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw,
+                               "SELECT c.id, c.hid, c.op_id, c.io, o.outputs FROM calls c JOIN ops o ON o.id = c.op_id "
+                               "WHERE hex(c.hid) = upper(?1)",
+                               -1, &st, nullptr),
+            SQLITE_OK);
+  sqlite3_bind_text(st, 1, hid_hex.c_str(), -1, SQLITE_TRANSIENT);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  std::int64_t id = sqlite3_column_int64(st, 0);
+  md::store::CallRecord call;
+  std::memcpy(call.hid.bytes.data(), sqlite3_column_blob(st, 1), 16);
+  const std::int64_t op_id = sqlite3_column_int64(st, 2);
+  const auto* io = static_cast<const std::byte*>(sqlite3_column_blob(st, 3));
+  const auto outputs =
+      nlohmann::json::parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 4))).get<std::vector<std::string>>();
+  md::store::call_io::decode(std::span(io, static_cast<std::size_t>(sqlite3_column_bytes(st, 3))), outputs, call);
+  sqlite3_finalize(st);
+  change(call);
+  if (as_new_call) call.hid.bytes[15] ^= 0xff;  // another call: its outputs' hids are no longer derived
+  std::vector<std::byte> bytes;
+  md::store::call_io::encode(call, outputs, bytes);
+  auto run = [&](const char* q, auto&& bind) {
+    sqlite3_stmt* w = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(raw, q, -1, &w, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+    bind(w);
+    ASSERT_EQ(sqlite3_step(w), SQLITE_DONE) << sqlite3_errmsg(raw);
+    sqlite3_finalize(w);
+  };
+  if (as_new_call) {
+    run("INSERT INTO calls(hid, cid, op_id, created, io) SELECT ?3, cid, op_id, created, ?2 FROM calls WHERE id = ?1",
+        [&](sqlite3_stmt* w) {
+          sqlite3_bind_int64(w, 1, id);
+          sqlite3_bind_blob(w, 2, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
+          sqlite3_bind_blob(w, 3, call.hid.bytes.data(), 16, SQLITE_STATIC);
+        });
+    id = sqlite3_last_insert_rowid(raw);
+  } else {
+    run("UPDATE calls SET io = ?2 WHERE id = ?1", [&](sqlite3_stmt* w) {
+      sqlite3_bind_int64(w, 1, id);
+      sqlite3_bind_blob(w, 2, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
+    });
+    run("DELETE FROM call_refs WHERE call_id = ?1", [&](sqlite3_stmt* w) { sqlite3_bind_int64(w, 1, id); });
+  }
+  for (const std::int64_t dir : {0, 1})
+    for (const auto& r : dir == 0 ? call.inputs : call.outputs)
+      run("INSERT OR IGNORE INTO call_refs(key, dir, call_id) VALUES(?1, ?2, ?3)", [&](sqlite3_stmt* w) {
+        sqlite3_bind_int64(w, 1, md::store::call_io::ref_key(r.hid));
+        sqlite3_bind_int64(w, 2, dir);
+        sqlite3_bind_int64(w, 3, id);
+      });
+  (void)op_id;
+  sqlite3_close(raw);
+}
+
+/// The hex hid of the first stored call of an op.
+std::string first_call_of(const fs::path& db, const std::string& op);
+
 std::string kinds(const std::vector<md::IntegrityProblem>& list) {
   std::string s;
   for (const auto& p : list) s += p.kind + ": " + p.message + "\n";
@@ -76,6 +144,11 @@ std::string kinds(const std::vector<md::IntegrityProblem>& list) {
 bool has(const std::vector<md::IntegrityProblem>& list, const std::string& kind, const std::string& fragment = "") {
   return std::any_of(list.begin(), list.end(),
                      [&](const auto& p) { return p.kind == kind && p.message.find(fragment) != std::string::npos; });
+}
+
+std::string first_call_of(const fs::path& db, const std::string& op) {
+  return query(
+      db, "SELECT c.hid FROM calls c JOIN ops o ON o.id = c.op_id WHERE o.name = '" + op + "' ORDER BY c.id LIMIT 1");
 }
 
 class Integrity : public ::testing::Test {
@@ -158,7 +231,11 @@ TEST(IntegrityMemory, PendingCallsAreFlushedFirst) {
 }
 
 TEST_F(Integrity, MissingValueNamesTheValue) {
-  const std::string cid = query(db(), "SELECT cid FROM call_io WHERE name = 'output_0' AND dir = 1 LIMIT 1");
+  std::string cid;
+  {
+    md::Storage storage(db(), small_blobs());
+    cid = storage.calls_of(inc).front().outputs.front().second.cid().hex();
+  }
   sql(db(), "DELETE FROM \"values\" WHERE cid = x'" + cid + "'");
   expect_only("missing_value", cid);
 }
@@ -286,40 +363,52 @@ TEST_F(Integrity, RowsOfAMissingCallAreOrphans) {
 }
 
 TEST_F(Integrity, CallLackingAnOutput) {
-  const std::string hid = query(db(),
-                                "SELECT c.hid FROM calls c JOIN ops o ON o.id = c.op_id WHERE o.name = 'split' "
-                                "ORDER BY c.id LIMIT 1");
-  sql(db(), "DELETE FROM call_io WHERE dir = 1 AND name = 'lo' AND call_id = (SELECT id FROM calls WHERE hid = x'" +
-                hid + "')");
+  const std::string hid = first_call_of(db(), "split");
+  rewrite_io(db(), hid,
+             [](md::store::CallRecord& c) { std::erase_if(c.outputs, [](const auto& o) { return o.name == "lo"; }); });
   expect_only("missing_output", hid);
 }
 
 TEST_F(Integrity, CallWithAnUndeclaredOutput) {
-  const std::string hid = query(db(),
-                                "SELECT c.hid FROM calls c JOIN ops o ON o.id = c.op_id WHERE o.name = 'inc' "
-                                "ORDER BY c.id LIMIT 1");
-  sql(db(),
-      "INSERT INTO call_io(call_id, dir, name, hid, cid) SELECT call_id, 1, 'extra', randomblob(16), cid "
-      "FROM call_io WHERE dir = 1 AND call_id = (SELECT id FROM calls WHERE hid = x'" +
-          hid + "')");
+  const std::string hid = first_call_of(db(), "inc");
+  rewrite_io(db(), hid, [](md::store::CallRecord& c) {
+    auto extra = c.outputs.front();
+    extra.name = "extra";
+    extra.hid.bytes[0] ^= 0x5a;
+    c.outputs.push_back(extra);
+  });
   expect_only("unexpected_output", hid);
 }
 
 TEST_F(Integrity, CallRecordedTwice) {
   // A second calls row carrying the same outputs as an existing call.
-  sql(db(),
-      "INSERT INTO calls(hid, cid, op_id, created) SELECT randomblob(16), cid, op_id, created FROM calls "
-      "WHERE id = 1;"
-      "INSERT INTO call_io(call_id, dir, name, hid, cid) SELECT (SELECT MAX(id) FROM calls), dir, name, hid, cid "
-      "FROM call_io WHERE call_id = 1;");
+  rewrite_io(
+      db(), first_call_of(db(), "inc"), [](md::store::CallRecord&) {}, /*as_new_call=*/true);
   expect_only("duplicate_call", "recorded twice");
 }
 
 TEST_F(Integrity, RefWithTwoValues) {
-  // big's output is total's input: give the input row another (stored) value.
-  const std::string other = query(db(), "SELECT cid FROM \"values\" WHERE data IS NOT NULL LIMIT 1");
-  sql(db(), "UPDATE call_io SET cid = x'" + other + "' WHERE dir = 0 AND name = 'v'");
+  // big's output is total's input: give the input another (stored) value.
+  md::Id other;
+  {
+    md::Storage storage(db(), small_blobs());
+    other = storage.calls_of(inc).front().outputs.front().second.cid();
+  }
+  rewrite_io(db(), first_call_of(db(), "total"), [&](md::store::CallRecord& c) { c.inputs.front().cid = other; });
   expect_only("ref_conflict", "different values");
+}
+
+TEST_F(Integrity, UndecodableIoColumn) {
+  const std::string hid = first_call_of(db(), "inc");
+  sql(db(), "UPDATE calls SET io = x'0107' WHERE hid = x'" + hid + "'");
+  const auto report = check();
+  EXPECT_TRUE(has(report.problems, "bad_io", hid)) << kinds(report.problems);
+  for (const auto& p : report.problems) EXPECT_EQ(p.kind, "bad_io") << p.message;
+}
+
+TEST_F(Integrity, IoWithoutItsIndexRow) {
+  sql(db(), "DELETE FROM call_refs WHERE call_id = 1 AND dir = 1");
+  expect_only("unindexed_io", "call #1");
 }
 
 TEST_F(Integrity, IndexOutOfStepWithItsTable) {
@@ -328,7 +417,7 @@ TEST_F(Integrity, IndexOutOfStepWithItsTable) {
   const std::string rootpage = query(db(), "SELECT rootpage FROM sqlite_master WHERE name = 'calls_by_op'");
   ASSERT_FALSE(index_sql.empty());
   sql(db(), "PRAGMA writable_schema = ON; DELETE FROM sqlite_master WHERE name = 'calls_by_op';");
-  sql(db(), "DELETE FROM call_io WHERE call_id = 2; DELETE FROM calls WHERE id = 2;");
+  sql(db(), "DELETE FROM call_refs WHERE call_id = 2; DELETE FROM calls WHERE id = 2;");
   std::string escaped;
   for (char c : index_sql) escaped += c == '\'' ? std::string("''") : std::string(1, c);
   sql(db(),

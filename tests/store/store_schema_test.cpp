@@ -1,0 +1,224 @@
+// The SQLite store below the engine (docs/storage-format.md 3.2): the compact io column
+// round-trips every kind of input and output, digest indexes that hold 8-byte prefixes never
+// confuse two ids sharing a prefix, and a damaged io column is reported, not misread.
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <string>
+
+#include "codec/hash.hpp"
+#include "store/store.hpp"
+#include "support/temp_dir.hpp"
+
+namespace md = mandala;
+namespace st = mandala::store;
+namespace fs = std::filesystem;
+
+namespace {
+
+md::Id id_of(const std::string& text) { return md::codec::content_id(std::as_bytes(std::span(text))); }
+
+/// An id whose first 8 bytes are those of `prefix_of` (so both share every index key).
+md::Id sharing_prefix(const md::Id& prefix_of, const std::string& text) {
+  md::Id out = id_of(text);
+  std::copy_n(prefix_of.bytes.begin(), 8, out.bytes.begin());
+  return out;
+}
+
+std::vector<std::byte> bytes_of(const std::string& text) {
+  const auto b = std::as_bytes(std::span(text));
+  return {b.begin(), b.end()};
+}
+
+st::IoRef atom(const std::string& name, const std::string& value) {
+  const auto cid = id_of(value);
+  return {name, md::codec::atom_hid(cid), cid};
+}
+
+st::CallRecord call(const std::string& op, const md::Id& hid, std::vector<st::IoRef> inputs,
+                    const std::vector<std::pair<std::string, std::string>>& outputs) {
+  st::CallRecord r;
+  r.hid = hid;
+  r.cid = id_of("cid of " + hid.hex());
+  r.op = op;
+  r.inputs = std::move(inputs);
+  for (const auto& [name, value] : outputs) r.outputs.push_back({name, md::codec::output_hid(hid, name), id_of(value)});
+  r.created_ms = 1'700'000'000'123;
+  return r;
+}
+
+/// A batch that registers the op, every value the calls name, and the calls.
+st::WriteBatch batch_of(const std::vector<st::CallRecord>& calls) {
+  st::WriteBatch b;
+  std::vector<std::string> ops;
+  for (const auto& c : calls) {
+    if (std::find(ops.begin(), ops.end(), c.op) == ops.end()) {
+      ops.push_back(c.op);
+      std::vector<std::string> outs;
+      for (const auto& o : c.outputs) outs.push_back(o.name);
+      std::vector<std::string> ins;
+      for (const auto& i : c.inputs) ins.push_back(i.name);
+      b.ops.push_back({c.op, 0, ins, outs});
+    }
+    for (const auto* list : {&c.inputs, &c.outputs})
+      for (const auto& r : *list) b.values.push_back({r.cid, bytes_of(r.cid.hex())});
+    b.calls.push_back(c);
+  }
+  return b;
+}
+
+void expect_same(const st::CallRecord& a, const st::CallRecord& b) {
+  EXPECT_EQ(a.hid, b.hid);
+  EXPECT_EQ(a.cid, b.cid);
+  EXPECT_EQ(a.op, b.op);
+  EXPECT_EQ(a.version, b.version);
+  EXPECT_EQ(a.created_ms, b.created_ms);
+  auto same_list = [](const std::vector<st::IoRef>& x, const std::vector<st::IoRef>& y) {
+    ASSERT_EQ(x.size(), y.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      EXPECT_EQ(x[i].name, y[i].name);
+      EXPECT_EQ(x[i].hid, y[i].hid);
+      EXPECT_EQ(x[i].cid, y[i].cid);
+    }
+  };
+  same_list(a.inputs, b.inputs);
+  same_list(a.outputs, b.outputs);
+}
+
+class StoreSchema : public ::testing::Test {
+ protected:
+  md::testing::TempDir dir;
+  fs::path db = dir.path() / "s.db";
+  std::unique_ptr<st::Store> open() { return st::open_sqlite_store(db, {}); }
+};
+
+TEST_F(StoreSchema, EveryKindOfInputAndOutputRoundTrips) {
+  // `first` has an atom input and a derived output; `second` takes first's output (an explicit
+  // input hid) and an output whose hid is not the derived one (written explicitly).
+  const auto first = call("f", id_of("call 1"), {atom("x", "1")}, {{"y", "2"}});
+  auto second = call("g", id_of("call 2"), {{"a", first.outputs[0].hid, first.outputs[0].cid}, atom("b", "3")},
+                     {{"out", "4"}, {"z", "5"}});
+  second.outputs[1].hid = id_of("some other history");
+  {
+    auto s = open();
+    s->write(batch_of({first, second}));
+  }
+  auto s = open();  // reopened
+  expect_same(*s->call_by_hid(first.hid), first);
+  expect_same(*s->call_by_hid(second.hid), second);
+  expect_same(*s->call_by_cid(second.cid), second);
+  expect_same(*s->creator_of(first.outputs[0].hid), first);
+  expect_same(*s->creator_of(second.outputs[1].hid), second);
+  const auto consumers = s->consumers_of(first.outputs[0].hid);
+  ASSERT_EQ(consumers.size(), 1u);
+  expect_same(consumers[0], second);
+  EXPECT_EQ(s->ref_cid(second.outputs[1].hid), second.outputs[1].cid);
+  EXPECT_EQ(s->ref_cid(first.inputs[0].hid), first.inputs[0].cid);
+  EXPECT_FALSE(s->ref_cid(id_of("unknown")).has_value());
+  ASSERT_EQ(s->calls_of("g", std::nullopt).size(), 1u);
+  expect_same(s->calls_of("g", 0).front(), second);
+  EXPECT_EQ(s->stats().calls, 2u);
+  EXPECT_EQ(s->stats().refs, 5u);  // x, y (= a), b, out, z
+}
+
+TEST_F(StoreSchema, IdsSharingTheirIndexedPrefixAreKeptApart) {
+  const auto h1 = id_of("call A");
+  const auto h2 = sharing_prefix(h1, "call B");
+  auto a = call("f", h1, {atom("x", "1")}, {{"y", "2"}});
+  auto b = call("f", h2, {atom("x", "3")}, {{"y", "4"}});
+  b.cid = sharing_prefix(a.cid, "content B");
+  // b's output hid shares its prefix with a's; b's input shares its prefix with a's input.
+  b.outputs[0].hid = sharing_prefix(a.outputs[0].hid, "output B");
+  b.inputs[0].hid = sharing_prefix(a.inputs[0].hid, "input B");
+  auto consumer = call("g", id_of("consumer"), {{"v", b.outputs[0].hid, b.outputs[0].cid}}, {{"w", "5"}});
+  auto s = open();
+  s->write(batch_of({a, b, consumer}));
+
+  expect_same(*s->call_by_hid(h1), a);
+  expect_same(*s->call_by_hid(h2), b);
+  expect_same(*s->call_by_cid(b.cid), b);
+  expect_same(*s->creator_of(a.outputs[0].hid), a);
+  expect_same(*s->creator_of(b.outputs[0].hid), b);
+  EXPECT_TRUE(s->consumers_of(a.outputs[0].hid).empty());
+  ASSERT_EQ(s->consumers_of(b.outputs[0].hid).size(), 1u);
+  ASSERT_EQ(s->consumers_of(b.inputs[0].hid).size(), 1u);
+  expect_same(s->consumers_of(b.inputs[0].hid)[0], b);
+  EXPECT_EQ(s->ref_cid(b.inputs[0].hid), b.inputs[0].cid);
+
+  const md::Id only_a[] = {a.outputs[0].hid};
+  const auto creators = s->creators_of_many(only_a);
+  ASSERT_EQ(creators.size(), 1u);
+  expect_same(creators[0], a);
+  const md::Id only_b[] = {h2};
+  ASSERT_EQ(s->calls_by_hids(only_b).size(), 1u);
+  expect_same(s->calls_by_hids(only_b)[0], b);
+
+  // Dropping a with its dependents leaves b and b's consumer alone.
+  const md::Id drop[] = {h1};
+  EXPECT_EQ(s->drop_calls(drop, true), 1u);
+  EXPECT_FALSE(s->call_by_hid(h1).has_value());
+  expect_same(*s->call_by_hid(h2), b);
+  EXPECT_EQ(s->consumers_of(b.outputs[0].hid).size(), 1u);
+  // Dropping b with its dependents takes the consumer along.
+  const md::Id drop_b[] = {h2};
+  EXPECT_EQ(s->drop_calls(drop_b, true), 2u);
+  EXPECT_EQ(s->stats().calls, 0u);
+  EXPECT_EQ(s->stats().refs, 0u);
+}
+
+TEST_F(StoreSchema, WritingStoredCallsAgainChangesNothing) {
+  const auto c = call("f", id_of("call"), {atom("x", "1")}, {{"y", "2"}});
+  auto s = open();
+  s->write(batch_of({c}));
+  s->write(batch_of({c}));
+  s.reset();
+  auto again = open();
+  again->write(batch_of({c}));
+  EXPECT_EQ(again->stats().calls, 1u);
+  EXPECT_EQ(again->stats().refs, 2u);
+  EXPECT_EQ(again->consumers_of(c.inputs[0].hid).size(), 1u);
+}
+
+TEST_F(StoreSchema, TheIoColumnOfATrivialCallIsAsDocumented) {
+  const auto c = call("inc", id_of("call"), {atom("x", "1")}, {{"output_0", "2"}});
+  open()->write(batch_of({c}));
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT io FROM calls", -1, &q, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(q, 0));
+  const std::vector<unsigned char> io(p, p + sqlite3_column_bytes(q, 0));
+  sqlite3_finalize(q);
+  sqlite3_close(raw);
+  // 1 input: flags 0, name "x", cid; 1 output: flags 0x05 (output, name index), index 0, cid.
+  std::vector<unsigned char> want = {0x01, 0x00, 0x01, 'x'};
+  want.insert(want.end(), c.inputs[0].cid.bytes.begin(), c.inputs[0].cid.bytes.end());
+  want.insert(want.end(), {0x01, 0x05, 0x00});
+  want.insert(want.end(), c.outputs[0].cid.bytes.begin(), c.outputs[0].cid.bytes.end());
+  EXPECT_EQ(io, want);
+}
+
+TEST_F(StoreSchema, ADamagedIoColumnIsReportedAsCorruption) {
+  const auto c = call("f", id_of("call"), {atom("x", "1")}, {{"y", "2"}});
+  open()->write(batch_of({c}));
+  for (const char* damage : {"x'01'", "x'0100017805'", "x''", "x'00020001'"}) {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(raw, ("UPDATE calls SET io = " + std::string(damage)).c_str(), nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(raw);
+    auto s = open();
+    try {
+      (void)s->call_by_hid(c.hid);
+      ADD_FAILURE() << "io " << damage << " must be refused";
+    } catch (const md::Error& e) {
+      EXPECT_EQ(e.code(), md::Errc::corrupt_store) << e.what();
+      EXPECT_NE(std::string(e.what()).find("io column"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
