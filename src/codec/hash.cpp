@@ -1,6 +1,7 @@
 #include "codec/hash.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 #define XXH_STATIC_LINKING_ONLY
@@ -15,14 +16,23 @@ struct Hasher::State {
   XXH3_state_t xxh;
 };
 
-Hasher::Hasher(std::string_view tag) : m_state(std::make_unique<State>()) {
-  if (XXH3_128bits_reset(&m_state->xxh) != XXH_OK) throw std::bad_alloc();
-  field(tag);
-}
+Hasher::Hasher(std::string_view tag) { field(tag); }
 
 Hasher::~Hasher() = default;
 
-void Hasher::update(const void* data, std::size_t size) { XXH3_128bits_update(&m_state->xxh, data, size); }
+void Hasher::update(const void* data, std::size_t size) {
+  if (!m_state && m_size + size <= inline_capacity) {
+    if (size != 0) std::memcpy(m_buffer + m_size, data, size);
+    m_size += size;
+    return;
+  }
+  if (!m_state) {
+    m_state = std::make_unique<State>();
+    if (XXH3_128bits_reset(&m_state->xxh) != XXH_OK) throw std::bad_alloc();
+    XXH3_128bits_update(&m_state->xxh, m_buffer, m_size);
+  }
+  XXH3_128bits_update(&m_state->xxh, data, size);
+}
 
 Hasher& Hasher::field(std::span<const std::byte> bytes) {
   std::uint8_t len[8];
@@ -44,7 +54,7 @@ Hasher& Hasher::field(std::uint64_t number) {
 }
 
 Id Hasher::digest() const {
-  const XXH128_hash_t h = XXH3_128bits_digest(&m_state->xxh);
+  const XXH128_hash_t h = m_state ? XXH3_128bits_digest(&m_state->xxh) : XXH3_128bits(m_buffer, m_size);
   XXH128_canonical_t canonical;
   XXH128_canonicalFromHash(&canonical, h);
   Id id;

@@ -13,7 +13,9 @@
 namespace mandala::codec {
 
 /// Every field is length-prefixed (8-byte little-endian) after a tag, so that different splits
-/// of the same bytes never give the same digest.
+/// of the same bytes never give the same digest. Short inputs (ids of calls and small values, the
+/// hot path) are gathered in an inline buffer and hashed in one pass; a longer input switches to
+/// XXH3's streaming state, which gives the same digest.
 class Hasher {
  public:
   explicit Hasher(std::string_view tag);
@@ -29,7 +31,10 @@ class Hasher {
  private:
   void update(const void* data, std::size_t size);
   struct State;
-  std::unique_ptr<State> m_state;
+  static constexpr std::size_t inline_capacity = 240;
+  std::unique_ptr<State> m_state;  ///< null until the input outgrows the inline buffer
+  std::size_t m_size = 0;
+  unsigned char m_buffer[inline_capacity];
 };
 
 inline constexpr const char* hash_name = "xxh3-128";
