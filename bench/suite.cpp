@@ -1,0 +1,498 @@
+// The benchmark suite of bench/README.md: workloads W1-W5, each against a baseline measured in
+// the same run, printed as a report and written as JSON.
+//
+//   mandala_bench [--short] [--dir DIR] [--json FILE]
+//
+// Phases that need a new process (memoized calls after reopening a store, opening a large
+// store) run this program again as `mandala_bench child TASK ...`, which prints one JSON object.
+
+#include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <malloc.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <mandala/mandala.hpp>
+#include <nlohmann/json.hpp>
+
+namespace md = mandala;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// ---- ops of the workloads ------------------------------------------------------------------
+
+const auto inc = md::op("inc", {"x"}, [](long x) { return x + 1; });
+
+// W3: a = f(i); b = g(a, k) for k in 0..2; c = h(b): 7 calls per i.
+const auto f_op = md::op("f", {"i"}, [](long i) { return i * 2; }, {.outputs = {"a"}});
+const auto g_op = md::op("g", {"a", "k"}, [](long a, long k) { return a + k; }, {.outputs = {"b"}});
+const auto h_op = md::op("h", {"b"}, [](long b) { return b * b; }, {.outputs = {"c"}});
+constexpr long w3_calls_per_item = 7;
+
+// W4: a large vector made by one op and consumed by another.
+const auto make_big = md::op("make_big", {"n"}, [](long n) {
+  std::vector<double> v(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i) * 0.5;
+  return v;
+});
+double g_consume_body_s = 0;  // time spent inside `total` itself
+const auto total = md::op("total", {"v"}, [](const std::vector<double>& v) {
+  const auto t0 = Clock::now();
+  double s = 0;
+  for (double x : v) s += x;
+  g_consume_body_s = since(t0);
+  return s;
+});
+
+std::uint64_t file_bytes(const fs::path& db) {
+  std::uint64_t n = 0;
+  for (const char* suffix : {"", "-wal"}) {
+    std::error_code ec;
+    const auto size = fs::file_size(db.string() + suffix, ec);
+    if (!ec) n += size;
+  }
+  return n;
+}
+
+void remove_store(const fs::path& db) {
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db.string() + suffix);
+  fs::remove_all(db.string() + ".blobs");
+}
+
+/// Heap bytes in use outside SQLite (whose page cache is not the engine's memory).
+double engine_heap_bytes() {
+  const auto info = mallinfo2();
+  return static_cast<double>(info.uordblks) - static_cast<double>(sqlite3_memory_used());
+}
+
+long max_rss_kib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+/// Runs inc(0..n-1) in one session; microseconds per call.
+double run_inc(md::Storage& storage, long n) {
+  const auto t0 = Clock::now();
+  {
+    md::Session session(storage);
+    for (long i = 0; i < n; ++i) (void)inc(i);
+  }
+  return since(t0) * 1e6 / static_cast<double>(n);
+}
+
+// ---- raw-SQLite baseline ---------------------------------------------------------------------
+
+void check(int rc, sqlite3* db, const char* what) {
+  if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+    throw std::runtime_error(std::string(what) + ": " + sqlite3_errmsg(db));
+}
+
+/// Inserts the rows a store of n calls of `inc` holds (docs/storage-format.md 3.2: one values
+/// row, one calls row with a 39-byte io column, two call_refs rows per call), with prepared
+/// statements in one transaction, into a database with the same tables and indexes. The ids are
+/// random bytes made before the clock starts. Microseconds per call.
+double raw_sqlite_us_per_call(const fs::path& db_path, long n) {
+  remove_store(db_path);
+  sqlite3* db = nullptr;
+  check(sqlite3_open(db_path.c_str(), &db), db, "open");
+  const char* schema = R"sql(
+PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-262144;
+CREATE TABLE ops(id INTEGER PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL, inputs TEXT NOT NULL,
+  outputs TEXT NOT NULL, UNIQUE(name, version));
+CREATE TABLE "values"(cid BLOB PRIMARY KEY, size INTEGER NOT NULL, data BLOB) WITHOUT ROWID;
+CREATE TABLE calls(id INTEGER PRIMARY KEY, hid BLOB NOT NULL, cid BLOB NOT NULL, op_id INTEGER NOT NULL,
+  created INTEGER NOT NULL, io BLOB NOT NULL);
+CREATE INDEX calls_by_hid ON calls(substr(hid, 1, 8));
+CREATE INDEX calls_by_cid ON calls(substr(cid, 1, 8));
+CREATE INDEX calls_by_op ON calls(op_id);
+CREATE TABLE call_refs(key INTEGER NOT NULL, dir INTEGER NOT NULL, call_id INTEGER NOT NULL,
+  PRIMARY KEY(key, dir, call_id)) WITHOUT ROWID;
+INSERT INTO ops(name, version, inputs, outputs) VALUES('inc', 0, '["x"]', '["output_0"]');
+)sql";
+  check(sqlite3_exec(db, schema, nullptr, nullptr, nullptr), db, "schema");
+  std::mt19937_64 rng(42);
+  struct Row {
+    unsigned char hid[16], cid[16], value_cid[16], io[39];
+    std::int64_t in_key, out_key;
+  };
+  std::vector<Row> rows(static_cast<std::size_t>(n));
+  for (auto& r : rows) {
+    for (auto* field : {r.hid, r.cid, r.value_cid})
+      for (int i = 0; i < 16; i += 8) {
+        const auto x = rng();
+        std::memcpy(field + i, &x, 8);
+      }
+    for (auto& b : r.io) b = static_cast<unsigned char>(rng());
+    r.in_key = static_cast<std::int64_t>(rng());
+    r.out_key = static_cast<std::int64_t>(rng());
+  }
+  sqlite3_stmt *value = nullptr, *call = nullptr, *ref = nullptr;
+  check(sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO \"values\"(cid, size, data) VALUES(?1, 2, x'cd01')", -1, &value,
+                           nullptr),
+        db, "prepare");
+  check(sqlite3_prepare_v2(db, "INSERT INTO calls(hid, cid, op_id, created, io) VALUES(?1, ?2, 1, ?3, ?4)", -1, &call,
+                           nullptr),
+        db, "prepare");
+  check(sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO call_refs(key, dir, call_id) VALUES(?1, ?2, ?3)", -1, &ref,
+                           nullptr),
+        db, "prepare");
+  const auto t0 = Clock::now();
+  check(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), db, "begin");
+  const std::int64_t created = 1'700'000'000'000;
+  for (const auto& r : rows) {
+    sqlite3_bind_blob(value, 1, r.value_cid, 16, SQLITE_STATIC);
+    check(sqlite3_step(value), db, "value");
+    sqlite3_reset(value);
+    sqlite3_bind_blob(call, 1, r.hid, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(call, 2, r.cid, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(call, 3, created);
+    sqlite3_bind_blob(call, 4, r.io, sizeof r.io, SQLITE_STATIC);
+    check(sqlite3_step(call), db, "call");
+    sqlite3_reset(call);
+    const auto id = sqlite3_last_insert_rowid(db);
+    for (auto [key, dir] : {std::pair{r.in_key, 0}, std::pair{r.out_key, 1}}) {
+      sqlite3_bind_int64(ref, 1, key);
+      sqlite3_bind_int64(ref, 2, dir);
+      sqlite3_bind_int64(ref, 3, id);
+      check(sqlite3_step(ref), db, "ref");
+      sqlite3_reset(ref);
+    }
+  }
+  check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db, "commit");
+  const double us = since(t0) * 1e6 / static_cast<double>(n);
+  for (auto* st : {value, call, ref}) sqlite3_finalize(st);
+  sqlite3_close(db);
+  remove_store(db_path);
+  return us;
+}
+
+// ---- child tasks (run in a new process) ------------------------------------------------------
+
+/// `again STORE N`: the N calls of W1 again, memoized, in this new process; the heap the
+/// engine's call cache holds afterwards.
+json child_again(const fs::path& db, long n) {
+  const double heap0 = engine_heap_bytes();
+  md::Storage storage(db);
+  const double us = run_inc(storage, n);
+  const double heap1 = engine_heap_bytes();
+  const auto c = storage.counters();
+  return {{"us_per_call", us},
+          {"executed", c.executed},
+          {"cache_bytes_per_call", (heap1 - heap0) / static_cast<double>(n)}};
+}
+
+/// `open STORE N`: open the store and answer one memoized lookup.
+json child_open(const fs::path& db, long n) {
+  const long rss0 = max_rss_kib();
+  auto t0 = Clock::now();
+  md::Storage storage(db);
+  const double open_ms = since(t0) * 1e3;
+  t0 = Clock::now();
+  long executed = 0;
+  {
+    md::Session session(storage);
+    (void)inc(n / 2);
+    executed = static_cast<long>(storage.counters().executed);
+  }
+  const double lookup_ms = since(t0) * 1e3;
+  return {
+      {"open_ms", open_ms}, {"lookup_ms", lookup_ms}, {"executed", executed}, {"rss_growth_kib", max_rss_kib() - rss0}};
+}
+
+json run_child(const std::string& self, const std::vector<std::string>& args) {
+  const fs::path out = fs::temp_directory_path() / ("mandala-bench-" + std::to_string(getpid()) + ".json");
+  std::string cmd = "'" + self + "' child";
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " > '" + out.string() + "'";
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0) throw std::runtime_error("child failed: " + cmd);
+  std::ifstream in(out);
+  json j = json::parse(in);
+  fs::remove(out);
+  return j;
+}
+
+// ---- workloads -------------------------------------------------------------------------------
+
+struct Config {
+  bool full = true;
+  fs::path dir;
+  std::string self;
+};
+
+json w1_w2_w5(const Config& cfg) {
+  const std::vector<long> sizes =
+      cfg.full ? std::vector<long>{10'000, 100'000, 1'000'000} : std::vector<long>{1'000, 10'000};
+  json runs = json::array();
+  for (long n : sizes) {
+    const fs::path db = cfg.dir / ("w1-" + std::to_string(n) + ".db");
+    remove_store(db);
+    json r{{"calls", n}};
+    {
+      md::Storage storage(db);
+      r["new_us_per_call"] = run_inc(storage, n);
+      r["again_same_process_us_per_call"] = run_inc(storage, n);
+      if (storage.counters().executed != static_cast<std::uint64_t>(n)) throw std::runtime_error("W1: wrong count");
+    }
+    r["bytes_per_call"] = static_cast<double>(file_bytes(db)) / static_cast<double>(n);
+    const json again = run_child(cfg.self, {"again", db.string(), std::to_string(n)});
+    if (again["executed"] != 0) throw std::runtime_error("W2: calls re-executed in a new process");
+    r["again_new_process_us_per_call"] = again["us_per_call"];
+    r["cache_bytes_per_call"] = again["cache_bytes_per_call"];
+    r["baseline_raw_sqlite_us_per_call"] = raw_sqlite_us_per_call(cfg.dir / "baseline.db", n);
+    r["new_vs_baseline"] = r["new_us_per_call"].get<double>() / r["baseline_raw_sqlite_us_per_call"].get<double>();
+    const json open = run_child(cfg.self, {"open", db.string(), std::to_string(n)});
+    r["w5_open_ms"] = open["open_ms"];
+    r["w5_lookup_ms"] = open["lookup_ms"];
+    r["w5_rss_growth_kib"] = open["rss_growth_kib"];
+    r["w5_store_kib"] = file_bytes(db) / 1024;
+    std::printf(
+        "  W1/W2/W5 N=%-8ld new %.2f us (raw SQLite %.2f us, x%.2f), again same process %.2f us, new process "
+        "%.2f us, %.0f B/call on disk, %.0f B/cached call, open %.2f ms, lookup %.2f ms\n",
+        n, r["new_us_per_call"].get<double>(), r["baseline_raw_sqlite_us_per_call"].get<double>(),
+        r["new_vs_baseline"].get<double>(), r["again_same_process_us_per_call"].get<double>(),
+        r["again_new_process_us_per_call"].get<double>(), r["bytes_per_call"].get<double>(),
+        r["cache_bytes_per_call"].get<double>(), r["w5_open_ms"].get<double>(), r["w5_lookup_ms"].get<double>());
+    std::fflush(stdout);
+    runs.push_back(r);
+    if (n != sizes.back()) remove_store(db);
+  }
+  return runs;
+}
+
+json w3(const Config& cfg) {
+  const std::vector<long> sizes =
+      cfg.full ? std::vector<long>{1'000, 10'000, 100'000, 1'000'000} : std::vector<long>{1'000, 10'000};
+  json runs = json::array();
+  for (long target : sizes) {
+    const long items = std::max(1L, target / w3_calls_per_item);
+    const fs::path db = cfg.dir / ("w3-" + std::to_string(target) + ".db");
+    remove_store(db);
+    md::Storage storage(db);
+    auto t0 = Clock::now();
+    {
+      md::Session session(storage);
+      for (long i = 0; i < items; ++i) {
+        auto a = f_op(i);
+        for (long k = 0; k < 3; ++k) (void)h_op(g_op(a, k));
+      }
+    }
+    const double build_s = since(t0);
+    t0 = Clock::now();
+    auto frame = storage.cf(h_op);
+    const double cf_s = since(t0);
+    t0 = Clock::now();
+    frame.expand_all_inplace();
+    const double expand_s = since(t0);
+    t0 = Clock::now();
+    const auto table = frame.eval();
+    const double eval_s = since(t0);
+    const long calls = items * w3_calls_per_item;
+    if (frame.num_calls() != static_cast<std::size_t>(calls)) throw std::runtime_error("W3: wrong call count");
+    json r{{"calls", calls},
+           {"build_s", build_s},
+           {"cf_s", cf_s},
+           {"expand_all_s", expand_s},
+           {"eval_s", eval_s},
+           {"rows", table.num_rows()},
+           {"query_total_s", cf_s + expand_s + eval_s}};
+    std::printf("  W3 calls=%-8ld build %.3f s; cf %.3f s + expand_all %.3f s + eval %.3f s = %.3f s (%zu rows)\n",
+                calls, build_s, cf_s, expand_s, eval_s, cf_s + expand_s + eval_s, table.num_rows());
+    std::fflush(stdout);
+    runs.push_back(r);
+    remove_store(db);
+  }
+  return runs;
+}
+
+json w4(const Config& cfg) {
+  const long n = cfg.full ? (1L << 30) / 8 : (64L << 20) / 8;  // doubles: 1 GiB / 64 MiB
+  const fs::path db = cfg.dir / "w4.db";
+  remove_store(db);
+  json r{{"bytes", n * 8}};
+  // Baselines: a plain scan of the same bytes (copy, and sum).
+  std::vector<double> v(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i) * 0.5;
+  const auto bytes = std::as_bytes(std::span(v));
+  std::vector<std::byte> copy(bytes.size());
+  auto t0 = Clock::now();
+  std::memcpy(copy.data(), bytes.data(), bytes.size());
+  const double memcpy_s = since(t0);
+  t0 = Clock::now();
+  double sum = 0;
+  for (double x : v) sum += x;
+  const double sum_s = since(t0);
+  copy = {};
+  t0 = Clock::now();
+  const md::Id id = md::detail::content_id(bytes);
+  const double hash_s = since(t0);
+  const double gib = static_cast<double>(bytes.size()) / double(1 << 30);
+  r["memcpy_gib_s"] = gib / memcpy_s;
+  r["sum_gib_s"] = gib / sum_s;
+  r["hash_gib_s"] = gib / hash_s;
+  r["hash_vs_sum"] = sum_s / hash_s;
+  r["hash_vs_memcpy"] = memcpy_s / hash_s;
+  v = {};
+  (void)id;
+  (void)sum;
+  {
+    md::Storage storage(db);
+    md::Session session(storage);
+    t0 = Clock::now();
+    auto big = make_big(n);
+    storage.flush();
+    r["store_output_s"] = since(t0);
+    t0 = Clock::now();
+    auto s1 = total(big);
+    const double pass_s = since(t0);
+    r["pass_to_op_s"] = pass_s;
+    r["pass_to_op_body_s"] = g_consume_body_s;
+    r["pass_to_op_overhead_ms"] = (pass_s - g_consume_body_s) * 1e3;
+    storage.flush();
+    t0 = Clock::now();
+    auto s2 = total(big);
+    r["memoized_us"] = since(t0) * 1e6;
+    if (s1.cid() != s2.cid()) throw std::runtime_error("W4: memoized result differs");
+    if (storage.counters().executed != 2) throw std::runtime_error("W4: wrong count");
+  }
+  std::printf(
+      "  W4 %.2f GiB: memcpy %.2f GiB/s, sum %.2f GiB/s, hash %.2f GiB/s (x%.2f of sum, x%.2f of memcpy); "
+      "store as output %.2f s; pass to an op: %.3f s of which %.3f s in the op (overhead %.2f ms); "
+      "memoized again %.1f us\n",
+      gib, r["memcpy_gib_s"].get<double>(), r["sum_gib_s"].get<double>(), r["hash_gib_s"].get<double>(),
+      r["hash_vs_sum"].get<double>(), r["hash_vs_memcpy"].get<double>(), r["store_output_s"].get<double>(),
+      r["pass_to_op_s"].get<double>(), r["pass_to_op_body_s"].get<double>(), r["pass_to_op_overhead_ms"].get<double>(),
+      r["memoized_us"].get<double>());
+  std::fflush(stdout);
+  remove_store(db);
+  return r;
+}
+
+/// The issue's targets, judged on the largest sizes of this run.
+json targets(const json& w12, const json& w3r, const json& w4r, bool full) {
+  const auto& small = w12.front();
+  const auto& big = w12.back();
+  json t = json::array();
+  auto add = [&](const char* name, const std::string& measured, bool met) {
+    t.push_back({{"target", name}, {"measured", measured}, {"met", met}});
+  };
+  char buf[256];
+  const double new_us = big["new_us_per_call"].get<double>();
+  const double ratio = big["new_vs_baseline"].get<double>();
+  std::snprintf(buf, sizeof buf, "%.2f us/call at N=%ld, x%.2f of raw SQLite", new_us, big["calls"].get<long>(), ratio);
+  add("1. W1 <= 5 us per new call at 1e6 and <= 3x raw SQLite", buf, new_us <= 5 && ratio <= 3);
+  const double same = big["again_same_process_us_per_call"].get<double>();
+  const double fresh = big["again_new_process_us_per_call"].get<double>();
+  std::snprintf(buf, sizeof buf, "same process %.2f us, new process %.2f us", same, fresh);
+  add("2. W2 <= 1 us same process, <= 10 us new process", buf, same <= 1 && fresh <= 10);
+  const double growth = new_us / small["new_us_per_call"].get<double>();
+  std::snprintf(buf, sizeof buf, "x%.2f from N=%ld to N=%ld", growth, small["calls"].get<long>(),
+                big["calls"].get<long>());
+  add("3. per-call cost at 1e6 within 1.5x of 1e4", buf, growth <= 1.5);
+  const auto& w3_small = w3r.front();
+  const auto& w3_big = w3r.back();
+  std::snprintf(buf, sizeof buf, "%.3f s at %ld calls, %.1f ms at %ld calls", w3_big["query_total_s"].get<double>(),
+                w3_big["calls"].get<long>(), w3_small["query_total_s"].get<double>() * 1e3,
+                w3_small["calls"].get<long>());
+  bool w3_met = w3_big["query_total_s"].get<double>() <= 5;
+  for (const auto& r : w3r)
+    if (r["calls"].get<long>() <= 10'000) w3_met = w3_met && r["query_total_s"].get<double>() <= 0.05;
+  add("4. W3 cf+expand_all+eval <= 5 s at 1e6, <= 50 ms at 1e4", buf, w3_met);
+  std::snprintf(
+      buf, sizeof buf, "hash x%.2f of the sum scan; passing on costs %.2f ms outside the op; memoized %.1f us",
+      w4r["hash_vs_sum"].get<double>(), w4r["pass_to_op_overhead_ms"].get<double>(), w4r["memoized_us"].get<double>());
+  add("5. W4 hashing >= 0.5x memory scan, no rehash when passed on, memoized in us", buf,
+      w4r["hash_vs_sum"].get<double>() >= 0.5 && w4r["pass_to_op_overhead_ms"].get<double>() < 50 &&
+          w4r["memoized_us"].get<double>() < 1000);
+  std::snprintf(buf, sizeof buf, "open %.2f ms (store %ld KiB, resident growth %ld KiB)",
+                big["w5_open_ms"].get<double>(), big["w5_store_kib"].get<long>(), big["w5_rss_growth_kib"].get<long>());
+  add("6. W5 open <= 50 ms without reading all calls", buf,
+      big["w5_open_ms"].get<double>() <= 50 &&
+          big["w5_rss_growth_kib"].get<long>() < big["w5_store_kib"].get<long>() / 2);
+  std::snprintf(buf, sizeof buf, "%.0f bytes/call on disk, %.0f bytes per cached call",
+                big["bytes_per_call"].get<double>(), big["cache_bytes_per_call"].get<double>());
+  add("7. <= 150 bytes/call on disk, <= 300 bytes per cached call", buf,
+      big["bytes_per_call"].get<double>() <= 150 && big["cache_bytes_per_call"].get<double>() <= 300);
+  if (!full)
+    for (auto& x : t) x["note"] = "short mode: sizes are below the targets' N";
+  return t;
+}
+
+int usage(const char* argv0) {
+  std::fprintf(stderr, "usage: %s [--short] [--dir DIR] [--json FILE]\n", argv0);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc >= 5 && std::string(argv[1]) == "child") {
+      const std::string task = argv[2];
+      const fs::path db = argv[3];
+      const long n = std::atol(argv[4]);
+      const json j = task == "again" ? child_again(db, n) : child_open(db, n);
+      std::cout << j.dump() << '\n';
+      return 0;
+    }
+    Config cfg;
+    cfg.self = fs::canonical("/proc/self/exe").string();
+    cfg.dir = fs::temp_directory_path() / ("mandala-bench-" + std::to_string(getpid()));
+    std::string json_path;
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "--short") cfg.full = false;
+      else if (a == "--dir" && i + 1 < argc) cfg.dir = argv[++i];
+      else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+      else return usage(argv[0]);
+    }
+    fs::create_directories(cfg.dir);
+    std::printf("mandala benchmark suite (%s mode), work directory %s\n", cfg.full ? "full" : "short", cfg.dir.c_str());
+    const auto t0 = Clock::now();
+    json report;
+    report["mode"] = cfg.full ? "full" : "short";
+    report["w1_w2_w5"] = w1_w2_w5(cfg);
+    report["w3"] = w3(cfg);
+    report["w4"] = w4(cfg);
+    report["targets"] = targets(report["w1_w2_w5"], report["w3"], report["w4"], cfg.full);
+    report["suite_s"] = since(t0);
+    for (const auto& r : report["w1_w2_w5"])
+      remove_store(cfg.dir / ("w1-" + std::to_string(r["calls"].get<long>()) + ".db"));
+    std::printf("\nTargets (docs: bench/README.md)%s\n", cfg.full ? "" : " -- short mode, sizes below the targets' N");
+    for (const auto& t : report["targets"])
+      std::printf("  [%s] %s\n        %s\n", t["met"].get<bool>() ? "met" : "NOT met",
+                  t["target"].get<std::string>().c_str(), t["measured"].get<std::string>().c_str());
+    std::printf("suite took %.1f s\n", report["suite_s"].get<double>());
+    if (!json_path.empty()) {
+      std::ofstream out(json_path);
+      out << report.dump(2) << '\n';
+      std::printf("JSON written to %s\n", json_path.c_str());
+    }
+    std::error_code ec;
+    fs::remove(cfg.dir, ec);  // only when empty
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mandala_bench: %s\n", e.what());
+    return 1;
+  }
+}
