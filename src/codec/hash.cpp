@@ -1,6 +1,7 @@
 #include "codec/hash.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <new>
 
@@ -35,10 +36,16 @@ void Hasher::update(const void* data, std::size_t size) {
 }
 
 Hasher& Hasher::field(std::span<const std::byte> bytes) {
-  std::uint8_t len[8];
+  static_assert(std::endian::native == std::endian::little, "the length prefix is copied as it is in memory");
   const auto n = static_cast<std::uint64_t>(bytes.size());
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(n >> (8 * i));
-  update(len, sizeof len);
+  if (!m_state && n <= inline_capacity - sizeof n && m_size <= inline_capacity - sizeof n - n) {
+    // The hot path (ids, small values): append prefix and bytes to the inline buffer.
+    std::memcpy(m_buffer + m_size, &n, sizeof n);
+    if (n != 0) std::memcpy(m_buffer + m_size + sizeof n, bytes.data(), n);
+    m_size += sizeof n + n;
+    return *this;
+  }
+  update(&n, sizeof n);
   update(bytes.data(), bytes.size());
   return *this;
 }
@@ -48,9 +55,9 @@ Hasher& Hasher::field(std::string_view text) { return field(std::as_bytes(std::s
 Hasher& Hasher::field(const Id& id) { return field(std::as_bytes(std::span(id.bytes))); }
 
 Hasher& Hasher::field(std::uint64_t number) {
-  std::uint8_t le[8];
-  for (int i = 0; i < 8; ++i) le[i] = static_cast<std::uint8_t>(number >> (8 * i));
-  return field(std::as_bytes(std::span(le)));
+  std::byte le[8];
+  std::memcpy(le, &number, sizeof le);  // little-endian host (see field(span))
+  return field(std::span<const std::byte>(le));
 }
 
 Id Hasher::digest() const {
