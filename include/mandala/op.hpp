@@ -10,6 +10,7 @@
 // value and have no ids.
 
 #include <any>
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -205,6 +206,22 @@ Piece piece_of_ref(const Ref<E>& ref) {
   p.ref = ref.state_ptr();
   return p;
 }
+
+/// Whether a plain container type holds refs (a mistake: refs are only kept by MList / MDict).
+template <class T>
+struct holds_refs : std::false_type {};
+template <class E, class A>
+struct holds_refs<std::vector<E, A>> : std::bool_constant<is_ref<E>::value || std::is_same_v<E, AnyRef>> {};
+template <class K, class E, class C, class A>
+struct holds_refs<std::map<K, E, C, A>> : std::bool_constant<is_ref<E>::value || std::is_same_v<E, AnyRef>> {};
+template <class E, std::size_t N>
+struct holds_refs<std::array<E, N>> : std::bool_constant<is_ref<E>::value || std::is_same_v<E, AnyRef>> {};
+
+template <class M>
+concept non_string_keys = requires {
+  typename M::key_type;
+}
+&&!std::is_same_v<typename M::key_type, std::string>;
 
 /// A container of element refs for the collection type C: std::vector<Ref<E>> for an MList<E>,
 /// std::map<std::string, Ref<E>> for an MDict<std::string, E>.
@@ -428,6 +445,10 @@ class Op {
       out.direct = &a.object();
       if (memo) out.bytes = detail::encode_pointer(a.name());
     } else {
+      static_assert(!detail::holds_refs<D>::value,
+                    "mandala: a plain (non-transparent) collection cannot hold refs: their histories would be lost. "
+                    "Declare the parameter as mandala::MList<T> (or MDict<std::string, T>) and pass the "
+                    "std::vector<Ref<T>> (std::map<std::string, Ref<T>>) to it, or pass plain values.");
       static_assert(std::is_convertible_v<A&&, T>,
                     "mandala: an argument must be the parameter's type T, convertible to it, Ref<T>, "
                     "Ignore<...> or ValuePointer<T>");
@@ -469,6 +490,9 @@ class Op {
       out.direct = &*storage;
       out.excluded = true;
     } else {
+      static_assert(!is_mdict<T>::value || !detail::non_string_keys<D>,
+                    "mandala: MDict keys must be std::string (each key names an input of the __make_dict__ call): "
+                    "convert the keys of the map to strings");
       static_assert(std::is_convertible_v<A&&, T>,
                     "mandala: an argument of an MList<E> parameter must be an MList<E> or std::vector<E> of values, "
                     "a std::vector<Ref<E>> of element refs, or a Ref<MList<E>> (MDict<std::string, E>: a "

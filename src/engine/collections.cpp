@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "codec/hash.hpp"
+#include "codec/wire.hpp"
 #include "engine/collections.hpp"
 #include "engine/engine.hpp"
 
@@ -289,11 +290,22 @@ std::shared_ptr<const Elements> collection_elements(const std::shared_ptr<Storag
   return out;
 }
 
+bool is_shape(std::span<const std::byte> bytes) {
+  if (bytes.size() < 2) return false;
+  const auto head = std::to_integer<unsigned>(bytes[0]);
+  std::size_t type_at = 0;
+  if (head >= 0xd4 && head <= 0xd8) type_at = 1;  // fixext: type right after the header byte
+  else if (head == 0xc7) type_at = 2;             // ext 8/16/32: after the length
+  else if (head == 0xc8) type_at = 3;
+  else if (head == 0xc9) type_at = 5;
+  else return false;
+  return bytes.size() > type_at && std::to_integer<std::int8_t>(bytes[type_at]) == wire::ext_collection;
+}
+
 std::vector<std::byte> materialize(StorageCore& core, std::vector<std::byte> bytes) {
+  if (!is_shape(bytes)) return bytes;
   const DecodedValue decoded{std::span<const std::byte>(bytes)};
-  const ValueView root = decoded.root();
-  if (root.kind() != Kind::collection) return bytes;
-  const CollectionView view = root.as_collection();
+  const CollectionView view = decoded.root().as_collection();
   auto loaded = core.load_values(view.cids);
   Encoder e;
   if (view.kind == CollectionKind::list) e.array_header(view.cids.size());

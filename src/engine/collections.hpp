@@ -2,6 +2,7 @@
 // Engine-side helpers of transparent collections (see collections.cpp).
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,9 @@ Id element_hid(CollectionKind kind, const Id& collection_hid, std::size_t index,
 /// The element refs of the stored collection `state` (lazy refs of `core`).
 std::shared_ptr<const Elements> collection_elements(const std::shared_ptr<StorageCore>& core, const RefState& state,
                                                     CollectionKind kind);
+
+/// Whether encoded bytes are a collection shape (ext type 3), from the header alone.
+bool is_shape(std::span<const std::byte> bytes);
 
 /// The bytes of a stored value with every collection shape in it replaced by its elements (an
 /// array, or a map keyed by string), recursively: what an MList / MDict encodes as when plain.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "codec/hash.hpp"
+#include "engine/collections.hpp"
 
 namespace mandala::detail {
 
@@ -182,7 +183,11 @@ std::vector<std::optional<std::vector<std::byte>>> Universe::value_bytes(std::sp
   }
   if (cids.empty()) return out;
   auto loaded = m_core->load_values(cids);
-  for (std::size_t j = 0; j < loaded.size(); ++j) out[pos[j]] = std::move(loaded[j]);
+  for (std::size_t j = 0; j < loaded.size(); ++j) {
+    // A transparent collection shows its elements' values, not its shape.
+    if (loaded[j] && detail::is_shape(*loaded[j])) loaded[j] = detail::materialize(*m_core, std::move(*loaded[j]));
+    out[pos[j]] = std::move(loaded[j]);
+  }
   return out;
 }
 

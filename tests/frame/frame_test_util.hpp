@@ -146,6 +146,31 @@ inline nlohmann::json load_oracle(const std::string& scenario) {
   return nlohmann::json::parse(in);
 }
 
+/// Pieces of the oracle scenarios' data pipelines (get_data / scale_data / split).
+inline std::vector<int> times_ten(const std::vector<int>& x) {
+  std::vector<int> out;
+  for (int v : x) out.push_back(v * 10);
+  return out;
+}
+/// (x[:k], x[k:], y[:k], y[k:]), like the scenarios' Python split ops.
+inline auto split_at(const std::vector<int>& x, const std::vector<int>& y, std::ptrdiff_t k) {
+  using V = std::vector<int>;
+  return std::make_tuple(V(x.begin(), x.begin() + k), V(x.begin() + k, x.end()), V(y.begin(), y.begin() + k),
+                         V(y.begin() + k, y.end()));
+}
+
+/// The frame records of an oracle scenario; null when its data file is absent.
+inline nlohmann::json oracle_frames(const std::string& scenario) {
+  auto j = load_oracle(scenario);
+  if (j.is_null()) return j;
+  return j.at("frames");
+}
+
+/// Declares `var` as the frames of scenario `name`, or skips the test without its data.
+#define REQUIRE_ORACLE(var, name)                           \
+  const auto var = ::mandala::testing::oracle_frames(name); \
+  if (var.is_null()) GTEST_SKIP() << "no oracle data for " << (name)
+
 /// Checks a frame and its table against one oracle frame record.
 inline void expect_oracle(const ComputationFrame& frame, const Table& table, const nlohmann::json& expected) {
   SCOPED_TRACE(expected.at("expr").get<std::string>());

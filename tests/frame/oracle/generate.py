@@ -45,7 +45,7 @@ if __name__ == "__main__" and os.environ.get("PYTHONHASHSEED") is None:
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 import pandas as pd  # noqa: E402
-from mandala.imports import Storage, op  # noqa: E402
+from mandala.imports import MDict, MList, Storage, op  # noqa: E402
 from mandala.model import Call, CallCollection, Ref, RefCollection, ValueCollection  # noqa: E402
 
 
@@ -366,8 +366,145 @@ def union():
     }
 
 
+def collections_average():
+    """spec 4: average of a transparent list; the frame expanded around it."""
+    storage = Storage()
+
+    @op
+    def average(nums: MList[int]) -> float:
+        return sum(nums) / len(nums)
+
+    with storage:
+        average([1, 2, 3, 4, 5])
+
+    return {"average_all": record(storage.cf(average).expand_all(), "storage.cf(average).expand_all().df()")}
+
+
+def score(model):
+    return (sum((i + 1) * ord(c) for i, c in enumerate(model)) % 89) / 100
+
+
+def collections_ensemble():
+    """blog 01_cf: models per hyperparameter, evaluated one by one and as one transparent list."""
+    storage = Storage()
+
+    @op(output_names=["X", "y"])
+    def get_data():
+        return [1, 2, 3, 4, 5, 6], [0, 1, 0, 1, 1, 0]
+
+    @op(output_names=["X_scaled"])
+    def scale_data(X):
+        return [v * 10 for v in X]
+
+    @op(output_names=["X_train", "X_test", "y_train", "y_test"])
+    def get_train_test_split(X, y):
+        return X[:4], X[4:], y[:4], y[4:]
+
+    @op(output_names=["model"])
+    def train_svc(X_train, y_train, kernel):
+        return f"svc({kernel},{sum(X_train)})"
+
+    @op(output_names=["model"])
+    def train_random_forest(X_train, y_train, n_estimators):
+        return f"rf({n_estimators},{sum(X_train)})"
+
+    @op(output_names=["accuracy"])
+    def eval_model(model, X_test, y_test):
+        return score(model)
+
+    @op(output_names=["accuracy"])
+    def eval_ensemble(models: MList[str], X_test, y_test):
+        total = 0.0
+        for m in models:
+            total += score(m)
+        return total / len(models)
+
+    with storage:
+        for scale in (True, False):
+            X, y = get_data()
+            if scale:
+                X = scale_data(X=X)
+            X_train, X_test, y_train, y_test = get_train_test_split(X=X, y=y)
+            svc_models = []
+            for kernel in ("linear", "rbf", "poly"):
+                m = train_svc(X_train=X_train, y_train=y_train, kernel=kernel)
+                eval_model(model=m, X_test=X_test, y_test=y_test)
+                svc_models.append(m)
+            rf_models = []
+            for n_estimators in (5, 10, 20):
+                m = train_random_forest(X_train=X_train, y_train=y_train, n_estimators=n_estimators)
+                eval_model(model=m, X_test=X_test, y_test=y_test)
+                rf_models.append(m)
+            eval_ensemble(models=svc_models + rf_models, X_test=X_test, y_test=y_test)
+
+    union = storage.cf(eval_ensemble) | storage.cf(eval_model)
+    back = union.expand_back(recursive=True)
+    return {
+        "union": record(union, "(storage.cf(eval_ensemble) | storage.cf(eval_model)).df()"),
+        "union_back": record(back, "(storage.cf(eval_ensemble) | storage.cf(eval_model)).expand_back(recursive=True).df()"),
+        "ensemble_back": record(
+            storage.cf(eval_ensemble).expand_back(recursive=True),
+            "storage.cf(eval_ensemble).expand_back(recursive=True).df()",
+        ),
+    }
+
+
+def collections_lists():
+    """upstream test_lists ops; frames expanded through the structural ops both ways, and dicts."""
+    storage = Storage()
+
+    @op
+    def get_sum(elts: MList[int]) -> int:
+        return sum(elts)
+
+    @op
+    def primes_below(n: int) -> MList[int]:
+        primes = []
+        for i in range(2, n):
+            if all(i % p != 0 for p in primes):
+                primes.append(i)
+        return primes
+
+    @op(output_names=["stats"])
+    def describe(n: int) -> MDict[str, int]:
+        return {"low": n // 2, "high": n}
+
+    @op(output_names=["spread"])
+    def spread(stats: MDict[str, int]) -> int:
+        return stats["high"] - stats["low"]
+
+    with storage:
+        primes = primes_below(12)
+        get_sum(primes[:2])
+        get_sum(primes)
+        for n in (4, 6):
+            spread(describe(n))
+
+    frames = {
+        "sum_back": ("storage.cf(get_sum).expand_back(recursive=True)", lambda: storage.cf(get_sum).expand_back(recursive=True)),
+        "primes_forward": (
+            "storage.cf(primes_below).expand_forward(recursive=True)",
+            lambda: storage.cf(primes_below).expand_forward(recursive=True),
+        ),
+        "spread_back": ("storage.cf(spread).expand_back(recursive=True)", lambda: storage.cf(spread).expand_back(recursive=True)),
+        "describe_forward": (
+            "storage.cf(describe).expand_forward(recursive=True)",
+            lambda: storage.cf(describe).expand_forward(recursive=True),
+        ),
+        "all_from_sum": ("storage.cf(get_sum).expand_all()", lambda: storage.cf(get_sum).expand_all()),
+    }
+    out = {}
+    for key, (text, build) in frames.items():
+        expr = text + ".df()"
+        try:
+            out[key] = record(build(), expr)
+        except Exception as e:  # the reference fails to build some of these frames
+            out[key] = {"expr": expr, "graph": None, "columns": None, "rows": None, "error": f"{type(e).__name__}: {e}"}
+    return out
+
+
 SCENARIOS = {
-    f.__name__: f for f in (single_func, composition, merge, cycle, branching, union)
+    f.__name__: f for f in (single_func, composition, merge, cycle, branching, union, collections_average, collections_ensemble, collections_lists)
 }
 
 
