@@ -13,6 +13,13 @@ install(TARGETS mandala
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT Development)
 # (The include directory comes from the target's $<INSTALL_INTERFACE:...> in src/CMakeLists.txt.)
 
+# mandala-fingerprint, for mandala_track_versions in consumer projects.
+if(TARGET mandala_fingerprint)
+  set_target_properties(mandala_fingerprint PROPERTIES EXPORT_NAME fingerprint)
+  install(TARGETS mandala_fingerprint EXPORT mandalaTargets RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}"
+          COMPONENT Development)
+endif()
+
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/mandala"
   DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
   COMPONENT Development
@@ -44,6 +51,7 @@ write_basic_package_version_file(
   VERSION "${PROJECT_VERSION}"
   COMPATIBILITY SameMinorVersion)
 install(FILES "${PROJECT_BINARY_DIR}/mandalaConfig.cmake" "${PROJECT_BINARY_DIR}/mandalaConfigVersion.cmake"
+              "${PROJECT_SOURCE_DIR}/cmake/MandalaVersioning.cmake"
   DESTINATION "${MANDALA_INSTALL_CMAKEDIR}"
   COMPONENT Development)
 

@@ -19,6 +19,7 @@ enum class Errc {
   schema_mismatch,        ///< a mandala store of another schema version or encoding
   closed,                 ///< the storage behind a lazy ref was closed
   output_mismatch,        ///< a stored call's outputs do not match the op's declared outputs
+  code_changed,           ///< an op's tracked code changed and StorageOptions::on_code_change is error
 };
 
 /// Name of an Errc ("decode", "io", ...).

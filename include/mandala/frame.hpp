@@ -227,6 +227,12 @@ class ComputationFrame {
   /// Hids not in a node are an error.
   [[nodiscard]] ComputationFrame select_subsets(const std::map<std::string, std::vector<Id>>& elements) const;
 
+  /// Keeps the calls of function node `fname` computed under one of the semantic code versions
+  /// (OpVersion::semantic_version, see Storage::versions), and, in the variables only that node
+  /// creates, the outputs of those calls. Other nodes are unchanged.
+  [[nodiscard]] ComputationFrame restrict_versions(std::string_view fname,
+                                                   const std::vector<Id>& semantic_versions) const;
+
   /// Keeps refs equal (by content) to one of `values` in every variable (the original's isin).
   template <class T>
   [[nodiscard]] ComputationFrame isin(const std::vector<T>& values, Closure closure = Closure::raw) const {

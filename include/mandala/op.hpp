@@ -105,6 +105,9 @@ Param ignored(std::string name, T default_value) {
 struct OpOptions {
   std::vector<std::string> outputs{};  ///< default: output_0, output_1, ...
   std::uint32_t version = 0;           ///< bump to invalidate every stored call of the op
+  /// Dependencies code analysis cannot see (mandala/versioning.hpp): a data file, a constant, a
+  /// library version. Their contents are part of the op's code version.
+  std::vector<Dependency> depends_on{};
 };
 
 namespace detail {

@@ -40,6 +40,9 @@ struct StorageOptions {
   /// Also sync the database log at every flush: flushed calls then survive power loss and OS
   /// crashes, not only crashes of the process (docs/guarantees.md). Costs one fsync per flush.
   bool durable_flush = false;
+  /// What happens when an op's tracked code differs from the code its calls were stored with
+  /// (mandala/versioning.hpp).
+  OnCodeChange on_code_change = OnCodeChange::new_version;
 };
 
 /// A stored call, as returned by queries. Refs are lazy.
@@ -214,6 +217,28 @@ class Storage {
   [[nodiscard]] ComputationFrame cf(const AnyRef& ref);
   [[nodiscard]] ComputationFrame cf(const std::vector<AnyRef>& refs);
   [[nodiscard]] ComputationFrame cf(const std::map<std::string, std::vector<AnyRef>>& vars);
+
+  // ---- code versions (mandala/versioning.hpp, docs/versioning.md) --------------------------
+  // A version is named by its number (1, 2, ... as listed), or by a prefix (4+ hex digits) of
+  // its content or semantic version id; Errc::not_found when the op has no such version.
+  /// Every recorded version of the op's code, oldest first, with the code of its components.
+  [[nodiscard]] std::vector<OpVersion> versions(std::string_view op_name);
+  /// versions() as text: each version with the code of every component it depends on.
+  [[nodiscard]] std::string versions_listing(std::string_view op_name);
+  /// A unified diff of the code of two versions of the op (empty when the code is equal).
+  [[nodiscard]] std::string diff_versions(std::string_view op_name, std::string_view from, std::string_view to);
+  /// Removes every call computed under the version's semantic version, and every call
+  /// downstream of them, and forgets the version (and versions compatible with it). Returns the
+  /// number of calls removed.
+  std::size_t drop_version(std::string_view op_name, std::string_view version);
+  /// Declares the code changes of a version (by default the newest) compatible with the code
+  /// before them: calls stored under the earlier code are valid again for it, without
+  /// recomputation. Returns the components whose change was marked; Errc::invalid_argument for
+  /// a first version (nothing to be compatible with).
+  std::vector<std::string> mark_compatible(std::string_view op_name, std::string_view version = {});
+  /// Declares the code changes of a version (by default the newest) semantic: its calls are
+  /// computed anew. Decides changes held back by OnCodeChange::error, or undoes mark_compatible.
+  std::vector<std::string> mark_new_version(std::string_view op_name, std::string_view version = {});
 
   [[nodiscard]] const std::shared_ptr<detail::StorageCore>& core() const noexcept { return m_core; }
 

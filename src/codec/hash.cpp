@@ -73,10 +73,14 @@ Id content_id(std::span<const std::byte> encoded) { return Hasher("value").field
 
 Id atom_hid(const Id& cid) { return Hasher("atom").field(cid).digest(); }
 
-Id call_id(std::string_view op, std::uint32_t version, std::vector<std::pair<std::string_view, Id>> inputs) {
+Id call_id(std::string_view op, std::uint32_t version, std::vector<std::pair<std::string_view, Id>> inputs,
+           const Id* semantic) {
   std::sort(inputs.begin(), inputs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   Hasher h("call");
-  h.field(op).field(std::uint64_t{version}).field(std::uint64_t{inputs.size()});
+  h.field(op).field(std::uint64_t{version});
+  // A 16-byte field where other calls have the 8-byte count: the two forms cannot collide.
+  if (semantic != nullptr) h.field(*semantic);
+  h.field(std::uint64_t{inputs.size()});
   for (const auto& [name, id] : inputs) h.field(name).field(id);
   return h.digest();
 }

@@ -42,7 +42,10 @@ inline constexpr const char* hash_name = "xxh3-128";
 Id content_id(std::span<const std::byte> encoded);
 Id atom_hid(const Id& cid);
 /// `inputs` are (input name, input id) pairs in any order; they are hashed sorted by name.
-Id call_id(std::string_view op, std::uint32_t version, std::vector<std::pair<std::string_view, Id>> inputs);
+/// `semantic`: the op's semantic code version, for code-versioned ops only (ids of other ops
+/// do not change).
+Id call_id(std::string_view op, std::uint32_t version, std::vector<std::pair<std::string_view, Id>> inputs,
+           const Id* semantic = nullptr);
 Id output_hid(const Id& call_hid, std::string_view output_name);
 
 }  // namespace mandala::codec

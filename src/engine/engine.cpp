@@ -83,8 +83,21 @@ CallCounters StorageCore::counters() const {
   return {m_executed.load(), m_reused_by_history.load(), m_reused_by_content.load()};
 }
 
-void StorageCore::register_op_locked(const OpInfo& op) {
-  if (m_registered_ops.contains(std::pair<std::string_view, std::uint32_t>(op.name, op.version))) return;
+void StorageCore::set_version_resolver(std::unique_ptr<VersionResolver> resolver) {
+  std::lock_guard lock(m_mutex);
+  m_versions = std::move(resolver);
+  m_registered_ops.clear();
+}
+
+void StorageCore::forget_op_versions() {
+  std::lock_guard lock(m_mutex);
+  m_registered_ops.clear();
+}
+
+const std::optional<Id>& StorageCore::register_op_locked(const OpInfo& op) {
+  if (auto it = m_registered_ops.find(std::pair<std::string_view, std::uint32_t>(op.name, op.version));
+      it != m_registered_ops.end())
+    return it->second;
   auto key = std::make_pair(op.name, op.version);
   const auto stored = m_store->op(op.name, op.version);
   if (stored && stored->outputs != op.outputs)
@@ -94,7 +107,9 @@ void StorageCore::register_op_locked(const OpInfo& op) {
                                            ": give the op a new version (OpOptions::version) when its outputs change");
   if (!stored || stored->inputs != op.inputs) m_pending.ops.push_back({op.name, op.version, op.inputs, op.outputs});
   m_op_outputs[op_key(op.name, op.version)] = op.outputs;
-  m_registered_ops.insert(std::move(key));
+  std::optional<Id> semantic;
+  if (m_versions) semantic = m_versions->resolve(op, *m_store);
+  return m_registered_ops.emplace(std::move(key), semantic).first->second;
 }
 
 StorageCore::CachedCall::CachedCall(const store::CallRecord& record, StorageCore& core)
@@ -212,12 +227,16 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     by_hid.emplace_back(r.name, r.hid);
     by_cid.emplace_back(r.name, r.cid);
   }
-  const Id call_hid = codec::call_id(op.name, op.version, std::move(by_hid));
-  const Id call_cid = codec::call_id(op.name, op.version, std::move(by_cid));
+  Id call_hid;
+  Id call_cid;
+  std::optional<Id> semantic;
 
   {
     std::lock_guard lock(m_mutex);
-    register_op_locked(op);
+    semantic = register_op_locked(op);
+    const Id* code = semantic ? &*semantic : nullptr;
+    call_hid = codec::call_id(op.name, op.version, std::move(by_hid), code);
+    call_cid = codec::call_id(op.name, op.version, std::move(by_cid), code);
     // 2. The same call (same input histories) is stored: nothing runs, nothing loads.
     if (const auto* hit = find_by_hid_locked(call_hid)) {
       auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
@@ -233,6 +252,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       rec.version = op.version;
       rec.inputs = std::move(ins);
       rec.created_ms = now_ms();
+      rec.semantic = semantic;
       for (const auto& o : proto->outputs())
         rec.outputs.push_back({*o.name, codec::output_hid(call_hid, *o.name), o.cid});
       record_locked(std::move(rec));
@@ -261,6 +281,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   rec.op = op.name;
   rec.version = op.version;
   rec.created_ms = now_ms();
+  rec.semantic = semantic;
   std::vector<std::pair<Id, std::vector<std::byte>>> values;
   for (std::size_t i = 0; i < computed.size(); ++i) {
     auto& c = computed[i];

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,17 @@
 
 namespace mandala::detail {
 
+/// Resolves the code version of ops in one storage (implemented by src/versioning, which
+/// installs it when a Storage is opened). Called with the storage's lock held, once per op and
+/// explicit version until StorageCore::forget_op_versions().
+class VersionResolver {
+ public:
+  virtual ~VersionResolver() = default;
+  /// The semantic version of the op's current code; nullopt when the op is not code-versioned.
+  /// May throw (Errc::code_changed): the call fails and the next call asks again.
+  virtual std::optional<Id> resolve(const OpInfo& op, store::Store& store) = 0;
+};
+
 class StorageCore {
  public:
   StorageCore(const std::filesystem::path& path, const StorageOptions& options);
@@ -40,6 +52,26 @@ class StorageCore {
   std::vector<std::byte> load_value(const Id& cid);
 
   void allow_new_calls(bool allow) { m_allow_new_calls = allow; }
+  void set_version_resolver(std::unique_ptr<VersionResolver> resolver);
+  /// Ops resolve their code version again at their next call (after a compatibility decision).
+  void forget_op_versions();
+  /// Runs `f(store)` with pending calls flushed, under the storage's lock.
+  template <class F>
+  auto with_store(F&& f) {
+    std::lock_guard lock(m_mutex);
+    flush_locked();
+    struct EndRead {
+      store::Store& s;
+      ~EndRead() {
+        try {
+          s.end_read();
+        } catch (const std::exception&) {  // ending a read-only transaction cannot lose data
+        }
+      }
+    } end{*m_store};
+    return f(*m_store);
+  }
+  [[nodiscard]] const StorageOptions& options() const { return m_options; }
   [[nodiscard]] CallCounters counters() const;
   [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
 
@@ -104,7 +136,8 @@ class StorageCore {
 
   void flush_locked();
   void maybe_flush_locked();
-  void register_op_locked(const OpInfo& op);
+  /// Registers the op (once) and returns its semantic code version (nullopt: not versioned).
+  const std::optional<Id>& register_op_locked(const OpInfo& op);
   const CachedCall* find_by_hid_locked(const Id& hid);
   const CachedCall* find_by_cid_locked(const Id& cid);
   void record_locked(store::CallRecord record);
@@ -134,7 +167,8 @@ class StorageCore {
   util::GenerationalCache<Id, Id> m_hid_by_cid;
   util::GenerationalCache<Id, bool> m_known_values;
   std::unordered_set<std::string> m_names;  ///< interned output names
-  std::set<std::pair<std::string, std::uint32_t>, OpKeyLess> m_registered_ops;
+  std::map<std::pair<std::string, std::uint32_t>, std::optional<Id>, OpKeyLess> m_registered_ops;  ///< -> semantic
+  std::unique_ptr<VersionResolver> m_versions;
   std::unordered_map<std::string, std::vector<std::string>> m_op_outputs;  ///< "name#version" -> outputs
 
   std::atomic<std::uint64_t> m_executed{0};

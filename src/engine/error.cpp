@@ -14,6 +14,7 @@ std::string_view to_string(Errc code) noexcept {
     case Errc::schema_mismatch: return "schema_mismatch";
     case Errc::closed: return "closed";
     case Errc::output_mismatch: return "output_mismatch";
+    case Errc::code_changed: return "code_changed";
   }
   return "unknown";
 }

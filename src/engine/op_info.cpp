@@ -57,6 +57,7 @@ std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<P
   info->name = std::move(name);
   info->version = options.version;
   info->outputs = std::move(options.outputs);
+  info->dependencies = std::move(options.depends_on);
   return info;
 }
 

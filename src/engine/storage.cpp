@@ -21,10 +21,7 @@ std::optional<AnyRef> find_named(const std::vector<std::pair<std::string, AnyRef
 std::optional<AnyRef> CallInfo::input(std::string_view name) const { return find_named(inputs, name); }
 std::optional<AnyRef> CallInfo::output(std::string_view name) const { return find_named(outputs, name); }
 
-Storage::Storage() : Storage(std::filesystem::path(), StorageOptions{}) {}
-
-Storage::Storage(const std::filesystem::path& path, StorageOptions options)
-    : m_core(std::make_shared<detail::StorageCore>(path, options)) {}
+// The constructors are in src/versioning/storage_versions.cpp (they install the code versions).
 
 Storage::~Storage() {
   if (!m_core) return;

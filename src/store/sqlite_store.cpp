@@ -19,13 +19,14 @@
 #include "store/integrity.hpp"
 #include "store/sqlite.hpp"
 #include "store/store.hpp"
+#include "store/version_tables.hpp"
 
 namespace mandala::store {
 namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t application_id = 0x4D4E444C;  // "MNDL"
-constexpr int schema_version = 2;
+constexpr int schema_version = 3;  // 3: code-version tables (store/version_tables.cpp)
 constexpr const char* format_name = "mandala-store";
 
 // Calls keep their inputs and outputs in one compact `io` column (section 3.2 of
@@ -417,6 +418,31 @@ class SqliteStore final : public Store {
         [&] { abort_transaction(); });
   }
 
+  std::vector<CommitRecord> commits_of(std::string_view component) override {
+    begin_read();
+    return versions::commits_of(m_db.get(), component);
+  }
+  std::optional<Id> head_of(std::string_view component) override {
+    begin_read();
+    return versions::head_of(m_db.get(), component);
+  }
+  std::vector<VersionRecord> versions_of(std::string_view op) override {
+    begin_read();
+    return versions::versions_of(m_db.get(), op);
+  }
+  void write_versioning(const VersioningWrite& changes) override {
+    if (changes.empty()) return;
+    require_writable();
+    end_read();
+    sql::Transaction tx(m_db.get());
+    versions::write(m_db.get(), changes);
+    tx.commit();
+  }
+  std::vector<std::pair<Id, Id>> call_versions_of(std::string_view op) override {
+    begin_read();
+    return versions::call_versions_of(m_db.get(), op);
+  }
+
   void end_read() override {
     if (!m_reading) return;
     m_reading = false;
@@ -459,6 +485,7 @@ class SqliteStore final : public Store {
       call_io::encode(c, m_ops_by_id.at(op).outputs, io);
       put_call.bind(1, c.hid).bind(2, c.cid).bind(3, op).bind(4, c.created_ms).bind_blob(5, io).run();
       const std::int64_t id = sqlite3_last_insert_rowid(m_db.get());
+      if (c.semantic) stmt(m_put_vc_call, versions::record_call_sql).bind(1, id).bind(2, *c.semantic).run();
       for (const auto& r : c.inputs)
         put_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_in}).bind(3, id).run();
       for (const auto& r : c.outputs)
@@ -615,6 +642,7 @@ class SqliteStore final : public Store {
       if (m_options.read_only) throw Error(Errc::foreign_database, name + " is an empty database, not a mandala store");
       initialize(memory);
     } else {
+      if (!m_options.read_only) migrate_from_2();
       check_meta(name);
       if (!memory && !m_options.read_only) sql::exec(m_db.get(), "PRAGMA journal_mode=WAL");
     }
@@ -642,6 +670,7 @@ class SqliteStore final : public Store {
       }
     }
     sql::exec(m_db.get(), schema_sql);
+    sql::exec(m_db.get(), versions::schema_sql);
     sql::exec(m_db.get(), ("PRAGMA application_id=" + std::to_string(application_id)).c_str());
     sql::exec(m_db.get(), ("PRAGMA user_version=" + std::to_string(schema_version)).c_str());
     sql::Statement meta(m_db.get(), "INSERT INTO meta(key, value) VALUES(?1, ?2)");
@@ -655,6 +684,21 @@ class SqliteStore final : public Store {
                                           .count())},
     };
     for (const auto& [k, v] : rows) meta.bind(1, std::string_view(k)).bind(2, v).run();
+    tx.commit();
+  }
+
+  /// Schema 2 lacks the code-version tables: adds them (a store of schema 2 opens as before).
+  void migrate_from_2() {
+    try {
+      sql::Statement st(m_db.get(), "SELECT value FROM meta WHERE key = 'schema_version'");
+      if (!st.step() || st.text(0) != "2") return;
+    } catch (const Error&) {
+      return;  // check_meta reports what is wrong
+    }
+    sql::Transaction tx(m_db.get());
+    sql::exec(m_db.get(), versions::schema_sql);
+    sql::exec(m_db.get(), "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+    sql::exec(m_db.get(), "PRAGMA user_version=3");
     tx.commit();
   }
 
@@ -813,7 +857,7 @@ class SqliteStore final : public Store {
   std::map<std::pair<std::string, std::size_t>, std::unique_ptr<sql::Statement>> m_chunk_statements;
   std::unique_ptr<sql::Statement> m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op, m_upsert_op, m_put_value,
       m_call_exists, m_put_call, m_put_ref, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref,
-      m_del_call;
+      m_del_call, m_put_vc_call;
 };
 
 }  // namespace

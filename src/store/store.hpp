@@ -32,6 +32,9 @@ struct CallRecord {
   std::vector<IoRef> inputs;    ///< sorted by name
   std::vector<IoRef> outputs;   ///< sorted by name
   std::int64_t created_ms = 0;  ///< unix time in milliseconds
+  /// The semantic code version the call was computed under (code-versioned ops only). Written,
+  /// but not read back by call lookups (it is part of the call's ids already).
+  std::optional<Id> semantic;
 };
 
 struct OpRecord {
@@ -39,6 +42,45 @@ struct OpRecord {
   std::uint32_t version = 0;
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
+};
+
+/// One commit of a component's history (docs/storage-format.md, "Code versions").
+struct CommitRecord {
+  std::string component;
+  Id content;
+  std::optional<Id> parent;    ///< the head when it was committed; none for a root
+  std::optional<Id> semantic;  ///< its equivalence class; none while undecided
+  std::string kind;
+  std::string code;
+  std::int64_t created_ms = 0;
+};
+
+/// One component of an op version, with the commit it had.
+struct VersionComponent {
+  std::string component;
+  Id content;
+  Id semantic;
+};
+
+/// An op version: the contents of every component it reaches.
+struct VersionRecord {
+  std::string op;
+  std::uint32_t op_version = 0;
+  Id content_version;
+  Id semantic_version;
+  std::vector<VersionComponent> components;  ///< sorted by component
+  std::int64_t created_ms = 0;
+};
+
+/// Changes to the code-version tables, applied in one transaction.
+struct VersioningWrite {
+  std::vector<CommitRecord> commits;  ///< inserted, or their `semantic` updated when present
+  std::vector<std::pair<std::string, Id>> heads;
+  std::vector<VersionRecord> versions;                       ///< inserted, or their semantic version updated
+  std::vector<std::pair<std::string, Id>> dropped_versions;  ///< (op, content version)
+  [[nodiscard]] bool empty() const {
+    return commits.empty() && heads.empty() && versions.empty() && dropped_versions.empty();
+  }
 };
 
 struct ValueRecord {
@@ -90,6 +132,16 @@ class Store {
   virtual StorageStats stats() = 0;
   /// Checks the whole store (store/integrity.hpp); reads only, also on a read-only store.
   virtual IntegrityReport check_integrity(const ProgressCallback& progress) = 0;
+
+  // Code versions (src/versioning).
+  /// Every commit of the component, oldest first.
+  virtual std::vector<CommitRecord> commits_of(std::string_view component) = 0;
+  virtual std::optional<Id> head_of(std::string_view component) = 0;
+  /// Every recorded version of the op (all explicit versions), oldest first.
+  virtual std::vector<VersionRecord> versions_of(std::string_view op) = 0;
+  virtual void write_versioning(const VersioningWrite& changes) = 0;
+  /// (call hid, semantic version) of every stored call of the op that has one.
+  virtual std::vector<std::pair<Id, Id>> call_versions_of(std::string_view op) = 0;
   /// Reads share one snapshot until this is called (or a write happens); the engine calls it at
   /// least once per flush interval so other processes' writes become visible and the
   /// database's log can be checkpointed.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mandala/ref.hpp"
+#include "mandala/versioning.hpp"
 
 namespace mandala {
 
@@ -23,8 +24,9 @@ namespace detail {
 struct OpInfo {
   std::string name;
   std::uint32_t version = 0;
-  std::vector<std::string> inputs;   ///< every declared parameter, in order
-  std::vector<std::string> outputs;  ///< output names, in order
+  std::vector<std::string> inputs;       ///< every declared parameter, in order
+  std::vector<std::string> outputs;      ///< output names, in order
+  std::vector<Dependency> dependencies;  ///< OpOptions::depends_on
 };
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the

@@ -1,0 +1,155 @@
+#include "store/version_tables.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "store/sqlite.hpp"
+
+namespace mandala::store::versions {
+
+const char* const schema_sql = R"sql(
+CREATE TABLE IF NOT EXISTS vc_commits(
+  component TEXT NOT NULL,
+  content BLOB NOT NULL,
+  parent BLOB,
+  semantic BLOB,
+  kind TEXT NOT NULL,
+  code TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  PRIMARY KEY(component, content)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vc_heads(
+  component TEXT PRIMARY KEY,
+  content BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vc_versions(
+  op TEXT NOT NULL,
+  op_version INTEGER NOT NULL,
+  content_version BLOB NOT NULL,
+  semantic_version BLOB NOT NULL,
+  components TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  PRIMARY KEY(op, content_version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vc_calls(
+  call_id INTEGER PRIMARY KEY,
+  semantic_version BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS vc_calls_follow_calls AFTER DELETE ON calls
+  BEGIN DELETE FROM vc_calls WHERE call_id = old.id; END;
+)sql";
+
+namespace {
+
+std::string components_json(const std::vector<VersionComponent>& comps) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& c : comps) arr.push_back({c.component, c.content.hex(), c.semantic.hex()});
+  return arr.dump();
+}
+
+std::vector<VersionComponent> parse_components(const std::string& text) {
+  std::vector<VersionComponent> out;
+  try {
+    for (const auto& row : nlohmann::json::parse(text)) {
+      auto content = Id::from_hex(row.at(1).get<std::string>());
+      auto semantic = Id::from_hex(row.at(2).get<std::string>());
+      if (!content || !semantic) throw std::runtime_error("bad id");
+      out.push_back({row.at(0).get<std::string>(), *content, *semantic});
+    }
+  } catch (const std::exception&) {
+    throw Error(Errc::corrupt_store, "the vc_versions table holds an unreadable component list: " + text.substr(0, 80));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<CommitRecord> commits_of(sqlite3* db, std::string_view component) {
+  sql::Statement st(db,
+                    "SELECT content, parent, semantic, kind, code, created FROM vc_commits WHERE component = ?1 "
+                    "ORDER BY created");
+  st.bind(1, component);
+  std::vector<CommitRecord> out;
+  while (st.step()) {
+    CommitRecord c;
+    c.component = std::string(component);
+    c.content = st.id(0);
+    if (!st.is_null(1)) c.parent = st.id(1);
+    if (!st.is_null(2)) c.semantic = st.id(2);
+    c.kind = st.text(3);
+    c.code = st.text(4);
+    c.created_ms = st.int64(5);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::optional<Id> head_of(sqlite3* db, std::string_view component) {
+  sql::Statement st(db, "SELECT content FROM vc_heads WHERE component = ?1");
+  st.bind(1, component);
+  if (!st.step()) return std::nullopt;
+  return st.id(0);
+}
+
+std::vector<VersionRecord> versions_of(sqlite3* db, std::string_view op) {
+  sql::Statement st(db,
+                    "SELECT op_version, content_version, semantic_version, components, created FROM vc_versions "
+                    "WHERE op = ?1 ORDER BY created");
+  st.bind(1, op);
+  std::vector<VersionRecord> out;
+  while (st.step()) {
+    VersionRecord v;
+    v.op = std::string(op);
+    v.op_version = static_cast<std::uint32_t>(st.int64(0));
+    v.content_version = st.id(1);
+    v.semantic_version = st.id(2);
+    v.components = parse_components(st.text(3));
+    v.created_ms = st.int64(4);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+void write(sqlite3* db, const VersioningWrite& changes) {
+  sql::Statement put_commit(db,
+                            "INSERT INTO vc_commits(component, content, parent, semantic, kind, code, created) "
+                            "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                            "ON CONFLICT(component, content) DO UPDATE SET semantic = excluded.semantic");
+  for (const auto& c : changes.commits) {
+    put_commit.bind(1, c.component).bind(2, c.content);
+    if (c.parent) put_commit.bind(3, *c.parent);
+    else put_commit.bind_null(3);
+    if (c.semantic) put_commit.bind(4, *c.semantic);
+    else put_commit.bind_null(4);
+    put_commit.bind(5, c.kind).bind(6, c.code).bind(7, c.created_ms).run();
+  }
+  sql::Statement put_head(db,
+                          "INSERT INTO vc_heads(component, content) VALUES(?1, ?2) "
+                          "ON CONFLICT(component) DO UPDATE SET content = excluded.content");
+  for (const auto& [component, content] : changes.heads) put_head.bind(1, component).bind(2, content).run();
+  sql::Statement put_version(db,
+                             "INSERT INTO vc_versions(op, op_version, content_version, semantic_version, components, "
+                             "created) VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(op, content_version) DO UPDATE SET "
+                             "semantic_version = excluded.semantic_version, components = excluded.components");
+  for (const auto& v : changes.versions) {
+    const std::string comps = components_json(v.components);
+    put_version.bind(1, v.op)
+        .bind(2, std::int64_t{v.op_version})
+        .bind(3, v.content_version)
+        .bind(4, v.semantic_version)
+        .bind(5, comps)
+        .bind(6, v.created_ms)
+        .run();
+  }
+  sql::Statement drop_version(db, "DELETE FROM vc_versions WHERE op = ?1 AND content_version = ?2");
+  for (const auto& [op, content] : changes.dropped_versions) drop_version.bind(1, op).bind(2, content).run();
+}
+
+std::vector<std::pair<Id, Id>> call_versions_of(sqlite3* db, std::string_view op) {
+  sql::Statement st(db,
+                    "SELECT c.hid, v.semantic_version FROM vc_calls v JOIN calls c ON c.id = v.call_id "
+                    "JOIN ops o ON o.id = c.op_id WHERE o.name = ?1 ORDER BY c.id");
+  st.bind(1, op);
+  std::vector<std::pair<Id, Id>> out;
+  while (st.step()) out.emplace_back(st.id(0), st.id(1));
+  return out;
+}
+
+const char* const record_call_sql = "INSERT OR REPLACE INTO vc_calls(call_id, semantic_version) VALUES(?1, ?2)";
+
+}  // namespace mandala::store::versions
