@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "codec/hash.hpp"
+#include "engine/collections.hpp"
 
 namespace mandala::detail {
 namespace {
@@ -108,7 +109,8 @@ const std::optional<Id>& StorageCore::register_op_locked(const OpInfo& op) {
   if (!stored || stored->inputs != op.inputs) m_pending.ops.push_back({op.name, op.version, op.inputs, op.outputs});
   m_op_outputs[op_key(op.name, op.version)] = op.outputs;
   std::optional<Id> semantic;
-  if (m_versions) semantic = m_versions->resolve(op, *m_store);
+  // Structural calls (collections) are never versioned: their ids are derived elsewhere.
+  if (m_versions && !is_structural(op.name)) semantic = m_versions->resolve(op, *m_store);
   return m_registered_ops.emplace(std::move(key), semantic).first->second;
 }
 

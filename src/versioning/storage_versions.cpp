@@ -126,10 +126,17 @@ std::vector<std::string> decide(Storage& storage, std::string_view op, std::stri
   store::VersioningWrite w;
   std::vector<std::string> changed;
   bool has_parent = false;
+  // The version's changes: components whose content differs from the version before it.
+  const OpVersion* before = v.number > 1 ? &versions[v.number - 2] : nullptr;
+  auto unchanged = [&](const ComponentVersion& c) {
+    return before != nullptr && std::any_of(before->components.begin(), before->components.end(),
+                                            [&](const auto& b) { return b.name == c.name && b.content == c.content; });
+  };
   for (const auto& c : v.components) {
     const auto* commit = find_commit(l.commits, c.name, c.content);
     if (commit == nullptr || !commit->parent) continue;
     has_parent = true;
+    if (unchanged(c) && commit->semantic) continue;
     std::optional<Id> target;
     if (compatible) {
       const auto* parent = find_commit(l.commits, c.name, *commit->parent);

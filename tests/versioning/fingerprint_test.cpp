@@ -201,6 +201,31 @@ TEST_F(Fingerprint, GeneratedSourceRegistersEveryOp) {
   EXPECT_EQ(result.inputs.size(), 3u);
 }
 
+TEST_F(Fingerprint, UnchangedUnitsComeFromTheCache) {
+  write(base_project);
+  auto o = options();
+  o.cache = m_dir.path() / "cache.json";
+  const auto first = fp::analyse(o);
+  EXPECT_EQ(first.reparsed, 2u);
+  const auto again = fp::analyse(o);
+  EXPECT_EQ(again.reparsed, 0u);
+  EXPECT_EQ(fp::generate_source(again), fp::generate_source(first));
+  // helpers.cpp changes: only it is parsed again, and the result is a fresh analysis's.
+  write(edit(base_project, "src/helpers.cpp", "x * kScale", "x * kScale * 2"));
+  const auto edited = fp::analyse(o);
+  EXPECT_EQ(edited.reparsed, 1u);
+  o.cache.clear();
+  EXPECT_EQ(fp::generate_source(edited), fp::generate_source(fp::analyse(o)));
+  EXPECT_NE(fp::generate_source(edited), fp::generate_source(first));
+  // A header both units include: both.
+  write(edit(base_project, "src/helpers.hpp", "int y = 2;", "int y = 5;"));
+  o.cache = m_dir.path() / "cache.json";
+  EXPECT_EQ(fp::analyse(o).reparsed, 2u);
+  // A damaged cache is ignored.
+  std::ofstream(o.cache) << "{not json";
+  EXPECT_EQ(fp::analyse(o).reparsed, 2u);
+}
+
 TEST_F(Fingerprint, ParseErrorsAreReported) {
   auto broken = edit(base_project, "src/helpers.cpp", "return deep(x) + 1;", "return deep(x) + ;");
   try {

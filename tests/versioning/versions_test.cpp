@@ -180,24 +180,29 @@ TEST_P(Versions, TheOriginalSequence) {
 
 TEST_P(Versions, MarkCompatibleAfterwardsReusesTheOldResults) {
   rebuild(program(f1, h1, "1"));
+  run();
+  rebuild(program(f1, h2, "1"));  // an earlier, semantic change of the helper
   const Run first = run();
-  rebuild(program(f2, h1, "1"));
+  EXPECT_EQ(first.f, 1);
+  rebuild(program(f2, h2, "1"));
   EXPECT_EQ(run().f, 1);
+  // Only this version's own change is marked, not the helper's earlier one.
   const auto marked = storage().mark_compatible("f");
   EXPECT_EQ(marked, std::vector<std::string>{"f_impl(int)"});
-  // Same program, still f2: the version is now compatible with f1, so f1's calls serve it.
-  rebuild(program(f2, h1, "1"));
+  // Same program, still f2: the version is now compatible with (f1, h2), whose calls serve it.
+  rebuild(program(f2, h2, "1"));
   const Run after = run();
   EXPECT_EQ(after.f, 0);
   EXPECT_EQ(after.g, 0);
   EXPECT_EQ(after.f_hid, first.f_hid);
   const auto versions = storage().versions("f");
-  ASSERT_EQ(versions.size(), 2u);
-  EXPECT_EQ(versions[0].semantic_version, versions[1].semantic_version);
-  EXPECT_NE(versions[0].content_version, versions[1].content_version);
+  ASSERT_EQ(versions.size(), 3u);
+  EXPECT_NE(versions[0].semantic_version, versions[1].semantic_version);
+  EXPECT_EQ(versions[1].semantic_version, versions[2].semantic_version);
+  EXPECT_NE(versions[1].content_version, versions[2].content_version);
   // And undone: a new version again.
   EXPECT_EQ(storage().mark_new_version("f"), std::vector<std::string>{"f_impl(int)"});
-  rebuild(program(f2, h1, "1"));
+  rebuild(program(f2, h2, "1"));
   const Run undone = run();
   EXPECT_EQ(undone.f_hid, run().f_hid);
   EXPECT_NE(undone.f_hid, first.f_hid);
@@ -389,6 +394,29 @@ TEST_P(Versions, BadVersionNames) {
   }
   EXPECT_THROW(storage().drop_version("f", "zz"), md::Error);
   EXPECT_THROW(storage().drop_version("g", "2"), md::Error);
+}
+
+TEST_P(Versions, CollectionsAreNotVersionedThemselves) {
+  const auto evens = md::op("evens", {"n"}, [](int n) {
+    md::MList<int> out;
+    for (int i = 0; i < n; i += 2) out.push_back(i);
+    return out;
+  });
+  rebuild({{"evens", {{"evens_impl(int)", "md::MList<int> evens_impl(int n) { ... }"}}}});
+  {
+    md::Session s(storage());
+    auto list = evens(6);
+    EXPECT_EQ(list.get().size(), 3u);
+  }
+  rebuild({{"evens", {{"evens_impl(int)", "md::MList<int> evens_impl(int n) { ... }"}}}});
+  const auto before = storage().counters().executed;
+  {
+    md::Session s(storage());
+    EXPECT_EQ(evens(6).get()[2], 4);
+  }
+  EXPECT_EQ(storage().counters().executed, before);
+  EXPECT_TRUE(g_warnings.empty()) << g_warnings.front();  // no "structural op without fingerprint"
+  EXPECT_EQ(storage().versions("evens").size(), 1u);
 }
 
 MANDALA_INSTANTIATE_BACKENDS(Versions);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <deque>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -66,6 +67,84 @@ std::string hex128(const std::string& data) {
   return buf;
 }
 
+std::string file_hash(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return hex128(bytes.str());
+}
+
+/// One translation unit's findings, valid while its flags and every file it read are unchanged.
+struct CachedUnit {
+  std::string key;                                         ///< the source and the flags
+  std::vector<std::pair<std::string, std::string>> files;  ///< every file read, with its hash
+  Result result;
+  [[nodiscard]] bool valid(const std::string& k) const {
+    return k == key &&
+           std::all_of(files.begin(), files.end(), [](const auto& f) { return file_hash(f.first) == f.second; });
+  }
+};
+
+constexpr int cache_format = 1;
+
+std::map<std::string, CachedUnit> load_cache(const fs::path& path) {
+  std::map<std::string, CachedUnit> out;
+  std::ifstream in(path);
+  if (!in) return out;
+  try {
+    const auto doc = nlohmann::json::parse(in);
+    if (doc.at("format").get<int>() != cache_format) return out;
+    for (const auto& [source, u] : doc.at("units").items()) {
+      CachedUnit unit;
+      unit.key = u.at("key").get<std::string>();
+      unit.files = u.at("files").get<std::vector<std::pair<std::string, std::string>>>();
+      for (const auto& [id, c] : u.at("components").items()) {
+        Component comp;
+        comp.key = c.at("key").get<std::string>();
+        comp.kind = static_cast<Kind>(c.at("kind").get<int>());
+        comp.file = c.at("file").get<std::string>();
+        comp.code = c.at("code").get<std::string>();
+        comp.hash = c.at("hash").get<std::string>();
+        comp.refs = c.at("refs").get<std::set<std::string>>();
+        unit.result.components.emplace(id, std::move(comp));
+      }
+      for (const auto& o : u.at("ops"))
+        unit.result.ops.push_back({o.at(0).get<std::string>(), o.at(1).get<std::string>(), o.at(2).get<std::string>()});
+      unit.result.warnings = u.at("warnings").get<std::vector<std::string>>();
+      unit.result.inputs = u.at("inputs").get<std::set<std::string>>();
+      out.emplace(source, std::move(unit));
+    }
+  } catch (const std::exception&) {
+    out.clear();  // a damaged cache is only slower
+  }
+  return out;
+}
+
+void save_cache(const fs::path& path, const std::map<std::string, CachedUnit>& units) {
+  nlohmann::json doc;
+  doc["format"] = cache_format;
+  auto& out = doc["units"];
+  out = nlohmann::json::object();
+  for (const auto& [source, unit] : units) {
+    nlohmann::json u;
+    u["key"] = unit.key;
+    u["files"] = unit.files;
+    u["components"] = nlohmann::json::object();
+    for (const auto& [id, c] : unit.result.components)
+      u["components"][id] = {{"key", c.key},   {"kind", static_cast<int>(c.kind)},
+                             {"file", c.file}, {"code", c.code},
+                             {"hash", c.hash}, {"refs", c.refs}};
+    u["ops"] = nlohmann::json::array();
+    for (const auto& o : unit.result.ops) u["ops"].push_back({o.name, o.root, o.where});
+    u["warnings"] = unit.result.warnings;
+    u["inputs"] = unit.result.inputs;
+    out[source] = std::move(u);
+  }
+  std::ofstream file(path, std::ios::trunc);
+  file << doc.dump();
+}
+
 class Analyser {
  public:
   explicit Analyser(const Options& options) : m_options(options) {
@@ -89,7 +168,10 @@ class Analyser {
       CXCompilationDatabase db;
       ~DbGuard() { clang_CompilationDatabase_dispose(db); }
     } guard{db};
+    if (!m_options.cache.empty()) m_cache = load_cache(m_options.cache);
     for (const auto& src : m_options.sources) parse(db, fs::weakly_canonical(src));
+    if (!m_options.cache.empty()) save_cache(m_options.cache, m_new_cache);
+    m_result.reparsed = m_reparsed;
     return std::move(m_result);
   }
 
@@ -135,6 +217,17 @@ class Analyser {
     }
     args.emplace_back("-xc++");
     args.emplace_back("-Wno-everything");
+    std::string key = source.string();
+    for (const auto& a : args) key += '\n' + a;
+    if (auto cached = m_cache.find(source.string()); cached != m_cache.end() && cached->second.valid(key)) {
+      merge(cached->second.result);
+      m_new_cache.emplace(source.string(), std::move(cached->second));
+      return;
+    }
+    ++m_reparsed;
+    m_unit = {};
+    m_unit_files.clear();
+    m_macros.clear();
     std::vector<const char*> argv;
     for (const auto& a : args) argv.push_back(a.c_str());
     CXTranslationUnit tu = nullptr;
@@ -162,13 +255,39 @@ class Analyser {
         [](CXFile file, CXSourceLocation*, unsigned, CXClientData data) {
           auto* self = static_cast<Analyser*>(data);
           const std::string name = take(clang_getFileName(file));
-          if (self->is_project_path(name)) self->m_result.inputs.insert(fs::weakly_canonical(name).string());
+          self->m_unit_files.insert(name);
+          if (self->is_project_path(name)) self->m_unit.inputs.insert(fs::weakly_canonical(name).string());
         },
         this);
     clang_visitChildren(
         clang_getTranslationUnitCursor(tu),
         [](CXCursor c, CXCursor, CXClientData data) { return static_cast<Analyser*>(data)->visit(c); }, this);
     m_tu = nullptr;
+    CachedUnit unit;
+    unit.key = key;
+    for (const auto& f : m_unit_files) unit.files.emplace_back(f, file_hash(f));
+    unit.result = std::move(m_unit);
+    merge(unit.result);
+    m_new_cache.emplace(source.string(), std::move(unit));
+  }
+
+  /// Adds one translation unit's findings: the first definition of a component wins (headers
+  /// are seen from several units), an op declared in a header is counted once.
+  void merge(const Result& unit) {
+    for (const auto& [id, comp] : unit.components) m_result.components.emplace(id, comp);
+    for (const auto& op : unit.ops) {
+      if (!m_sites.insert(op.where).second) continue;
+      if (op.root.rfind("lambda:", 0) == 0) {
+        const int nth = ++m_lambdas[op.name];
+        auto it = m_result.components.find(op.root);
+        if (nth > 1 && it != m_result.components.end()) it->second.key += " #" + std::to_string(nth);
+      }
+      m_result.ops.push_back(op);
+    }
+    for (const auto& w : unit.warnings)
+      if (std::find(m_result.warnings.begin(), m_result.warnings.end(), w) == m_result.warnings.end())
+        m_result.warnings.push_back(w);
+    m_result.inputs.insert(unit.inputs.begin(), unit.inputs.end());
   }
 
   bool is_project_path(const std::string& name) { return relative_path(name).has_value(); }
@@ -213,7 +332,7 @@ class Analyser {
         if (!clang_Cursor_isMacroBuiltin(c)) {
           const std::string id = "macro:" + name;
           m_macros.insert(name);
-          if (!m_result.components.contains(id)) add_component(id, "macro " + name, Kind::macro, *file, c, {});
+          if (!m_unit.components.contains(id)) add_component(id, "macro " + name, Kind::macro, *file, c, {});
         }
       }
       return CXChildVisit_Continue;
@@ -223,7 +342,7 @@ class Analyser {
     if (definition && (is_function_kind(kind) || is_global_variable(c) || is_type_kind(kind))) {
       if (auto file = project_file(c)) {
         const std::string usr = take(clang_getCursorUSR(c));
-        if (!usr.empty() && !m_result.components.contains(usr)) {
+        if (!usr.empty() && !m_unit.components.contains(usr)) {
           Kind k = is_function_kind(kind) ? Kind::function : is_type_kind(kind) ? Kind::type : Kind::variable;
           std::string key = qualified_name(c);
           if (k == Kind::type) {
@@ -272,7 +391,7 @@ class Analyser {
     comp.file = file;
     normalize(c, skip, comp);
     if (kind != Kind::macro) collect_refs(c, comp.refs);
-    m_result.components.emplace(id, std::move(comp));
+    m_unit.components.emplace(id, std::move(comp));
   }
 
   /// Tokens of the cursor's extent: the hash covers the token spellings only; the code keeps the
@@ -407,16 +526,13 @@ class Analyser {
     if (!project_file(call)) return;
     if (clang_Cursor_getNumArguments(call) < 3) return;
     const std::string at = where(call);
-    const std::string site_key = at;
-    if (m_sites.contains(site_key)) return;  // a header seen from several translation units
-    m_sites.insert(site_key);
     // The name: a string literal.
     auto lit = find_in(clang_Cursor_getArgument(call, 0),
                        [](CXCursor c) { return clang_getCursorKind(c) == CXCursor_StringLiteral; });
     if (!lit) {
-      m_result.warnings.push_back(at +
-                                  ": the op's name is not a string literal; its code is not tracked (use a "
-                                  "literal name, or give the op explicit versions)");
+      m_unit.warnings.push_back(at +
+                                ": the op's name is not a string literal; its code is not tracked (use a "
+                                "literal name, or give the op explicit versions)");
       return;
     }
     OpSite site;
@@ -446,19 +562,18 @@ class Analyser {
     }
     if (site.root.empty() && target && clang_getCursorKind(*target) == CXCursor_LambdaExpr) {
       // Named after the op, not its position: moving the code around is no change.
-      const int nth = ++m_lambdas[site.name];
       site.root = "lambda:" + at;
-      if (!m_result.components.contains(site.root))
-        add_component(site.root, "lambda of op " + site.name + (nth > 1 ? " #" + std::to_string(nth) : ""),
-                      Kind::lambda, project_file(*target).value_or(""), *target, {});
+      if (!m_unit.components.contains(site.root))
+        add_component(site.root, "lambda of op " + site.name, Kind::lambda, project_file(*target).value_or(""), *target,
+                      {});
     }
     if (site.root.empty()) {
-      m_result.warnings.push_back(at + ": op '" + site.name +
-                                  "': cannot tell which function it runs (pass a function, a function template or a "
-                                  "lambda); its code is not tracked");
+      m_unit.warnings.push_back(at + ": op '" + site.name +
+                                "': cannot tell which function it runs (pass a function, a function template or a "
+                                "lambda); its code is not tracked");
       return;
     }
-    m_result.ops.push_back(std::move(site));
+    m_unit.ops.push_back(std::move(site));
   }
 
   const Options& m_options;
@@ -466,7 +581,11 @@ class Analyser {
   std::vector<std::string> m_excludes;
   CXIndex m_index;
   CXTranslationUnit m_tu = nullptr;
-  Result m_result;
+  Result m_result;  ///< merged over the units
+  Result m_unit;    ///< the unit being parsed
+  std::set<std::string> m_unit_files;
+  std::size_t m_reparsed = 0;
+  std::map<std::string, CachedUnit> m_cache, m_new_cache;
   std::unordered_map<std::string, std::optional<std::string>> m_file_cache;
   std::set<std::string> m_macros;
   std::set<std::string> m_sites;

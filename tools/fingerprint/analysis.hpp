@@ -39,6 +39,9 @@ struct Options {
   std::filesystem::path root;                   ///< project files live below it
   std::vector<std::filesystem::path> excludes;  ///< ... but not below these (build dirs)
   std::vector<std::filesystem::path> sources;   ///< translation units to analyse
+  /// Where findings per translation unit are kept between runs (none: no cache). A unit whose
+  /// flags and files (every file it read, system headers too) are unchanged is not parsed again.
+  std::filesystem::path cache;
 };
 
 struct Result {
@@ -46,6 +49,7 @@ struct Result {
   std::vector<OpSite> ops;
   std::set<std::string> inputs;  ///< every file read (for the build system's depfile)
   std::vector<std::string> warnings;
+  std::size_t reparsed = 0;  ///< translation units parsed (the others came from the cache)
   /// Components reachable from an op's root, sorted by key.
   [[nodiscard]] std::vector<const Component*> reachable(const OpSite& op) const;
 };

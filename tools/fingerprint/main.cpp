@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
         options.sources.push_back(p);
       }
     }
+    options.cache = output.string() + ".cache.json";
     Result result = analyse(options);
     for (const auto& w : result.warnings) std::cerr << "mandala-fingerprint: warning: " << w << '\n';
     write_if_changed(output, generate_source(result));

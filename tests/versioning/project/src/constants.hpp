@@ -1,0 +1,3 @@
+#pragma once
+// Read by the op `scale`.
+constexpr int kFactor = 3;

@@ -1,0 +1,3 @@
+#include "helpers.hpp"
+
+int deep_helper(int x) { return x * x; }
