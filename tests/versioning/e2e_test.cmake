@@ -116,7 +116,7 @@ function(component_hashes var)
   set(${var} "${hashes}" PARENT_SCOPE)
 endfunction()
 component_hashes(hashes_before)
-edit(src/deep.cpp "int deep_helper(int x) {\n  return x * x;\n}"
+edit(src/deep.cpp "int deep_helper(int x) { return x * x; }"
      "// squares its argument\nint deep_helper(int x)\n{\n    return x*x;   /* no change */\n}")
 edit(src/ops.cpp "  ++runs[\"score\"];\n  return middle(x) * 2;"
      "  ++runs[\"score\"];  // count\n\n  return middle( x ) * 2;")
@@ -184,7 +184,7 @@ foreach(needle "=== version 1:" "int deep_helper(int x)" "return x * x;" "return
   endif()
 endforeach()
 run(WHAT "diff" "${build}/pipeline" "${store}" diff score 1 3 OUTPUT diff)
-if(NOT diff MATCHES "\n-[ ]*return x \\* x;" OR NOT diff MATCHES "\n\\+[ ]*return x\\*x\\*x;")
+if(NOT diff MATCHES "\n-int deep_helper\\(int x\\) { return x \\* x; }" OR NOT diff MATCHES "\n\\+[ ]*return x\\*x\\*x;")
   message(FATAL_ERROR "unexpected diff of versions 1 and 3:\n${diff}")
 endif()
 
