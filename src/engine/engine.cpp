@@ -376,7 +376,12 @@ CallInfo StorageCore::to_info(const std::shared_ptr<StorageCore>& self, const st
   info.version = record.version;
   info.hid = record.hid;
   info.cid = record.cid;
-  info.created = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.created_ms));
+  // A damaged timestamp must not overflow the clock's nanosecond count: clamp it to the range
+  // the clock can hold.
+  using Clock = std::chrono::system_clock;
+  constexpr auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration::max()).count() - 1;
+  const std::int64_t ms = std::clamp<std::int64_t>(record.created_ms, -limit, limit);
+  info.created = Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(ms)));
   for (const auto& r : record.inputs) info.inputs.emplace_back(r.name, AnyRef(make_lazy(self, r.hid, r.cid)));
   // Outputs in the op's declared order when known.
   std::vector<std::string> order;

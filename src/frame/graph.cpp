@@ -487,10 +487,12 @@ void FrameImpl::complete_ios() {
 void FrameImpl::prune_to_invariant() {
   for (auto& [name, n] : nodes) {
     if (n.is_var) continue;
+    const auto& ins = n.in;  // lambdas cannot capture structured bindings before clang 16
+    const auto& outs = n.out;
     std::erase_if(n.elems, [&](Elem c) {
       const CallRow& row = u->call(c);
       for (const auto* side : {&row.inputs, &row.outputs}) {
-        const auto& adj = side == &row.inputs ? n.in : n.out;
+        const auto& adj = side == &row.inputs ? ins : outs;
         for (const auto& io : *side) {
           auto it = adj.find(u->name(io.label));
           if (it == adj.end()) continue;
@@ -744,6 +746,7 @@ std::vector<std::string> FrameImpl::violations() const {
       const CallRow& row = u->call(c);
       if (u->name(row.op) != n.op)
         out.push_back(name + ": call " + row.hid.hex() + " of op " + u->name(row.op) + " in a node of op " + n.op);
+      const std::string& node_name = name;  // lambdas cannot capture structured bindings before clang 16
       auto check = [&](const std::vector<Io>& ios, const std::map<std::string, std::set<std::string>>& adj,
                        const char* what) {
         for (const auto& io : ios) {
@@ -751,7 +754,7 @@ std::vector<std::string> FrameImpl::violations() const {
           if (it == adj.end()) continue;
           for (const auto& v : it->second)
             if (has(v) && !contains(node(v).elems, io.ref))
-              out.push_back(name + ": " + what + " " + u->name(io.name) + " of call " + row.hid.hex() +
+              out.push_back(node_name + ": " + what + " " + u->name(io.name) + " of call " + row.hid.hex() +
                             " is missing from variable " + v);
         }
       };

@@ -25,24 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-md::StorageOptions options() {
-  md::StorageOptions o;
-  o.blob_threshold_bytes = rel::blob_threshold;
-  return o;
-}
-
-/// Every regular file under `dir` with its size and a digest of its bytes.
-std::map<std::string, std::string> contents(const fs::path& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    const std::string bytes = md::testing::read_file(e.path());
-    out[e.path().lexically_relative(dir).string()] =
-        std::to_string(bytes.size()) + " bytes, hash " + std::to_string(std::hash<std::string>{}(bytes));
-  }
-  return out;
-}
-
 void overwrite(const fs::path& file, std::uint64_t offset, const std::string& bytes) {
   std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
   f.seekp(static_cast<std::streamoff>(offset));
@@ -59,7 +41,7 @@ void use_store(const fs::path& db, bool read_only, std::vector<std::string>& err
       errors.push_back(std::string(md::to_string(e.code())) + ": " + e.what());
     }
   };
-  auto o = options();
+  auto o = rel::workload_options();
   o.read_only = read_only;
   std::unique_ptr<md::Storage> storage;
   attempt([&] { storage = std::make_unique<md::Storage>(db, o); });
@@ -78,13 +60,13 @@ void use_store(const fs::path& db, bool read_only, std::vector<std::string>& err
 class BadInput : public ::testing::Test {
  protected:
   void SetUp() override {
-    md::Storage storage(db(), options());
+    md::Storage storage(db(), rel::workload_options());
     md::Session s(storage);
     for (std::int64_t x = 0; x < 300; ++x) rel::run_step(x, 50);
   }
   [[nodiscard]] fs::path db() const { return m_dir / "store.db"; }
   [[nodiscard]] fs::path blob_of(std::int64_t x) {
-    md::Storage storage(db(), options());
+    md::Storage storage(db(), rel::workload_options());
     md::Session s(storage);
     return fs::path(db().string() + ".blobs") / rel::big(x).cid().hex().substr(0, 2) / rel::big(x).cid().hex();
   }
@@ -116,23 +98,23 @@ TEST_F(BadInput, DamagedDatabasePagesGiveErrorsNotCrashes) {
 
 TEST_F(BadInput, TruncatedDatabaseIsReportedAsDamaged) {
   fs::resize_file(db(), fs::file_size(db()) / 2);
-  const auto before = contents(m_dir.path());
+  const auto before = md::testing::snapshot(m_dir.path());
   std::vector<std::string> errors;
   use_store(db(), true, errors);
   use_store(db(), false, errors);
   ASSERT_FALSE(errors.empty());
   for (const auto& e : errors) EXPECT_EQ(e.rfind("corrupt_store", 0), 0u) << e;
-  EXPECT_EQ(contents(m_dir.path()), before);
+  EXPECT_EQ(md::testing::snapshot(m_dir.path()), before);
 }
 
 TEST_F(BadInput, AlteredInlineValueIsDetectedByItsId) {
   {
-    md::Storage storage(db(), options());
+    md::Storage storage(db(), rel::workload_options());
     md::Session s(storage);
     const auto z = rel::run_step(5, 50);
     md::testing::sql(db(), "UPDATE \"values\" SET data = x'cd0007' WHERE cid = x'" + z.cid().hex() + "'");
   }
-  md::Storage storage(db(), options());
+  md::Storage storage(db(), rel::workload_options());
   md::Session s(storage);
   try {
     (void)rel::run_step(5, 50).get();
@@ -147,9 +129,9 @@ TEST_F(BadInput, TruncatedAndMissingBlobFilesAreReported) {
   const fs::path file = blob_of(100);
   ASSERT_TRUE(fs::exists(file));
   fs::resize_file(file, fs::file_size(file) - 1);
-  auto before = contents(m_dir.path());
+  auto before = md::testing::snapshot(m_dir.path());
   {
-    md::Storage storage(db(), options());
+    md::Storage storage(db(), rel::workload_options());
     md::Session s(storage);
     try {
       (void)rel::big(100).get();
@@ -159,11 +141,11 @@ TEST_F(BadInput, TruncatedAndMissingBlobFilesAreReported) {
       EXPECT_NE(std::string(e.what()).find(file.filename().string()), std::string::npos) << e.what();
     }
   }
-  EXPECT_EQ(contents(m_dir.path()), before);
+  EXPECT_EQ(md::testing::snapshot(m_dir.path()), before);
   fs::remove(file);
-  before = contents(m_dir.path());
+  before = md::testing::snapshot(m_dir.path());
   {
-    md::Storage storage(db(), options());
+    md::Storage storage(db(), rel::workload_options());
     md::Session s(storage);
     try {
       (void)rel::big(100).get();
@@ -173,12 +155,12 @@ TEST_F(BadInput, TruncatedAndMissingBlobFilesAreReported) {
       EXPECT_NE(std::string(e.what()).find("is missing"), std::string::npos) << e.what();
     }
   }
-  EXPECT_EQ(contents(m_dir.path()), before);
+  EXPECT_EQ(md::testing::snapshot(m_dir.path()), before);
 }
 
 TEST_F(BadInput, ReadOnlyStoreReadsAndRefusesEveryWrite) {
-  const auto before = contents(m_dir.path());
-  auto o = options();
+  const auto before = md::testing::snapshot(m_dir.path());
+  auto o = rel::workload_options();
   o.read_only = true;
   {
     md::Storage storage(db(), o);
@@ -200,7 +182,7 @@ TEST_F(BadInput, ReadOnlyStoreReadsAndRefusesEveryWrite) {
     }
   }  // closing reports the calls it could not write, on stderr
   // A read-only WAL reader may leave an empty log and its index behind (SQLite's own files).
-  auto after = contents(m_dir.path());
+  auto after = md::testing::snapshot(m_dir.path());
   if (after.contains("store.db-wal")) {
     EXPECT_EQ(fs::file_size(db().string() + "-wal"), 0u);
     after.erase("store.db-wal");
@@ -210,7 +192,7 @@ TEST_F(BadInput, ReadOnlyStoreReadsAndRefusesEveryWrite) {
 }
 
 TEST_F(BadInput, ValuesReadAsTheWrongTypeFailClearly) {
-  md::Storage storage(db(), options());
+  md::Storage storage(db(), rel::workload_options());
   md::Session s(storage);
   const auto big = rel::big(50);
   try {

@@ -16,6 +16,7 @@
 #include "mandala/mandala.hpp"
 #include "process.hpp"
 #include "support/files.hpp"
+#include "support/integrity.hpp"
 #include "support/temp_dir.hpp"
 #include "workload.hpp"
 
@@ -25,15 +26,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string kinds(const std::vector<md::IntegrityProblem>& list) {
-  std::string s;
-  for (const auto& p : list) s += p.kind + ": " + p.message + "\n";
-  return s;
-}
-
-md::StorageOptions workload_options() {
-  md::StorageOptions o;
-  o.blob_threshold_bytes = rel::blob_threshold;
+/// Many small transactions: as much lock contention as possible.
+md::StorageOptions contention_options() {
+  auto o = rel::workload_options();
   o.flush_every_calls = 16;
   return o;
 }
@@ -42,7 +37,7 @@ md::StorageOptions workload_options() {
 /// retracing them executes nothing.
 void expect_exactly_steps(md::Storage& storage, std::int64_t steps, std::int64_t blob_every) {
   const auto report = storage.check_integrity();
-  EXPECT_TRUE(report.ok()) << kinds(report.problems);
+  EXPECT_TRUE(report.ok()) << md::testing::describe(report.problems);
   for (const auto& w : report.warnings) EXPECT_NE(w.kind, "detached_ref") << w.message;
   EXPECT_EQ(report.calls, rel::calls_of_steps(steps, blob_every));
   EXPECT_EQ(storage.calls_of("rel_sq").size(), static_cast<std::size_t>(steps));
@@ -87,7 +82,7 @@ TEST(Concurrency, ThreadsShareOneFileStorage) {
   md::testing::TempDir dir;
   constexpr int threads = 8;
   constexpr std::int64_t count = 300;
-  md::Storage storage(dir / "store.db", workload_options());
+  md::Storage storage(dir / "store.db", contention_options());
   run_threads(threads, count, 50, [&](int) -> md::Storage& { return storage; });
   expect_exactly_steps(storage, (threads - 1) * count / 2 + count, 50);
 }
@@ -107,10 +102,10 @@ TEST(Concurrency, ThreadsWithTheirOwnStorageOnOneFile) {
   constexpr std::int64_t count = 300;
   std::vector<std::unique_ptr<md::Storage>> storages;
   for (int t = 0; t < threads; ++t)
-    storages.push_back(std::make_unique<md::Storage>(dir / "store.db", workload_options()));
+    storages.push_back(std::make_unique<md::Storage>(dir / "store.db", contention_options()));
   run_threads(threads, count, 50, [&](int t) -> md::Storage& { return *storages[static_cast<std::size_t>(t)]; });
   storages.clear();
-  md::Storage storage(dir / "store.db", workload_options());
+  md::Storage storage(dir / "store.db", contention_options());
   expect_exactly_steps(storage, (threads - 1) * count / 2 + count, 50);
 }
 
@@ -142,7 +137,7 @@ TEST(Concurrency, FourProcessesTwoThreadsEach) {
   // Process p covers steps [p*count, p*count + 1.5*count): together [0, (processes + 0.5) * count).
   const std::int64_t steps = processes * count + count / 2;
   EXPECT_GE(executed, rel::calls_of_steps(steps, blob_every));
-  md::Storage storage(store, workload_options());
+  md::Storage storage(store, contention_options());
   expect_exactly_steps(storage, steps, blob_every);
 }
 
@@ -171,7 +166,7 @@ class LockHolder {
 
 TEST(Contention, AFlushWaitsForAnotherWriter) {
   md::testing::TempDir dir;
-  md::Storage storage(dir / "store.db", workload_options());
+  md::Storage storage(dir / "store.db", contention_options());
   md::Session session(storage);
   rel::run_step(1, 0);
   const auto start = std::chrono::steady_clock::now();
@@ -185,7 +180,7 @@ TEST(Contention, AFlushWaitsForAnotherWriter) {
 
 TEST(Contention, ALockHeldPastTheTimeoutIsAClearErrorAndLosesNothing) {
   md::testing::TempDir dir;
-  auto options = workload_options();
+  auto options = contention_options();
   options.lock_timeout = std::chrono::milliseconds(200);
   md::Storage storage(dir / "store.db", options);
   md::Session session(storage);

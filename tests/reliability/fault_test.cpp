@@ -14,6 +14,7 @@
 #include "fault_vfs.hpp"
 #include "mandala/mandala.hpp"
 #include "store/blob_files.hpp"
+#include "support/integrity.hpp"
 #include "support/temp_dir.hpp"
 #include "workload.hpp"
 
@@ -23,15 +24,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string kinds(const std::vector<md::IntegrityProblem>& list) {
-  std::string s;
-  for (const auto& p : list) s += p.kind + ": " + p.message + "\n";
-  return s;
-}
-
 md::StorageOptions options() {
-  md::StorageOptions o;
-  o.blob_threshold_bytes = rel::blob_threshold;
+  auto o = rel::workload_options();
   o.flush_every_calls = 1'000'000;  // flushes only where the test says
   o.flush_interval = std::chrono::hours(1);
   return o;
@@ -48,7 +42,7 @@ void pend(md::Storage& storage, std::int64_t from, std::int64_t to, std::int64_t
 void expect_store(const fs::path& path, std::int64_t steps, std::int64_t blob_every = 0) {
   md::Storage storage(path, options());
   const auto report = storage.check_integrity();
-  EXPECT_TRUE(report.ok()) << kinds(report.problems);
+  EXPECT_TRUE(report.ok()) << md::testing::describe(report.problems);
   EXPECT_EQ(report.calls, rel::calls_of_steps(steps, blob_every));
   storage.allow_new_calls(false);
   md::Session s(storage);

@@ -53,6 +53,7 @@ struct Settings {
 
 struct Totals {
   int kills = 0;
+  int kills_after_a_flush = 0;  ///< the killed run had flushed at least once
   int completed_runs = 0;
   int stores = 1;
   std::uint64_t flushed_calls_checked = 0;
@@ -111,9 +112,11 @@ class Harness {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cout << "\n| measure | value |\n|---|---|\n"
               << "| kills survived | " << m_t.kills << " |\n"
+              << "| kills after the run's first flush | " << m_t.kills_after_a_flush << " |\n"
               << "| runs that finished before their kill (+ the final run) | " << m_t.completed_runs << " |\n"
               << "| stores filled | " << m_t.stores << " |\n"
-              << "| flushed calls checked after kills | " << m_t.flushed_calls_checked << " |\n"
+              << "| flushed calls checked (after each kill and each finished run) | " << m_t.flushed_calls_checked
+              << " |\n"
               << "| integrity problems | " << m_t.integrity_problems << " |\n"
               << "| calls lost | " << m_t.calls_lost << " |\n"
               << "| wrong values | " << m_t.wrong_values << " |\n"
@@ -147,14 +150,27 @@ class Harness {
     int status = -1;
     bool ended = false;
     if (kill) {
-      const int delay = std::uniform_int_distribution<int>(0, m_s.max_delay_ms)(m_rng);
+      // Half the kills land at a random moment after the writer has opened the store (while it
+      // retraces, computes, writes blob files or commits); the other half just after its n-th
+      // flush of this run, so that commits and blob writes are hit often.
+      const bool after_flushes = std::uniform_int_distribution<int>(0, 1)(m_rng) == 1;
+      const int flushes = std::uniform_int_distribution<int>(1, 6)(m_rng);
+      const int delay = std::uniform_int_distribution<int>(0, after_flushes ? 30 : m_s.max_delay_ms)(m_rng);
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      auto reached = [&] {
+        const Progress now = read_progress(progress);
+        return after_flushes ? static_cast<int>(now.flushes.size()) >= flushes : now.start.has_value();
+      };
+      while (!(ended = writer.poll(status)) && !reached() && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay);
-      while (!(ended = writer.poll(status)) && std::chrono::steady_clock::now() < until)
+      while (!ended && !(ended = writer.poll(status)) && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       if (!ended) {
         writer.kill(SIGKILL);
         status = writer.wait();
         ++m_t.kills;
+        if (!read_progress(progress).flushes.empty()) ++m_t.kills_after_a_flush;
       }
     } else {
       status = writer.wait();
@@ -189,9 +205,7 @@ class Harness {
     }
     if (!fs::exists(store())) return;  // killed before it created the store
     try {
-      md::StorageOptions options;
-      options.blob_threshold_bytes = rel::blob_threshold;
-      md::Storage storage(store(), options);
+      md::Storage storage(store(), rel::workload_options());
       const auto report = storage.check_integrity();
       for (const auto& problem : report.problems)
         fail(m_t.integrity_problems, label + ": " + problem.kind + ": " + problem.message);

@@ -48,9 +48,7 @@ int writer(char** argv) {
   const std::int64_t steps = arg(argv, 4);
   const std::int64_t blob_every = arg(argv, 5);
   const std::int64_t flush_every = arg(argv, 6);
-  md::StorageOptions options;
-  options.blob_threshold_bytes = rel::blob_threshold;
-  md::Storage storage(store, options);
+  md::Storage storage(store, rel::workload_options());
   report(fd, "start " + std::to_string(storage.stats().calls));
   {
     md::Session session(storage);
@@ -72,8 +70,7 @@ int threads(char** argv) {
   const std::int64_t count = arg(argv, 4);
   const auto nthreads = static_cast<int>(arg(argv, 5));
   const std::int64_t blob_every = arg(argv, 6);
-  md::StorageOptions options;
-  options.blob_threshold_bytes = rel::blob_threshold;
+  auto options = rel::workload_options();
   options.flush_every_calls = 16;  // many small transactions: as much lock contention as possible
   md::Storage storage(argv[2], options);
   std::vector<std::thread> pool;

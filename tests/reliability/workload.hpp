@@ -27,6 +27,13 @@ inline const auto total = op("rel_total", {"v"}, [](const std::vector<double>& v
   return s;
 });
 
+/// Options of every storage on a workload store (blob-sized values go to files).
+inline StorageOptions workload_options() {
+  StorageOptions o;
+  o.blob_threshold_bytes = blob_threshold;
+  return o;
+}
+
 /// One step: sq(x), add(sq(x), x % 7), and for blob steps total(big(x)). Returns the add ref.
 inline Ref<std::int64_t> run_step(std::int64_t x, std::int64_t blob_every) {
   auto y = sq(x);

@@ -15,23 +15,12 @@
 
 namespace md = mandala;
 namespace fs = std::filesystem;
+using mandala::testing::snapshot;
 using mandala::testing::sql;
 
 namespace {
 
 const auto inc = md::op("inc", {"x"}, [](int x) { return x + 1; });
-
-/// Every file in the directory with its size and a digest of its bytes.
-std::map<std::string, std::string> snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    const std::string bytes = md::testing::read_file(e.path());
-    out[e.path().lexically_relative(dir).string()] =
-        std::to_string(bytes.size()) + " bytes, hash " + std::to_string(std::hash<std::string>{}(bytes));
-  }
-  return out;
-}
 
 void write_file(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
