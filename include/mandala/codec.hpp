@@ -161,6 +161,12 @@ class ValueView {
   [[noreturn]] void fail_expected(std::string_view what) const;
   /// JSON rendering of the value (typed arrays as {"dtype","shape","data"}; pointers as {"pointer"}).
   [[nodiscard]] std::string to_json(std::size_t max_array_items = SIZE_MAX) const;
+  /// A one-line display form for people: JSON for scalars, strings, arrays and maps; a typed
+  /// array as dtype, shape and a preview of its first elements (`f64[2x3] [0.5, 1, 1.5, ...]`);
+  /// binary as its size and first bytes; a pointer as `pointer(name)`. Cut to at most
+  /// `max_chars` characters (code points) ending in "..." when longer; only what is shown is
+  /// rendered, so huge values cost what their preview costs.
+  [[nodiscard]] std::string to_text(std::size_t max_chars = SIZE_MAX) const;
 
  private:
   friend class DecodedValue;

@@ -68,6 +68,8 @@ std::vector<std::byte> load_value_bytes(const RefState& state);
 [[noreturn]] void throw_wrong_type_collection(const RefState& state, const std::type_info& wanted);
 /// JSON rendering of the ref's stored value (loads the bytes; never the typed value).
 std::string ref_json(const RefState& state, std::size_t max_array_items);
+/// The display text of the ref's stored value (ValueView::to_text).
+std::string ref_text(const RefState& state, std::size_t max_chars);
 
 /// The element refs of a stored collection ref (loads its shape; Errc::decode when the ref is
 /// not a collection of `kind`).
@@ -111,6 +113,10 @@ class AnyRef {
   /// The stored value as JSON (typed arrays as {"dtype","shape","data"}).
   [[nodiscard]] std::string to_json(std::size_t max_array_items = SIZE_MAX) const {
     return detail::ref_json(state(), max_array_items);
+  }
+  /// The stored value's one-line display form (ValueView::to_text).
+  [[nodiscard]] std::string to_text(std::size_t max_chars = SIZE_MAX) const {
+    return detail::ref_text(state(), max_chars);
   }
 
   /// The same ref with a static type; the value is checked when it is loaded.

@@ -43,6 +43,12 @@ struct StorageOptions {
   /// What happens when an op's tracked code differs from the code its calls were stored with
   /// (mandala/versioning.hpp).
   OnCodeChange on_code_change = OnCodeChange::new_version;
+  /// With read_only: leave every file of the store exactly as it was, creating none (SQLite
+  /// would otherwise leave `-wal` and `-shm` files beside it). The store is then read as a
+  /// snapshot taken at open: writes other processes make while it is open are not seen. A store
+  /// with a non-empty write-ahead log (open for writing elsewhere, or not closed cleanly) is
+  /// opened as with read_only alone.
+  bool leave_untouched = false;
 };
 
 /// A stored call, as returned by queries. Refs are lazy.
@@ -75,6 +81,7 @@ struct StorageStats {
   std::uint64_t refs = 0;  ///< distinct history ids among call inputs and outputs
   std::uint64_t blob_files = 0;
   std::uint64_t value_bytes = 0;  ///< encoded bytes of all stored values
+  friend bool operator==(const StorageStats&, const StorageStats&) = default;
 };
 
 struct CleanupReport {
@@ -132,6 +139,48 @@ struct IntegrityReport {
 
 /// Progress of a long operation: `done` of `total` units of work.
 using ProgressCallback = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+// ---- inspection (what the `mandala` command shows; read-only queries) -------------------------
+
+/// One op (name and version) known to a store, with what its stored calls add up to.
+struct OpSummary {
+  std::string name;
+  std::uint32_t version = 0;
+  std::vector<std::string> inputs;   ///< input names as declared
+  std::vector<std::string> outputs;  ///< output names as declared
+  std::uint64_t calls = 0;           ///< stored calls
+  /// Encoded bytes of the outputs of its stored calls (a value output by k calls counts k times).
+  std::uint64_t output_bytes = 0;
+  /// When its most recently recorded call was recorded; nullopt without calls.
+  std::optional<std::chrono::system_clock::time_point> last_call;
+  friend bool operator==(const OpSummary&, const OpSummary&) = default;
+};
+
+/// A summary of a whole store.
+struct StorageInfo {
+  std::filesystem::path path;  ///< empty for an in-memory storage
+  int schema_version = 0;
+  std::optional<std::chrono::system_clock::time_point> created;
+  StorageStats stats;
+  std::uint64_t database_bytes = 0;   ///< the database file and its write-ahead log
+  std::uint64_t blob_file_bytes = 0;  ///< the files of large values
+  std::vector<OpSummary> ops;         ///< by name, then version
+};
+
+/// Which calls of an op Storage::find_calls returns.
+struct CallQuery {
+  std::optional<std::uint32_t> version;  ///< all versions when empty
+  std::size_t limit = SIZE_MAX;
+  std::size_t offset = 0;
+  bool newest_first = false;  ///< storage order (oldest first) otherwise
+};
+
+/// A call or ref whose history id starts with a given prefix (Storage::find_by_prefix).
+struct IdMatch {
+  enum class Kind { call, ref };
+  Kind kind = Kind::call;
+  Id hid;
+};
 
 enum class Dependents { no, yes };
 
@@ -207,6 +256,23 @@ class Storage {
   /// content matches its id), ref consistency, index counts, stray blob files. Reads only; works
   /// on a read-only storage. `progress`, when given, is called now and then from this thread.
   [[nodiscard]] IntegrityReport check_integrity(ProgressCallback progress = {});
+
+  // ---- inspection (read-only; work on stores opened with read_only) -------------------------
+  /// Schema, counts, sizes and every op.
+  [[nodiscard]] StorageInfo info();
+  /// Every op with its call count, output bytes and last call, by name then version.
+  [[nodiscard]] std::vector<OpSummary> ops();
+  /// One page of an op's calls; Errc::not_found when the store has no op of that name (and
+  /// version). Costs what the page costs, not what the op's calls cost.
+  [[nodiscard]] std::vector<CallInfo> find_calls(std::string_view op_name, const CallQuery& query = {});
+  /// Calls and refs whose history id starts with `hex_prefix` (1 to 32 hex digits, any case),
+  /// calls first, at most `limit` of each kind. Errc::invalid_argument for a non-hex prefix.
+  [[nodiscard]] std::vector<IdMatch> find_by_prefix(std::string_view hex_prefix, std::size_t limit = 10);
+  /// The calls drop_calls(call_hids, dependents) would remove, in storage order; changes nothing.
+  [[nodiscard]] std::vector<CallInfo> calls_to_drop(std::span<const Id> call_hids,
+                                                    Dependents dependents = Dependents::no);
+  /// What cleanup() would remove and free now; changes nothing.
+  [[nodiscard]] CleanupReport cleanup_preview();
 
   /// ComputationFrames over this storage (mandala/frame.hpp; pending calls included): all calls
   /// of an op (of one version when given), refs in one variable `v`, or named sets of refs.

@@ -37,23 +37,6 @@ std::shared_ptr<RefState> make_lazy(const std::shared_ptr<StorageCore>& self, co
   return s;
 }
 
-/// Ends the store's read snapshot when a query is done, so an idle storage holds no lock.
-class ReadScope {
- public:
-  explicit ReadScope(store::Store& store) : m_store(store) {}
-  ~ReadScope() {
-    try {
-      m_store.end_read();
-    } catch (const std::exception&) {  // ending a read-only transaction cannot lose data
-    }
-  }
-  ReadScope(const ReadScope&) = delete;
-  ReadScope& operator=(const ReadScope&) = delete;
-
- private:
-  store::Store& m_store;
-};
-
 }  // namespace
 
 StorageCore::StorageCore(const std::filesystem::path& path, const StorageOptions& options)
@@ -68,6 +51,7 @@ StorageCore::StorageCore(const std::filesystem::path& path, const StorageOptions
   so.read_only = options.read_only;
   so.lock_timeout = options.lock_timeout;
   so.durable_flush = options.durable_flush;
+  so.leave_untouched = options.leave_untouched;
   m_store = store::open_sqlite_store(path, so);
 }
 

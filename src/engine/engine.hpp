@@ -37,6 +37,23 @@ class VersionResolver {
   virtual std::optional<Id> resolve(const OpInfo& op, store::Store& store) = 0;
 };
 
+/// Ends the store's read snapshot when a query is done, so an idle storage holds no lock.
+class ReadScope {
+ public:
+  explicit ReadScope(store::Store& store) : m_store(store) {}
+  ~ReadScope() {
+    try {
+      m_store.end_read();
+    } catch (const std::exception&) {  // ending a read-only transaction cannot lose data
+    }
+  }
+  ReadScope(const ReadScope&) = delete;
+  ReadScope& operator=(const ReadScope&) = delete;
+
+ private:
+  store::Store& m_store;
+};
+
 class StorageCore {
  public:
   StorageCore(const std::filesystem::path& path, const StorageOptions& options);
@@ -100,6 +117,15 @@ class StorageCore {
   CleanupReport cleanup();
   StorageStats stats();
   IntegrityReport check_integrity(const ProgressCallback& progress);
+  // Inspection (src/engine/inspect.cpp): pending calls are flushed first.
+  StorageInfo info();
+  std::vector<OpSummary> op_summaries();
+  std::vector<CallInfo> find_calls(const std::shared_ptr<StorageCore>& self, std::string_view op,
+                                   const CallQuery& query);
+  std::vector<IdMatch> find_by_prefix(std::string_view hex_prefix, std::size_t limit);
+  std::vector<CallInfo> calls_to_drop(const std::shared_ptr<StorageCore>& self, std::span<const Id> call_hids,
+                                      Dependents dependents);
+  CleanupReport cleanup_preview();
 
  private:
   /// What a lookup needs of a call: its content id and outputs. Compact, since the caches hold

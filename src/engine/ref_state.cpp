@@ -21,7 +21,8 @@ void throw_wrong_type(const RefState& state, const std::type_info& wanted) {
                                 type_name(*state.type) + ", not a " + type_name(wanted));
 }
 
-std::string ref_json(const RefState& state, std::size_t max_array_items) {
+namespace {
+std::vector<std::byte> encoded_bytes(const RefState& state) {
   std::vector<std::byte> bytes;
   {
     std::lock_guard lock(state.mutex);
@@ -32,7 +33,16 @@ std::string ref_json(const RefState& state, std::size_t max_array_items) {
     // A collection shows its elements' values, not its shape.
     if (auto core = state.storage.lock()) bytes = materialize(*core, std::move(bytes));
   }
-  return DecodedValue(bytes).root().to_json(max_array_items);
+  return bytes;
+}
+}  // namespace
+
+std::string ref_json(const RefState& state, std::size_t max_array_items) {
+  return DecodedValue(encoded_bytes(state)).root().to_json(max_array_items);
+}
+
+std::string ref_text(const RefState& state, std::size_t max_chars) {
+  return DecodedValue(encoded_bytes(state)).root().to_text(max_chars);
 }
 
 namespace {

@@ -1,6 +1,7 @@
 // The SQLite backend of Store. Schema and on-disk rules: docs/storage-format.md.
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -81,6 +82,30 @@ struct OpRow {
   std::uint32_t version = 0;
   std::vector<std::string> outputs;
 };
+
+bool has_write_ahead_log(const fs::path& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(fs::path(path.string() + "-wal"), ec);
+  return !ec && size > 0;
+}
+
+/// `file:` URI of the path with immutable=1 (RFC 3986 percent-encoding of everything but
+/// unreserved characters and '/').
+std::string immutable_uri(const fs::path& path) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string uri = "file:";
+  for (const char c : fs::absolute(path).string()) {
+    const auto ch = static_cast<unsigned char>(c);
+    if (std::isalnum(ch) != 0 || ch == '/' || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+      uri += c;
+    } else {
+      uri += '%';
+      uri += hex[ch >> 4];
+      uri += hex[ch & 15];
+    }
+  }
+  return uri + "?immutable=1";
+}
 
 class SqliteStore final : public Store {
  public:
@@ -285,7 +310,36 @@ class SqliteStore final : public Store {
 
   std::size_t drop_calls_once(std::span<const Id> call_hids, bool dependents) {
     sql::Transaction tx(m_db.get());
-    // The doomed calls, found breadth-first from the roots through their outputs' consumers.
+    const auto todo = doomed_calls(call_hids, dependents);
+    auto& del_ref = stmt(m_del_ref, "DELETE FROM call_refs WHERE key = ?1 AND dir = ?2 AND call_id = ?3");
+    auto& del_call = stmt(m_del_call, "DELETE FROM calls WHERE id = ?1");
+    std::size_t removed = 0;
+    for (const auto& [id, rec] : todo) {
+      for (const auto& r : rec.inputs)
+        del_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_in}).bind(3, id).run();
+      for (const auto& r : rec.outputs)
+        del_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_out}).bind(3, id).run();
+      del_call.bind(1, id).run();
+      removed += static_cast<std::size_t>(sqlite3_changes(m_db.get()));
+    }
+    tx.commit();
+    return removed;
+  }
+
+  std::vector<CallRecord> calls_to_drop(std::span<const Id> call_hids, bool dependents) override {
+    return reading([&]() -> std::vector<CallRecord> {
+      auto todo = doomed_calls(call_hids, dependents);
+      std::sort(todo.begin(), todo.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::vector<CallRecord> out;
+      out.reserve(todo.size());
+      for (auto& [id, rec] : todo) out.push_back(std::move(rec));
+      return out;
+    });
+  }
+
+  /// The calls drop_calls removes (with their storage ids): the roots, and with `dependents`
+  /// every call found breadth-first through their outputs' consumers.
+  std::vector<std::pair<std::int64_t, CallRecord>> doomed_calls(std::span<const Id> call_hids, bool dependents) {
     std::unordered_set<std::int64_t> doomed;
     std::vector<std::pair<std::int64_t, CallRecord>> todo;
     auto take = [&](std::vector<std::int64_t> ids) {
@@ -308,12 +362,9 @@ class SqliteStore final : public Store {
       roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
       take(std::move(roots));
     }
-    auto& del_ref = stmt(m_del_ref, "DELETE FROM call_refs WHERE key = ?1 AND dir = ?2 AND call_id = ?3");
-    auto& del_call = stmt(m_del_call, "DELETE FROM calls WHERE id = ?1");
-    std::size_t removed = 0;
-    for (std::size_t next = 0; next < todo.size(); ++next) {
+    for (std::size_t next = 0; dependents && next < todo.size(); ++next) {
       const auto [id, rec] = todo[next];  // a copy: take() below may grow `todo`
-      if (dependents) {
+      {
         std::vector<std::int64_t> consumers;
         for (const auto& out : rec.outputs)
           for (auto c : ref_call_ids(out.hid, dir_in))
@@ -330,15 +381,8 @@ class SqliteStore final : public Store {
             }
         take(std::move(real));
       }
-      for (const auto& r : rec.inputs)
-        del_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_in}).bind(3, id).run();
-      for (const auto& r : rec.outputs)
-        del_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_out}).bind(3, id).run();
-      del_call.bind(1, id).run();
-      removed += static_cast<std::size_t>(sqlite3_changes(m_db.get()));
     }
-    tx.commit();
-    return removed;
+    return todo;
   }
 
   CleanupReport cleanup() override {
@@ -350,48 +394,202 @@ class SqliteStore final : public Store {
     sql::Transaction tx(m_db.get());
     std::vector<Id> doomed_files;
     {
-      // Every cid some call's io column names.
-      std::unordered_set<Id> used;
-      {
-        sql::Statement all(m_db.get(), std::string(call_columns));
-        while (all.step()) {
-          const auto rec = record_from(all);
-          for (const auto* list : {&rec.inputs, &rec.outputs})
-            for (const auto& r : *list) used.insert(r.cid);
-        }
-      }
-      sql::Statement scan(m_db.get(), "SELECT cid, size, data IS NULL FROM \"values\"");
       sql::Statement del(m_db.get(), "DELETE FROM \"values\" WHERE cid = ?1");
-      std::vector<Id> doomed;
-      while (scan.step()) {
-        const Id cid = scan.id(0);
-        if (used.contains(cid)) continue;
-        doomed.push_back(cid);
-        ++report.values_removed;
-        report.bytes_freed += static_cast<std::uint64_t>(scan.int64(1));
-        if (scan.int64(2) != 0) doomed_files.push_back(cid);
-      }
-      scan.reset();
-      for (const auto& cid : doomed) del.bind(1, cid).run();
+      for (const auto& cid : unreferenced_values(report, doomed_files)) del.bind(1, cid).run();
     }
     if (m_blobs) {
       // Under the write lock every writer has committed or given up, so a file without a row
       // (or a temporary) is a leftover of a failed or killed flush. Files go before the commit: if
       // it fails, the kept rows are of values no call uses, and the next write of such a value
       // writes its file again.
-      std::set<Id> doomed(doomed_files.begin(), doomed_files.end());
-      sql::Statement row(m_db.get(), "SELECT 1 FROM \"values\" WHERE cid = ?1");
-      for (const auto& cid : m_blobs->list()) {
-        row.bind(1, cid);
-        if (!row.step()) doomed.insert(cid);
-        row.reset();
-      }
-      for (const auto& cid : doomed)
+      for (const auto& cid : doomed_blob_files(doomed_files))
         if (m_blobs->remove(cid)) ++report.blob_files_removed;
       m_blobs->remove_temporaries(std::chrono::seconds(0));
     }
     tx.commit();
     return report;
+  }
+
+  CleanupReport cleanup_preview() override {
+    return reading([&]() -> CleanupReport {
+      CleanupReport report;
+      std::vector<Id> in_files;
+      (void)unreferenced_values(report, in_files);
+      if (m_blobs) {
+        std::error_code ec;
+        for (const auto& cid : doomed_blob_files(in_files))
+          if (fs::exists(m_blobs->path_of(cid), ec)) ++report.blob_files_removed;
+      }
+      return report;
+    });
+  }
+
+  /// Values no call's io names, counted into `report`; those kept in files are added to
+  /// `in_files`.
+  std::vector<Id> unreferenced_values(CleanupReport& report, std::vector<Id>& in_files) {
+    std::unordered_set<Id> used;  // every cid some call's io column names
+    {
+      sql::Statement all(m_db.get(), std::string(call_columns));
+      while (all.step()) {
+        const auto rec = record_from(all);
+        for (const auto* list : {&rec.inputs, &rec.outputs})
+          for (const auto& r : *list) used.insert(r.cid);
+      }
+    }
+    sql::Statement scan(m_db.get(), "SELECT cid, size, data IS NULL FROM \"values\"");
+    std::vector<Id> doomed;
+    while (scan.step()) {
+      const Id cid = scan.id(0);
+      if (used.contains(cid)) continue;
+      doomed.push_back(cid);
+      ++report.values_removed;
+      report.bytes_freed += static_cast<std::uint64_t>(scan.int64(1));
+      if (scan.int64(2) != 0) in_files.push_back(cid);
+    }
+    return doomed;
+  }
+
+  /// Blob files cleanup removes: those of `unreferenced` values, and files without a row.
+  std::set<Id> doomed_blob_files(const std::vector<Id>& unreferenced) {
+    std::set<Id> doomed(unreferenced.begin(), unreferenced.end());
+    sql::Statement row(m_db.get(), "SELECT 1 FROM \"values\" WHERE cid = ?1");
+    for (const auto& cid : m_blobs->list()) {
+      row.bind(1, cid);
+      if (!row.step()) doomed.insert(cid);
+      row.reset();
+    }
+    return doomed;
+  }
+
+  // ---- inspection (Store::info and the queries of the `mandala` command) ---------------------
+
+  StorageInfo info() override {
+    return reading([&]() -> StorageInfo {
+      StorageInfo info;
+      {
+        sql::Statement st(m_db.get(), "SELECT key, value FROM meta WHERE key IN ('schema_version', 'created_ms')");
+        while (st.step()) {
+          const auto key = st.text(0);
+          const auto value = st.text(1);
+          try {
+            if (key == "schema_version") info.schema_version = std::stoi(value);
+            else info.created = std::chrono::system_clock::time_point(std::chrono::milliseconds(std::stoll(value)));
+          } catch (const std::exception&) {
+            throw Error(Errc::corrupt_store, "the meta table holds an unreadable " + key + ": '" + value + "'");
+          }
+        }
+      }
+      info.stats = stats();
+      info.ops = op_summaries();
+      if (!m_path.empty()) {
+        std::error_code ec;
+        for (const char* suffix : {"", "-wal"}) {
+          const auto size = fs::file_size(fs::path(m_path.string() + suffix), ec);
+          if (!ec) info.database_bytes += size;
+        }
+      }
+      if (m_blobs) {
+        std::error_code ec;
+        for (const auto& cid : m_blobs->list()) {
+          const auto size = fs::file_size(m_blobs->path_of(cid), ec);
+          if (!ec) info.blob_file_bytes += size;
+        }
+      }
+      return info;
+    });
+  }
+
+  std::vector<OpSummary> op_summaries() override {
+    return reading([&]() -> std::vector<OpSummary> {
+      std::vector<OpSummary> out;
+      std::vector<std::int64_t> ids;
+      {
+        sql::Statement st(m_db.get(), "SELECT id, name, version, inputs, outputs FROM ops ORDER BY name, version");
+        while (st.step()) {
+          ids.push_back(st.int64(0));
+          out.push_back({st.text(1), static_cast<std::uint32_t>(st.int64(2)), parse_list(st.text(3)),
+                         parse_list(st.text(4)), 0, 0, std::nullopt});
+        }
+      }
+      // The last call is the one with the largest storage id (calls are numbered in the order
+      // they are recorded). Output bytes: the sizes of the values the op's calls output.
+      sql::Statement count(m_db.get(), "SELECT COUNT(*), MAX(id) FROM calls WHERE op_id = ?1");
+      sql::Statement created(m_db.get(), "SELECT created FROM calls WHERE id = ?1");
+      sql::Statement calls(m_db.get(), std::string(call_columns) + "WHERE op_id = ?1");
+      sql::Statement size(m_db.get(), "SELECT size FROM \"values\" WHERE cid = ?1");
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        count.bind(1, ids[i]);
+        if (count.step()) {
+          out[i].calls = static_cast<std::uint64_t>(count.int64(0));
+          if (!count.is_null(1)) {
+            created.bind(1, count.int64(1));
+            if (created.step())
+              out[i].last_call = std::chrono::system_clock::time_point(std::chrono::milliseconds(created.int64(0)));
+            created.reset();
+          }
+        }
+        count.reset();
+        calls.bind(1, ids[i]);
+        while (calls.step())
+          for (const auto& r : record_from(calls).outputs) {
+            size.bind(1, r.cid);
+            if (size.step()) out[i].output_bytes += static_cast<std::uint64_t>(size.int64(0));
+            size.reset();
+          }
+        calls.reset();
+      }
+      return out;
+    });
+  }
+
+  std::vector<CallRecord> calls_page(std::string_view op, const CallQuery& query) override {
+    return reading([&]() -> std::vector<CallRecord> {
+      std::string text = std::string(call_columns) + "WHERE op_id IN (SELECT id FROM ops WHERE name = ?1";
+      text += query.version ? " AND version = ?2)" : ")";
+      text += query.newest_first ? " ORDER BY id DESC" : " ORDER BY id";
+      text += " LIMIT ?3 OFFSET ?4";
+      sql::Statement st(m_db.get(), text);
+      st.bind(1, op);
+      if (query.version) st.bind(2, std::int64_t{*query.version});
+      const auto clamp = [](std::size_t n) {
+        return n > static_cast<std::size_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(n);
+      };
+      st.bind(3, clamp(query.limit)).bind(4, clamp(query.offset));
+      std::vector<CallRecord> out;
+      while (st.step()) out.push_back(record_from(st));
+      return out;
+    });
+  }
+
+  std::vector<Id> call_hids_between(const Id& lo, const Id& hi, std::size_t limit) override {
+    return reading([&]() -> std::vector<Id> {
+      sql::Statement st(m_db.get(),
+                        "SELECT DISTINCT hid FROM calls WHERE substr(hid, 1, 8) BETWEEN substr(?1, 1, 8) AND "
+                        "substr(?2, 1, 8) AND hid BETWEEN ?1 AND ?2 ORDER BY hid LIMIT ?3");
+      st.bind(1, lo).bind(2, hi).bind(3, static_cast<std::int64_t>(limit));
+      std::vector<Id> out;
+      while (st.step()) out.push_back(st.id(0));
+      return out;
+    });
+  }
+
+  std::vector<Id> ref_hids_between(const Id& lo, const Id& hi, std::size_t limit) override {
+    return reading([&]() -> std::vector<Id> {
+      // Keys are the hids' first 8 bytes as signed integers: for a prefix of at least one hex
+      // digit, lo and hi share the sign bit, so the key range is the hid range.
+      sql::Statement st(m_db.get(), "SELECT DISTINCT call_id FROM call_refs WHERE key BETWEEN ?1 AND ?2");
+      st.bind(1, call_io::ref_key(lo)).bind(2, call_io::ref_key(hi));
+      std::vector<std::int64_t> ids;
+      while (st.step()) ids.push_back(st.int64(0));
+      std::set<Id> found;
+      for (const auto& rec : load_calls(ids))
+        for (const auto* list : {&rec.inputs, &rec.outputs})
+          for (const auto& r : *list)
+            if (r.hid >= lo && r.hid <= hi) found.insert(r.hid);
+      std::vector<Id> out(found.begin(), found.end());
+      if (out.size() > limit) out.resize(limit);
+      return out;
+    });
   }
 
   StorageStats stats() override {
@@ -606,8 +804,15 @@ class SqliteStore final : public Store {
     flags |= m_options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     const std::string name = memory ? std::string(":memory:") : path.string();
     if (!memory) warn_if_network_file_system(path);
+    m_path = memory ? fs::path() : path;
+    std::string open_name = name;
+    if (m_options.read_only && m_options.leave_untouched && !has_write_ahead_log(path)) {
+      // Immutable: SQLite takes no locks and creates no -wal/-shm files; the file is not changed.
+      open_name = immutable_uri(path);
+      flags |= SQLITE_OPEN_URI;
+    }
     sqlite3* raw = nullptr;
-    const int rc = sqlite3_open_v2(name.c_str(), &raw, flags, nullptr);
+    const int rc = sqlite3_open_v2(open_name.c_str(), &raw, flags, nullptr);
     m_db.reset(raw);
     if (rc != SQLITE_OK) sql::throw_sqlite(m_db.get(), rc, "opening " + name);
     sqlite3_extended_result_codes(m_db.get(), 1);
@@ -848,6 +1053,7 @@ class SqliteStore final : public Store {
   }
 
   SqliteOptions m_options;
+  fs::path m_path;
   sql::Backoff m_backoff{m_options.lock_timeout};
   sql::DbHandle m_db;
   std::optional<BlobFiles> m_blobs;

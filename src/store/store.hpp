@@ -142,6 +142,19 @@ class Store {
   virtual void write_versioning(const VersioningWrite& changes) = 0;
   /// (call hid, semantic version) of every stored call of the op that has one.
   virtual std::vector<std::pair<Id, Id>> call_versions_of(std::string_view op) = 0;
+  // Inspection (src/store/sqlite_inspect.cpp): read-only, cheap on large stores.
+  /// Schema version, creation time, counts, file sizes and ops (path left to the caller).
+  virtual StorageInfo info() = 0;
+  virtual std::vector<OpSummary> op_summaries() = 0;
+  /// One page of an op's calls (all versions when `query.version` is empty).
+  virtual std::vector<CallRecord> calls_page(std::string_view op, const CallQuery& query) = 0;
+  /// History ids in [lo, hi] (byte order) of calls / of refs, at most `limit` each.
+  virtual std::vector<Id> call_hids_between(const Id& lo, const Id& hi, std::size_t limit) = 0;
+  virtual std::vector<Id> ref_hids_between(const Id& lo, const Id& hi, std::size_t limit) = 0;
+  /// The calls drop_calls(call_hids, dependents) would remove.
+  virtual std::vector<CallRecord> calls_to_drop(std::span<const Id> call_hids, bool dependents) = 0;
+  /// What cleanup() would remove.
+  virtual CleanupReport cleanup_preview() = 0;
   /// Reads share one snapshot until this is called (or a write happens); the engine calls it at
   /// least once per flush interval so other processes' writes become visible and the
   /// database's log can be checkpointed.
@@ -153,6 +166,7 @@ struct SqliteOptions {
   bool read_only = false;
   std::chrono::milliseconds lock_timeout{60'000};
   bool durable_flush = false;
+  bool leave_untouched = false;  ///< StorageOptions::leave_untouched
 };
 
 /// Opens (creating when absent) an SQLite store; an empty path means a private in-memory one.

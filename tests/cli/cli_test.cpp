@@ -1,0 +1,544 @@
+// End-to-end tests of the `mandala` command: each test builds the same small store through the
+// public API, runs the command as a separate process and checks its output and exit code.
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mandala/mandala.hpp"
+#include "support/temp_dir.hpp"
+
+namespace md = mandala;
+using nlohmann::json;
+
+namespace {
+
+using Series = std::vector<double>;
+
+const auto make_series = md::op("make_series", {"n"}, [](int n) {
+  Series s;
+  for (int i = 0; i < n; ++i) s.push_back(0.5 * i);
+  return s;
+});
+const auto scale = md::op("scale", {"series", "k"}, [](const Series& s, double k) {
+  Series out;
+  for (double x : s) out.push_back(k * x);
+  return out;
+});
+const auto total =
+    md::op("total", {"series"}, [](const Series& s) { return std::accumulate(s.begin(), s.end(), 0.0); });
+const auto label = md::op("label", {"x"}, [](double x) { return "sum " + std::to_string(static_cast<long>(x)); });
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// ISO times differ from run to run: replaced by a placeholder of the same width.
+std::string mask_times(const std::string& text) {
+  static const std::regex iso(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)");
+  return std::regex_replace(text, iso, "YYYY-MM-DDTHH:MM:SSZ");
+}
+
+std::string quote(const std::string& arg) {
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+struct Outcome {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Every file in the directory with its bytes.
+std::map<std::string, std::string> snapshot(const std::filesystem::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && e.path().filename().string().rfind("cli-", 0) != 0)
+      files[std::filesystem::relative(e.path(), dir).string()] = read_file(e.path());
+  return files;
+}
+
+/// Counts taken by scanning the tables with SQLite directly.
+std::map<std::string, std::int64_t> scan_counts(const std::filesystem::path& db_path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(db_path.string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  std::map<std::string, std::int64_t> out;
+  const std::pair<const char*, const char*> queries[] = {
+      {"values", "SELECT COUNT(*) FROM \"values\""},
+      {"value_bytes", "SELECT COALESCE(SUM(size), 0) FROM \"values\""},
+      {"blob_values", "SELECT COUNT(*) FROM \"values\" WHERE data IS NULL"},
+      {"refs", "SELECT COUNT(DISTINCT key) FROM call_refs"},
+      {"calls", "SELECT COUNT(*) FROM calls"},
+  };
+  for (const auto& [key, sql] : queries) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sql;
+    if (sqlite3_step(st) == SQLITE_ROW) out[key] = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    md::StorageOptions options;
+    options.blob_threshold_bytes = 100;  // the 20-element series go to blob files
+    md::Storage storage(m_dir / "store.db", options);
+    md::Session session(storage);
+    for (int n : {3, 20}) {
+      auto s = make_series(n);
+      for (double k : {1.0, 2.0}) (void)label(total(scale(s, k)));
+    }
+  }
+
+  /// Runs `mandala ARGS...` in the test directory, stdin from /dev/null (not a terminal).
+  Outcome run(const std::vector<std::string>& args) {
+    std::string cmd = "cd " + quote(m_dir.path().string()) + " && " + quote(MANDALA_CLI);
+    for (const auto& a : args) cmd += " " + quote(a);
+    cmd += " >cli-out 2>cli-err </dev/null";
+    const int status = std::system(cmd.c_str());
+    Outcome r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = read_file(m_dir / "cli-out");
+    r.err = read_file(m_dir / "cli-err");
+    return r;
+  }
+
+  json run_json(const std::vector<std::string>& args) {
+    const auto r = run(args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    return json::parse(r.out);
+  }
+
+  /// Runs a command expected to fail with one clear line on stderr.
+  void expect_failure(const std::vector<std::string>& args, int code, const std::string& message_part) {
+    const auto r = run(args);
+    std::string cmd;
+    for (const auto& a : args) cmd += a + " ";
+    EXPECT_EQ(r.code, code) << cmd << "\n" << r.err;
+    EXPECT_EQ(r.out, "") << cmd;
+    ASSERT_FALSE(r.err.empty()) << cmd;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << cmd << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("mandala: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(message_part), std::string::npos) << cmd << ": " << r.err;
+  }
+
+  /// The history id of the call of `op` whose output renders as `output_text`.
+  std::string call_id(const std::string& op, const std::string& output_text) {
+    const auto calls = run_json({"calls", "store.db", op, "--json", "--limit", "100"});
+    for (const auto& c : calls["calls"])
+      if (c["outputs"]["output_0"]["value"].dump() == output_text) return c["hid"].get<std::string>();
+    ADD_FAILURE() << "no call of " << op << " with output " << output_text;
+    return {};
+  }
+
+  md::testing::TempDir m_dir;
+};
+
+TEST_F(Cli, InfoShowsCountsSizesAndLargestOps) {
+  const auto r = run({"info", "store.db"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  // The database size depends on SQLite's page use: checked in JSON, masked here.
+  const auto text = std::regex_replace(mask_times(r.out), std::regex(R"(database     .*)"), "database     (size)");
+  EXPECT_EQ(text, R"(store        store.db
+schema       version 2, created YYYY-MM-DDTHH:MM:SSZ
+ops          4
+calls        14
+values       16 (503 B encoded)
+refs         18
+database     (size)
+blob files   2 (346 B)
+
+largest ops by calls
+op           version  calls  output bytes
+label        0        4      27 B
+scale        0        4      420 B
+total        0        4      36 B
+make_series  0        2      210 B
+
+largest ops by bytes
+op           version  calls  output bytes
+scale        0        4      420 B
+make_series  0        2      210 B
+total        0        4      36 B
+label        0        4      27 B
+)");
+
+  const auto j = run_json({"info", "store.db", "--json", "--top", "2"});
+  EXPECT_EQ(j["schema_version"], 2);
+  EXPECT_EQ(j["ops"], 4);
+  EXPECT_EQ(j["calls"], 14);
+  // 16 values: n 3 and 20, k 1 and 2, two series (scale by 1 gives them again), two scaled by 2,
+  // four totals, four labels. 18 refs: the four raw inputs and one output per call.
+  EXPECT_EQ(j["values"], 16);
+  EXPECT_EQ(j["value_bytes"], 503);
+  EXPECT_EQ(j["refs"], 18);
+  EXPECT_EQ(j["blob_files"], 2);
+  EXPECT_EQ(j["blob_file_bytes"], 346);  // two f64[20] blocks of 173 bytes
+  EXPECT_GT(j["database_bytes"].get<std::uint64_t>(), 4096u);
+  ASSERT_EQ(j["largest_by_bytes"].size(), 2u);
+  EXPECT_EQ(j["largest_by_bytes"][0]["name"], "scale");
+  EXPECT_EQ(j["largest_by_bytes"][0]["output_bytes"], 420);
+  EXPECT_EQ(j["largest_by_calls"][1]["name"], "scale");
+}
+
+TEST_F(Cli, InfoCountsMatchAFullScan) {
+  const auto j = run_json({"info", "store.db", "--json"});
+  const auto scan = scan_counts(m_dir / "store.db");
+  EXPECT_EQ(j["values"], scan.at("values"));
+  EXPECT_EQ(j["value_bytes"], scan.at("value_bytes"));
+  EXPECT_EQ(j["blob_files"], scan.at("blob_values"));
+  EXPECT_EQ(j["refs"], scan.at("refs"));
+  EXPECT_EQ(j["calls"], scan.at("calls"));
+}
+
+TEST_F(Cli, OpsListsVersionsNamesCountsAndLastUse) {
+  const auto r = run({"ops", "store.db"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(mask_times(r.out), R"(op           version  inputs     outputs   calls  output bytes  last call
+label        0        x          output_0  4      27 B          YYYY-MM-DDTHH:MM:SSZ
+make_series  0        n          output_0  2      210 B         YYYY-MM-DDTHH:MM:SSZ
+scale        0        series, k  output_0  4      420 B         YYYY-MM-DDTHH:MM:SSZ
+total        0        series     output_0  4      36 B          YYYY-MM-DDTHH:MM:SSZ
+)");
+  const auto j = run_json({"ops", "store.db", "--json"});
+  ASSERT_EQ(j.size(), 4u);
+  EXPECT_EQ(j[2]["name"], "scale");
+  EXPECT_EQ(j[2]["inputs"], json({"series", "k"}));  // as declared
+  EXPECT_EQ(j[2]["calls"], 4);
+  EXPECT_TRUE(j[2]["last_call"].is_string());
+}
+
+TEST_F(Cli, CallsTableRendersValuesGenerically) {
+  const auto r = run({"calls", "store.db", "scale"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(mask_times(r.out),
+            R"(call          created               k    series                                    -> output_0
+df4cc4fb7bd6  YYYY-MM-DDTHH:MM:SSZ  1.0  f64[3] [0.0, 0.5, 1.0]                    f64[3] [0.0, 0.5, 1.0]
+4392fad165ae  YYYY-MM-DDTHH:MM:SSZ  2.0  f64[3] [0.0, 0.5, 1.0]                    f64[3] [0.0, 1.0, 2.0]
+b17cbc4ef248  YYYY-MM-DDTHH:MM:SSZ  1.0  f64[20] [0.0, 0.5, 1.0, 1.5, 2.0, 2.5...  f64[20] [0.0, 0.5, 1.0, 1.5, 2.0, 2.5...
+b55510f6e917  YYYY-MM-DDTHH:MM:SSZ  2.0  f64[20] [0.0, 0.5, 1.0, 1.5, 2.0, 2.5...  f64[20] [0.0, 1.0, 2.0, 3.0, 4.0, 5.0...
+)");
+  // --full shows whole previews; --limit/--offset page and say so.
+  const auto full = run({"calls", "store.db", "scale", "--full", "--limit", "1", "--offset", "3"});
+  ASSERT_EQ(full.code, 0) << full.err;
+  EXPECT_NE(full.out.find("f64[20] [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, ...]"), std::string::npos) << full.out;
+  EXPECT_NE(full.out.find("(1 of 4 calls from #4; --limit and --offset show others)"), std::string::npos) << full.out;
+  const auto newest = run({"calls", "store.db", "scale", "--limit", "1", "--newest"});
+  EXPECT_NE(newest.out.find("b55510f6e917"), std::string::npos) << newest.out;
+  const auto strings = run({"calls", "store.db", "label", "--version", "0", "--limit", "1"});
+  EXPECT_NE(strings.out.find("\"sum 1\""), std::string::npos) << strings.out;
+}
+
+TEST_F(Cli, CallsJsonHasIdsAndValues) {
+  const auto j = run_json({"calls", "store.db", "scale", "--json", "--limit", "2"});
+  EXPECT_EQ(j["op"], "scale");
+  EXPECT_EQ(j["total"], 4);
+  ASSERT_EQ(j["calls"].size(), 2u);
+  const auto& c = j["calls"][1];
+  EXPECT_EQ(c["hid"].get<std::string>().size(), 32u);
+  EXPECT_EQ(c["inputs"]["k"]["value"], 2.0);
+  EXPECT_EQ(c["inputs"]["series"]["value"]["dtype"], "f64");
+  EXPECT_EQ(c["inputs"]["series"]["value"]["shape"], json({3}));
+  EXPECT_EQ(c["outputs"]["output_0"]["value"]["data"], json({0.0, 1.0, 2.0}));
+}
+
+TEST_F(Cli, ShowCallByUniquePrefix) {
+  const auto id = call_id("total", "3.0");  // k = 2 on the 3-element series
+  ASSERT_FALSE(id.empty());
+  const auto r = run({"show", "store.db", id.substr(0, 10)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto text = mask_times(r.out);
+  EXPECT_NE(text.find("call      " + id + "\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("op        total (version 0)\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("created   YYYY-MM-DDTHH:MM:SSZ\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("series  f64[3] [0.0, 1.0, 2.0]"), std::string::npos) << text;
+  EXPECT_NE(text.find("  scale "), std::string::npos) << text;  // its creator
+  EXPECT_NE(text.find("output_0  3.0"), std::string::npos) << text;
+  EXPECT_NE(text.find("label "), std::string::npos) << text;  // its consumer
+
+  const auto j = run_json({"show", "store.db", id, "--json"});
+  EXPECT_EQ(j["kind"], "call");
+  EXPECT_EQ(j["op"], "total");
+  EXPECT_EQ(j["inputs"][0]["creator"]["op"], "scale");
+  EXPECT_EQ(j["outputs"][0]["value"], 3.0);
+  ASSERT_EQ(j["outputs"][0]["consumers"].size(), 1u);
+  EXPECT_EQ(j["outputs"][0]["consumers"][0]["op"], "label");
+}
+
+TEST_F(Cli, ShowRefWithCreatorAndConsumers) {
+  const auto series = run_json({"calls", "store.db", "make_series", "--json"});
+  const auto ref = series["calls"][0]["outputs"]["output_0"]["hid"].get<std::string>();
+  const auto r = run({"show", "store.db", ref});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto text = mask_times(r.out);
+  EXPECT_NE(text.find("ref         " + ref + "\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("value       f64[3] [0.0, 0.5, 1.0]\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("created by  make_series (version 0) call "), std::string::npos) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 4 + 1 + 1 + 2) << text;  // 4 lines, blank, header, 2 uses
+
+  const auto j = run_json({"show", "store.db", ref, "--json"});
+  EXPECT_EQ(j["kind"], "ref");
+  EXPECT_EQ(j["creator"]["op"], "make_series");
+  EXPECT_EQ(j["creator"]["output"], "output_0");
+  ASSERT_EQ(j["consumers"].size(), 2u);
+  EXPECT_EQ(j["consumers"][0]["input"], "series");
+  EXPECT_EQ(j["value"]["data"], json({0.0, 0.5, 1.0}));
+
+  // A raw input has no creator.
+  const auto raw = series["calls"][0]["inputs"]["n"]["hid"].get<std::string>();
+  const auto rj = run_json({"show", "store.db", raw, "--json"});
+  EXPECT_TRUE(rj["creator"].is_null());
+  EXPECT_EQ(rj["value"], 3);
+}
+
+TEST_F(Cli, CfTableInEveryFormat) {
+  const auto text = run({"cf", "store.db", "label", "--expand", "back", "--columns", "n,k,var_0"});
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_EQ(text.out,
+            "k    n   var_0\n"
+            "---  --  ---------\n"
+            "1.0  3   \"sum 1\"\n"
+            "2.0  3   \"sum 3\"\n"
+            "1.0  20  \"sum 95\"\n"
+            "2.0  20  \"sum 190\"\n");
+  const auto csv = run({"cf", "store.db", "label", "--expand", "back", "--columns", "n,k,var_0", "--format", "csv"});
+  ASSERT_EQ(csv.code, 0) << csv.err;
+  EXPECT_EQ(csv.out,
+            "k,n,var_0\r\n1.0,3,\"\"\"sum 1\"\"\"\r\n2.0,3,\"\"\"sum 3\"\"\"\r\n1.0,20,\"\"\"sum 95\"\"\"\r\n"
+            "2.0,20,\"\"\"sum 190\"\"\"\r\n");
+  const auto md_table = run({"cf", "store.db", "total", "--format", "markdown"});
+  ASSERT_EQ(md_table.code, 0) << md_table.err;
+  EXPECT_EQ(md_table.out.substr(0, 2), "| ") << md_table.out;
+  const auto j = run_json({"cf", "store.db", "label", "--expand", "back", "--json"});
+  ASSERT_EQ(j.size(), 4u);
+  std::multiset<double> ks;
+  for (const auto& row : j) ks.insert(row["k"].get<double>());
+  EXPECT_EQ(ks, (std::multiset<double>{1.0, 1.0, 2.0, 2.0}));
+  EXPECT_TRUE(j[0].contains("make_series"));
+  // -o writes a file.
+  const auto to_file = run({"cf", "store.db", "total", "--format", "csv", "-o", "table.csv"});
+  ASSERT_EQ(to_file.code, 0) << to_file.err;
+  EXPECT_EQ(to_file.out, "");
+  EXPECT_NE(read_file(m_dir / "table.csv").find("series"), std::string::npos);
+}
+
+TEST_F(Cli, GraphAsDotTextAndValidSvg) {
+  const auto dot = run({"graph", "store.db", "label", "--expand", "back"});
+  ASSERT_EQ(dot.code, 0) << dot.err;
+  EXPECT_EQ(dot.out.rfind("digraph", 0), 0u) << dot.out;
+  const auto text = run({"graph", "store.db", "label", "--expand", "back", "--format", "text"});
+  EXPECT_EQ(text.out,
+            "series_0@output_0 = make_series(n=n)\n"
+            "series@output_0 = scale(k=k, series=series_0)\n"
+            "x@output_0 = total(series=series)\n"
+            "var_0@output_0 = label(x=x)\n");
+
+  const auto j = run_json({"graph", "store.db", "label", "--expand", "back", "--json"});
+  ASSERT_EQ(j["nodes"].size(), 10u);
+  EXPECT_EQ(j["edges"].size(), 9u);
+  EXPECT_EQ(j["nodes"][0]["name"], "k");
+  EXPECT_EQ(j["nodes"][0]["kind"], "variable");
+  EXPECT_EQ(j["nodes"][0]["size"], 2);
+
+  const auto svg = run({"graph", "store.db", "label", "--expand", "back", "--format", "svg", "-o", "frame.svg"});
+  ASSERT_EQ(svg.code, 0) << svg.err;
+  // Parse the SVG and collect its text: every variable and every op must be drawn.
+  const std::string script =
+      "import sys, xml.etree.ElementTree as E\n"
+      "root = E.parse(sys.argv[1]).getroot()\n"
+      "assert root.tag == '{http://www.w3.org/2000/svg}svg', root.tag\n"
+      "print('\\n'.join(''.join(t.itertext()) for t in root.iter('{http://www.w3.org/2000/svg}text')))\n";
+  std::ofstream(m_dir / "check_svg.py") << script;
+  const std::string cmd = std::string(MANDALA_PYTHON) + " " + quote((m_dir / "check_svg.py").string()) + " " +
+                          quote((m_dir / "frame.svg").string()) + " > " + quote((m_dir / "svg.txt").string());
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "the SVG does not parse";
+  const auto texts = read_file(m_dir / "svg.txt");
+  for (const char* name : {"make_series", "scale", "total", "label", "series", "series_0", "x", "k", "n", "var_0"})
+    EXPECT_NE(texts.find(name), std::string::npos) << name << " not drawn:\n" << texts;
+}
+
+TEST_F(Cli, ReadCommandsLeaveTheStoreByteIdentical) {
+  const auto before = snapshot(m_dir.path());
+  ASSERT_EQ(before.count("store.db"), 1u);
+  ASSERT_EQ(before.count("store.db-wal"), 0u);
+  const auto id = call_id("total", "3.0");
+  const std::vector<std::vector<std::string>> reads = {
+      {"info", "store.db"},
+      {"info", "store.db", "--json"},
+      {"ops", "store.db"},
+      {"calls", "store.db", "scale", "--full"},
+      {"show", "store.db", id},
+      {"show", "store.db", id.substr(0, 8), "--json"},
+      {"cf", "store.db", "label", "--expand", "all"},
+      {"graph", "store.db", "label", "--expand", "all", "--format", "svg"},
+      {"drop", "store.db", id, "--with-dependents", "--dry-run"},
+      {"gc", "store.db", "--dry-run"},
+      {"check", "store.db"},
+      {"check", "store.db", "--json"},
+  };
+  for (const auto& args : reads) {
+    const auto r = run(args);
+    EXPECT_EQ(r.code, 0) << args[0] << ": " << r.err;
+    EXPECT_TRUE(snapshot(m_dir.path()) == before) << args[0] << " changed the store's files";
+  }
+}
+
+TEST_F(Cli, DropWithDependentsThenGcFreesTheirValues) {
+  const auto series = run_json({"calls", "store.db", "make_series", "--json"});
+  const auto root = series["calls"][1]["hid"].get<std::string>();  // n = 20
+
+  EXPECT_EQ(run({"check", "store.db"}).code, 0);
+  const auto plan = run_json({"drop", "store.db", root, "--with-dependents", "--dry-run", "--json"});
+  EXPECT_EQ(plan["dry_run"], true);
+  EXPECT_EQ(plan["dropped"], 0);
+  EXPECT_EQ(plan["calls"].size(), 7u);  // make_series, 2 x (scale, total, label)
+
+  const auto dry_text = run({"drop", "store.db", root, "--with-dependents", "--dry-run"});
+  EXPECT_EQ(dry_text.out, R"(would drop 7 calls (dry run: nothing changed)
+op           version  calls
+label        0        2
+make_series  0        1
+scale        0        2
+total        0        2
+)");
+
+  const auto dropped = run({"drop", "store.db", root.substr(0, 12), "--with-dependents"});
+  ASSERT_EQ(dropped.code, 0) << dropped.err;
+  EXPECT_NE(dropped.out.find("dropped 7 calls\n"), std::string::npos) << dropped.out;
+  EXPECT_NE(dropped.out.find("'mandala gc store.db' would now free 7 values (380 B, 2 blob files)"), std::string::npos)
+      << dropped.out;
+  EXPECT_EQ(run_json({"info", "store.db", "--json"})["calls"], 7);
+
+  const auto gc_plan = run_json({"gc", "store.db", "--dry-run", "--json"});
+  EXPECT_EQ(gc_plan["would_free"]["values"], 7);
+  EXPECT_EQ(gc_plan["would_free"]["blob_files"], 2);
+  const auto gc = run({"gc", "store.db"});
+  ASSERT_EQ(gc.code, 0) << gc.err;
+  // 20, the 20-element series (scaling by 1 gives it again), it scaled by 2, two totals, two labels.
+  EXPECT_EQ(gc.out, "removed 7 values (380 B) and 2 blob files\n");
+  const auto again = run({"gc", "store.db"});
+  EXPECT_EQ(again.out, "nothing to remove: every value is used by a call\n");
+
+  const auto info = run_json({"info", "store.db", "--json"});
+  EXPECT_EQ(info["values"], 9);
+  EXPECT_EQ(info["blob_files"], 0);
+  EXPECT_EQ(info["blob_file_bytes"], 0);
+  // The counts agree with a full scan after the drop and the cleanup.
+  const auto scan = scan_counts(m_dir / "store.db");
+  EXPECT_EQ(info["values"], scan.at("values"));
+  EXPECT_EQ(info["refs"], scan.at("refs"));
+  EXPECT_EQ(info["refs"], 10);  // the raw inputs 3, 1.0 and 2.0, and the outputs of the 7 calls left
+  EXPECT_EQ(info["value_bytes"], scan.at("value_bytes"));
+
+  // The store is consistent afterwards.
+  const auto check = run({"check", "store.db"});
+  EXPECT_EQ(check.code, 0) << check.out << check.err;
+  EXPECT_NE(check.out.find("checked 4 ops, 7 calls, 10 refs, 9 values, 0 blob files\n"), std::string::npos)
+      << check.out;
+  EXPECT_NE(check.out.find("ok: no problems"), std::string::npos) << check.out;
+  const auto cj = run_json({"check", "store.db", "--json"});
+  EXPECT_EQ(cj["ok"], true);
+  EXPECT_EQ(cj["problems"].size(), 0u);
+  EXPECT_EQ(cj["checked"]["calls"], 7);
+}
+
+TEST_F(Cli, CheckNamesEachProblemAndFails) {
+  EXPECT_EQ(run({"check", "store.db"}).code, 0);
+  // Remove one blob file: the value it held is missing.
+  std::filesystem::path blob;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(m_dir / "store.db.blobs"))
+    if (e.is_regular_file()) blob = e.path();
+  ASSERT_FALSE(blob.empty());
+  std::filesystem::remove(blob);
+  const auto r = run({"check", "store.db"});
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("problem missing_blob: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(blob.filename().string()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 problem found\n"), std::string::npos) << r.out;
+  const auto j = json::parse(run({"check", "store.db", "--json"}).out);
+  EXPECT_EQ(j["ok"], false);
+  ASSERT_EQ(j["problems"].size(), 1u);
+  EXPECT_EQ(j["problems"][0]["kind"], "missing_blob");
+}
+
+TEST_F(Cli, DropRefusesARef) {
+  const auto series = run_json({"calls", "store.db", "make_series", "--json"});
+  const auto ref = series["calls"][0]["outputs"]["output_0"]["hid"].get<std::string>();
+  expect_failure({"drop", "store.db", ref}, 1, "is a ref, not a call (its creator is call ");
+}
+
+TEST_F(Cli, BadInputGivesOneClearLine) {
+  std::ofstream(m_dir / "notes.txt") << "not a database\n";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((m_dir / "other.sqlite").string().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  expect_failure({"info", "missing.db"}, 1, "no store at missing.db");
+  expect_failure({"ops", "notes.txt"}, 1, "not an SQLite database");
+  expect_failure({"calls", "other.sqlite", "scale"}, 1, "not a mandala store");
+  expect_failure({"info", "."}, 1, "is a directory");
+  expect_failure({"calls", "store.db", "nope"}, 1,
+                 "no op 'nope' in this store (it has: label, make_series, scale, total)");
+  expect_failure({"calls", "store.db", "scale", "--version", "7"}, 1, "no op 'scale' of version 7");
+  expect_failure({"show", "store.db", "0123456789abcdef0123456789abcdef"}, 1, "no call or ref with id");
+  expect_failure({"show", "store.db", "xyz"}, 2, "is not an id");
+  expect_failure({"cf", "store.db", "nope"}, 1, "no op 'nope'");
+  expect_failure({"cf", "store.db", "scale", "--columns", "nothing"}, 2, "no column 'nothing'");
+  expect_failure({"graph", "store.db", "scale", "--format", "png"}, 2, "png");
+  expect_failure({"frobnicate"}, 2, "unknown command 'frobnicate'");
+  expect_failure({"info"}, 2, "STORE is required");
+  expect_failure({"calls", "store.db", "scale", "--limit", "x"}, 2, "--limit");
+
+  // An ambiguous prefix: some hex digit starts at least two of the store's ids.
+  std::map<char, int> first_digits;
+  const auto listing = run_json({"calls", "store.db", "scale", "--json"});
+  for (const auto& c : listing["calls"]) {
+    ++first_digits[c["hid"].get<std::string>()[0]];
+    for (const auto& [_, io] : c["inputs"].items()) ++first_digits[io["hid"].get<std::string>()[0]];
+    for (const auto& [_, io] : c["outputs"].items()) ++first_digits[io["hid"].get<std::string>()[0]];
+  }
+  char shared = 0;
+  for (const auto& [digit, n] : first_digits)
+    if (n >= 2) shared = digit;
+  ASSERT_NE(shared, 0);
+  expect_failure({"show", "store.db", std::string(1, shared)}, 1, "is ambiguous");
+}
+
+TEST_F(Cli, HelpOnEverySubcommand) {
+  const auto top = run({"--help"});
+  EXPECT_EQ(top.code, 0);
+  for (const char* sub : {"info", "ops", "calls", "show", "cf", "graph", "drop", "gc", "check"}) {
+    const auto r = run({sub, "--help"});
+    EXPECT_EQ(r.code, 0) << sub;
+    EXPECT_NE(r.out.find("STORE"), std::string::npos) << sub << ": " << r.out;
+    EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
+  }
+  for (const char* read : {"info", "ops", "calls", "show", "cf", "graph", "check"})
+    EXPECT_NE(run({read, "--help"}).out.find("--json"), std::string::npos) << read;
+  EXPECT_EQ(run({"--version"}).out, "mandala 0.1.0\n");
+}
+
+}  // namespace
