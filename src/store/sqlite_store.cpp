@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t application_id = 0x4D4E444C;  // "MNDL"
-constexpr int schema_version = 3;  // 3: code-version tables (store/version_tables.cpp)
+constexpr int schema_version = 3;                    // 3: code-version tables (store/version_tables.cpp)
 constexpr const char* format_name = "mandala-store";
 
 // Calls keep their inputs and outputs in one compact `io` column (section 3.2 of
