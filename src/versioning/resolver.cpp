@@ -3,6 +3,7 @@
 
 #include "versioning/resolver.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "versioning/components.hpp"
@@ -14,6 +15,14 @@ namespace {
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+/// A creation time for a new record after \p records (ordered by their creation time): \p now,
+/// or one millisecond after the newest record when the clock has not moved on since (histories
+/// are listed in creation order, so two records never share a time).
+template <typename Records>
+std::int64_t after(const Records& records, std::int64_t now) {
+  return records.empty() ? now : std::max(now, records.back().created_ms + 1);
 }
 
 class Resolver final : public detail::VersionResolver {
@@ -49,7 +58,7 @@ class Resolver final : public detail::VersionResolver {
         semantic = known->semantic;
         if (!semantic) undecided += "\n  " + c.name;
       } else {
-        store::CommitRecord r{c.name, c.content, head, std::nullopt, c.kind, c.code, now};
+        store::CommitRecord r{c.name, c.content, head, std::nullopt, c.kind, c.code, after(commits, now)};
         auto previous = std::find_if(commits.begin(), commits.end(), [&](const auto& x) { return head == x.content; });
         if (!head) {
           r.semantic = c.content;  // first seen: a root
@@ -81,8 +90,8 @@ class Resolver final : public detail::VersionResolver {
     v.content_version = combine("code-version", contents);
     if (undecided.empty()) v.semantic_version = combine("semantic-version", semantics);
     v.components = std::move(parts);
-    v.created_ms = now;
     const auto existing = store.versions_of(op.name);
+    v.created_ms = after(existing, now);
     auto same = std::find_if(existing.begin(), existing.end(),
                              [&](const auto& e) { return e.content_version == v.content_version; });
     if (same == existing.end() || same->semantic_version != v.semantic_version || same->op_version != v.op_version) {
