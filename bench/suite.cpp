@@ -24,6 +24,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <mandala/mandala.hpp>
@@ -37,6 +38,25 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+/// CPU time this process has used (user + system), in seconds. On a shared machine the wall
+/// time of a phase includes waiting for a core; its CPU time does not.
+double cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  const auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
+/// The machine's load averages (1, 5, 15 minutes), as /proc/loadavg gives them.
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  double a = 0, b = 0, c = 0;
+  in >> a >> b >> c;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f %.2f %.2f", a, b, c);
+  return buf;
+}
 
 // ---- ops of the workloads ------------------------------------------------------------------
 
@@ -91,14 +111,21 @@ long max_rss_kib() {
   return u.ru_maxrss;
 }
 
+struct PerCall {
+  double us;      ///< wall time per call
+  double cpu_us;  ///< CPU time per call
+};
+
 /// Runs inc(0..n-1) in one session; microseconds per call.
-double run_inc(md::Storage& storage, long n) {
+PerCall run_inc(md::Storage& storage, long n) {
   const auto t0 = Clock::now();
+  const double c0 = cpu_s();
   {
     md::Session session(storage);
     for (long i = 0; i < n; ++i) (void)inc(i);
   }
-  return since(t0) * 1e6 / static_cast<double>(n);
+  const auto per = [&](double s) { return s * 1e6 / static_cast<double>(n); };
+  return {per(since(t0)), per(cpu_s() - c0)};
 }
 
 // ---- raw-SQLite baseline ---------------------------------------------------------------------
@@ -112,7 +139,7 @@ void check(int rc, sqlite3* db, const char* what) {
 /// row, one calls row with a 39-byte io column, two call_refs rows per call), with prepared
 /// statements in one transaction, into a database with the same tables and indexes. The ids are
 /// random bytes made before the clock starts. Microseconds per call.
-double raw_sqlite_us_per_call(const fs::path& db_path, long n) {
+PerCall raw_sqlite_us_per_call(const fs::path& db_path, long n) {
   remove_store(db_path);
   sqlite3* db = nullptr;
   check(sqlite3_open(db_path.c_str(), &db), db, "open");
@@ -158,6 +185,7 @@ INSERT INTO ops(name, version, inputs, outputs) VALUES('inc', 0, '["x"]', '["out
                            nullptr),
         db, "prepare");
   const auto t0 = Clock::now();
+  const double c0 = cpu_s();
   check(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), db, "begin");
   const std::int64_t created = 1'700'000'000'000;
   for (const auto& r : rows) {
@@ -180,11 +208,11 @@ INSERT INTO ops(name, version, inputs, outputs) VALUES('inc', 0, '["x"]', '["out
     }
   }
   check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db, "commit");
-  const double us = since(t0) * 1e6 / static_cast<double>(n);
+  const PerCall per{since(t0) * 1e6 / static_cast<double>(n), (cpu_s() - c0) * 1e6 / static_cast<double>(n)};
   for (auto* st : {value, call, ref}) sqlite3_finalize(st);
   sqlite3_close(db);
   remove_store(db_path);
-  return us;
+  return per;
 }
 
 // ---- child tasks (run in a new process) ------------------------------------------------------
@@ -194,10 +222,11 @@ INSERT INTO ops(name, version, inputs, outputs) VALUES('inc', 0, '["x"]', '["out
 json child_again(const fs::path& db, long n) {
   const double heap0 = engine_heap_bytes();
   md::Storage storage(db);
-  const double us = run_inc(storage, n);
+  const auto per = run_inc(storage, n);
   const double heap1 = engine_heap_bytes();
   const auto c = storage.counters();
-  return {{"us_per_call", us},
+  return {{"us_per_call", per.us},
+          {"cpu_us_per_call", per.cpu_us},
           {"executed", c.executed},
           {"cache_bytes_per_call", (heap1 - heap0) / static_cast<double>(n)}};
 }
@@ -251,29 +280,41 @@ json w1_w2_w5(const Config& cfg) {
     json r{{"calls", n}};
     {
       md::Storage storage(db);
-      r["new_us_per_call"] = run_inc(storage, n);
-      r["again_same_process_us_per_call"] = run_inc(storage, n);
+      const auto fresh = run_inc(storage, n);
+      const auto again = run_inc(storage, n);
+      r["new_us_per_call"] = fresh.us;
+      r["new_cpu_us_per_call"] = fresh.cpu_us;
+      r["again_same_process_us_per_call"] = again.us;
+      r["again_same_process_cpu_us_per_call"] = again.cpu_us;
       if (storage.counters().executed != static_cast<std::uint64_t>(n)) throw std::runtime_error("W1: wrong count");
     }
     r["bytes_per_call"] = static_cast<double>(file_bytes(db)) / static_cast<double>(n);
     const json again = run_child(cfg.self, {"again", db.string(), std::to_string(n)});
     if (again["executed"] != 0) throw std::runtime_error("W2: calls re-executed in a new process");
     r["again_new_process_us_per_call"] = again["us_per_call"];
+    r["again_new_process_cpu_us_per_call"] = again["cpu_us_per_call"];
     r["cache_bytes_per_call"] = again["cache_bytes_per_call"];
-    r["baseline_raw_sqlite_us_per_call"] = raw_sqlite_us_per_call(cfg.dir / "baseline.db", n);
-    r["new_vs_baseline"] = r["new_us_per_call"].get<double>() / r["baseline_raw_sqlite_us_per_call"].get<double>();
+    const auto baseline = raw_sqlite_us_per_call(cfg.dir / "baseline.db", n);
+    r["baseline_raw_sqlite_us_per_call"] = baseline.us;
+    r["baseline_raw_sqlite_cpu_us_per_call"] = baseline.cpu_us;
+    r["new_vs_baseline"] = r["new_us_per_call"].get<double>() / baseline.us;
+    r["new_vs_baseline_cpu"] = r["new_cpu_us_per_call"].get<double>() / baseline.cpu_us;
     const json open = run_child(cfg.self, {"open", db.string(), std::to_string(n)});
     r["w5_open_ms"] = open["open_ms"];
     r["w5_lookup_ms"] = open["lookup_ms"];
     r["w5_rss_growth_kib"] = open["rss_growth_kib"];
     r["w5_store_kib"] = file_bytes(db) / 1024;
     std::printf(
-        "  W1/W2/W5 N=%-8ld new %.2f us (raw SQLite %.2f us, x%.2f), again same process %.2f us, new process "
-        "%.2f us, %.0f B/call on disk, %.0f B/cached call, open %.2f ms, lookup %.2f ms\n",
+        "  W1/W2/W5 N=%-8ld new %.2f us (raw SQLite %.2f us, x%.2f; CPU %.2f vs %.2f us, x%.2f), again same "
+        "process %.2f us (CPU %.2f), new process %.2f us (CPU %.2f), %.0f B/call on disk, %.0f B/cached call, "
+        "open %.2f ms, lookup %.2f ms\n",
         n, r["new_us_per_call"].get<double>(), r["baseline_raw_sqlite_us_per_call"].get<double>(),
-        r["new_vs_baseline"].get<double>(), r["again_same_process_us_per_call"].get<double>(),
-        r["again_new_process_us_per_call"].get<double>(), r["bytes_per_call"].get<double>(),
-        r["cache_bytes_per_call"].get<double>(), r["w5_open_ms"].get<double>(), r["w5_lookup_ms"].get<double>());
+        r["new_vs_baseline"].get<double>(), r["new_cpu_us_per_call"].get<double>(),
+        r["baseline_raw_sqlite_cpu_us_per_call"].get<double>(), r["new_vs_baseline_cpu"].get<double>(),
+        r["again_same_process_us_per_call"].get<double>(), r["again_same_process_cpu_us_per_call"].get<double>(),
+        r["again_new_process_us_per_call"].get<double>(), r["again_new_process_cpu_us_per_call"].get<double>(),
+        r["bytes_per_call"].get<double>(), r["cache_bytes_per_call"].get<double>(), r["w5_open_ms"].get<double>(),
+        r["w5_lookup_ms"].get<double>());
     std::fflush(stdout);
     runs.push_back(r);
     if (n != sizes.back()) remove_store(db);
@@ -300,6 +341,7 @@ json w3(const Config& cfg) {
     }
     const double build_s = since(t0);
     t0 = Clock::now();
+    const double c0 = cpu_s();
     auto frame = storage.cf(h_op);
     const double cf_s = since(t0);
     t0 = Clock::now();
@@ -308,6 +350,7 @@ json w3(const Config& cfg) {
     t0 = Clock::now();
     const auto table = frame.eval();
     const double eval_s = since(t0);
+    const double query_cpu_s = cpu_s() - c0;
     const long calls = items * w3_calls_per_item;
     if (frame.num_calls() != static_cast<std::size_t>(calls)) throw std::runtime_error("W3: wrong call count");
     json r{{"calls", calls},
@@ -316,9 +359,11 @@ json w3(const Config& cfg) {
            {"expand_all_s", expand_s},
            {"eval_s", eval_s},
            {"rows", table.num_rows()},
-           {"query_total_s", cf_s + expand_s + eval_s}};
-    std::printf("  W3 calls=%-8ld build %.3f s; cf %.3f s + expand_all %.3f s + eval %.3f s = %.3f s (%zu rows)\n",
-                calls, build_s, cf_s, expand_s, eval_s, cf_s + expand_s + eval_s, table.num_rows());
+           {"query_total_s", cf_s + expand_s + eval_s},
+           {"query_cpu_s", query_cpu_s}};
+    std::printf(
+        "  W3 calls=%-8ld build %.3f s; cf %.3f s + expand_all %.3f s + eval %.3f s = %.3f s (CPU %.3f s; %zu rows)\n",
+        calls, build_s, cf_s, expand_s, eval_s, cf_s + expand_s + eval_s, query_cpu_s, table.num_rows());
     std::fflush(stdout);
     runs.push_back(r);
     remove_store(db);
@@ -472,18 +517,25 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     json report;
     report["mode"] = cfg.full ? "full" : "short";
+    report["load_average_start"] = load_average();
+    std::printf(
+        "load average at start: %s on %u cores (above the core count, wall times include waiting for a "
+        "core; CPU times do not)\n",
+        report["load_average_start"].get<std::string>().c_str(), std::thread::hardware_concurrency());
     report["w1_w2_w5"] = w1_w2_w5(cfg);
     report["w3"] = w3(cfg);
     report["w4"] = w4(cfg);
     report["targets"] = targets(report["w1_w2_w5"], report["w3"], report["w4"], cfg.full);
     report["suite_s"] = since(t0);
+    report["load_average_end"] = load_average();
     for (const auto& r : report["w1_w2_w5"])
       remove_store(cfg.dir / ("w1-" + std::to_string(r["calls"].get<long>()) + ".db"));
     std::printf("\nTargets (docs: bench/README.md)%s\n", cfg.full ? "" : " -- short mode, sizes below the targets' N");
     for (const auto& t : report["targets"])
       std::printf("  [%s] %s\n        %s\n", t["met"].get<bool>() ? "met" : "NOT met",
                   t["target"].get<std::string>().c_str(), t["measured"].get<std::string>().c_str());
-    std::printf("suite took %.1f s\n", report["suite_s"].get<double>());
+    std::printf("suite took %.1f s; load average at end: %s\n", report["suite_s"].get<double>(),
+                report["load_average_end"].get<std::string>().c_str());
     if (!json_path.empty()) {
       std::ofstream out(json_path);
       out << report.dump(2) << '\n';
