@@ -331,6 +331,9 @@ void StorageCore::flush_locked() {
   m_last_flush = std::chrono::steady_clock::now();
   m_store->end_read();
   if (m_pending.empty()) return;
+  // Every pending call was looked up by hid in the store (find_by_hid_locked) after the last
+  // flush, under this lock, and not found.
+  m_pending.calls_looked_up = true;
   m_store->write(m_pending);  // on failure everything stays pending, and the store unchanged
   for (const auto& v : m_pending.values) m_known_values.put(v.cid, true);
   for (auto& [hid, cached] : m_pending_by_hid) {

@@ -117,16 +117,20 @@ class SqliteStore final : public Store {
 
   std::optional<CallRecord> call_by_hid(const Id& hid) override {
     return reading([&]() -> std::optional<CallRecord> {
-      auto& st =
-          stmt(m_call_by_hid, std::string(call_columns) + "WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
+      // (The text is built only the first time: this is the hot path of every call.)
+      auto& st = m_call_by_hid ? *m_call_by_hid
+                               : stmt(m_call_by_hid, std::string(call_columns) +
+                                                         "WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
       return one_call(st.bind(1, hid));
     });
   }
 
   std::optional<CallRecord> call_by_cid(const Id& cid) override {
     return reading([&]() -> std::optional<CallRecord> {
-      auto& st = stmt(m_call_by_cid,
-                      std::string(call_columns) + "WHERE substr(cid, 1, 8) = substr(?1, 1, 8) AND cid = ?1 LIMIT 1");
+      auto& st = m_call_by_cid
+                     ? *m_call_by_cid
+                     : stmt(m_call_by_cid, std::string(call_columns) +
+                                               "WHERE substr(cid, 1, 8) = substr(?1, 1, 8) AND cid = ?1 LIMIT 1");
       return one_call(st.bind(1, cid));
     });
   }
@@ -201,8 +205,26 @@ class SqliteStore final : public Store {
     } catch (...) {
       m_ops_by_id.clear();  // ids of ops inserted by the rolled-back transaction are void
       m_op_ids.clear();
+      m_quiet_since.reset();
       throw;
     }
+    m_quiet_since = data_version();
+  }
+
+  /// SQLite's data version: it changes when another connection commits to the file (never for
+  /// this connection's own commits).
+  std::int64_t data_version() {
+    auto& st = stmt(m_data_version, "PRAGMA data_version");
+    const std::int64_t v = st.step() ? st.int64(0) : -1;
+    st.reset();
+    return v;
+  }
+
+  /// Whether the calls of `batch` are known absent: the writer looked each up since this store's
+  /// last write (or open), and no other connection has committed since then. Called inside the
+  /// write transaction, whose snapshot is the newest.
+  bool calls_known_absent(const WriteBatch& batch) {
+    return batch.calls_looked_up && m_quiet_since && data_version() == *m_quiet_since;
   }
 
   std::optional<Id> ref_cid(const Id& hid) override {
@@ -662,33 +684,82 @@ class SqliteStore final : public Store {
           .bind(4, json_list(o.outputs))
           .run();
 
-    auto& put_value = stmt(m_put_value, "INSERT OR IGNORE INTO \"values\"(cid, size, data) VALUES(?1, ?2, ?3)");
-    for (const auto& v : batch.values) {
-      put_value.bind(1, v.cid).bind(2, static_cast<std::int64_t>(v.bytes.size()));
-      if (is_blob(v.bytes)) put_value.bind_null(3);
-      else put_value.bind_blob(3, v.bytes);
-      put_value.run();
-    }
+    // Values and ref keys go in key order: ids are uniformly distributed, and in key order
+    // consecutive inserts walk the same B-tree pages instead of a random page each.
+    std::vector<const ValueRecord*> values;
+    values.reserve(batch.values.size());
+    for (const auto& v : batch.values) values.push_back(&v);
+    std::sort(values.begin(), values.end(), [](const auto* a, const auto* b) { return a->cid < b->cid; });
+    insert_rows<const ValueRecord*>("INSERT OR IGNORE INTO \"values\"(cid, size, data) VALUES", 3, values,
+                                    [&](sql::Statement& st, int at, const ValueRecord* v) {
+                                      st.bind(at, v->cid).bind(at + 1, static_cast<std::int64_t>(v->bytes.size()));
+                                      if (is_blob(v->bytes)) st.bind_null(at + 2);
+                                      else st.bind_blob(at + 2, v->bytes);
+                                    });
 
+    const bool check_stored = !calls_known_absent(batch);
     auto& exists = stmt(m_call_exists, "SELECT 1 FROM calls WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
     auto& put_call = stmt(m_put_call, "INSERT INTO calls(hid, cid, op_id, created, io) VALUES(?1, ?2, ?3, ?4, ?5)");
-    auto& put_ref = stmt(m_put_ref, "INSERT OR IGNORE INTO call_refs(key, dir, call_id) VALUES(?1, ?2, ?3)");
     std::vector<std::byte> io;
+    struct RefRow {
+      std::int64_t key;
+      std::int64_t dir;
+      std::int64_t call_id;
+      auto operator<=>(const RefRow&) const = default;
+    };
+    std::vector<RefRow> refs;
+    refs.reserve(batch.calls.size() * 2);
     for (const CallRecord& c : batch.calls) {
-      exists.bind(1, c.hid);
-      const bool stored = exists.step();
-      exists.reset();
-      if (stored) continue;  // stored already (another process, or earlier)
+      if (check_stored) {
+        exists.bind(1, c.hid);
+        const bool stored = exists.step();
+        exists.reset();
+        if (stored) continue;  // stored already (another process, or earlier)
+      }
       const auto op = op_id(c.op, c.version);
       call_io::encode(c, m_ops_by_id.at(op).outputs, io);
       put_call.bind(1, c.hid).bind(2, c.cid).bind(3, op).bind(4, c.created_ms).bind_blob(5, io).run();
       const std::int64_t id = sqlite3_last_insert_rowid(m_db.get());
       if (c.semantic) stmt(m_put_vc_call, versions::record_call_sql).bind(1, id).bind(2, *c.semantic).run();
-      for (const auto& r : c.inputs)
-        put_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_in}).bind(3, id).run();
-      for (const auto& r : c.outputs)
-        put_ref.bind(1, call_io::ref_key(r.hid)).bind(2, std::int64_t{dir_out}).bind(3, id).run();
+      for (const auto& r : c.inputs) refs.push_back({call_io::ref_key(r.hid), dir_in, id});
+      for (const auto& r : c.outputs) refs.push_back({call_io::ref_key(r.hid), dir_out, id});
     }
+    std::sort(refs.begin(), refs.end());
+    insert_rows<RefRow>("INSERT OR IGNORE INTO call_refs(key, dir, call_id) VALUES", 3, refs,
+                        [](sql::Statement& st, int at, const RefRow& r) {
+                          st.bind(at, r.key).bind(at + 1, r.dir).bind(at + 2, r.call_id);
+                        });
+  }
+
+  static constexpr std::size_t rows_per_insert = 64;
+
+  /// Runs `head` (an INSERT ... VALUES) over `rows` of `width` columns: one statement per
+  /// rows_per_insert rows (SQLite's per-statement work is then shared), one per row for the
+  /// rest. `bind(statement, first_parameter, row)` binds one row.
+  template <class Row, class Bind>
+  void insert_rows(std::string_view head, int width, std::span<const Row> rows, Bind&& bind) {
+    std::size_t next = 0;
+    auto run = [&](std::size_t n) {
+      auto& st = multi_row_statement(head, width, n);
+      for (std::size_t i = 0; i < n; ++i) bind(st, static_cast<int>(i) * width + 1, rows[next + i]);
+      st.run();
+      next += n;
+    };
+    while (rows.size() - next >= rows_per_insert) run(rows_per_insert);
+    while (next < rows.size()) run(1);
+  }
+
+  sql::Statement& multi_row_statement(std::string_view head, int width, std::size_t rows) {
+    auto& slot = m_chunk_statements[std::make_pair(std::string(head), rows)];
+    if (!slot) {
+      std::string row = "(";
+      for (int i = 0; i < width; ++i) row += i ? ",?" : "?";
+      row += ")";
+      std::string text(head);
+      for (std::size_t i = 0; i < rows; ++i) text += (i ? "," : " ") + row;
+      slot = std::make_unique<sql::Statement>(m_db.get(), text);
+    }
+    return *slot;
   }
 
   /// A call from a row of call_columns.
@@ -820,6 +891,7 @@ class SqliteStore final : public Store {
     // Another process may be creating or recovering the same file: retry the whole check.
     sql::retry_while_busy(
         m_backoff, [&] { validate_and_prepare(name, memory); }, [&] { abort_transaction(); });
+    m_quiet_since = data_version();
   }
 
   /// Validates before anything that could write, so a foreign file is left as it was; creates
@@ -1058,12 +1130,14 @@ class SqliteStore final : public Store {
   sql::DbHandle m_db;
   std::optional<BlobFiles> m_blobs;
   bool m_reading = false;
+  /// data_version() after this connection's last commit (or open); none after a failed write.
+  std::optional<std::int64_t> m_quiet_since;
   std::unordered_map<std::int64_t, OpRow> m_ops_by_id;
   std::map<std::pair<std::string, std::uint32_t>, std::int64_t> m_op_ids;
   std::map<std::pair<std::string, std::size_t>, std::unique_ptr<sql::Statement>> m_chunk_statements;
-  std::unique_ptr<sql::Statement> m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op, m_upsert_op, m_put_value,
-      m_call_exists, m_put_call, m_put_ref, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref,
-      m_del_call, m_put_vc_call;
+  std::unique_ptr<sql::Statement> m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op, m_upsert_op, m_call_exists,
+      m_put_call, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref, m_del_call, m_put_vc_call,
+      m_data_version;
 };
 
 }  // namespace

@@ -94,6 +94,10 @@ struct WriteBatch {
   std::vector<OpRecord> ops;
   std::vector<ValueRecord> values;
   std::vector<CallRecord> calls;
+  /// Set by a writer that looked up every call of the batch by hid in this store (call_by_hid)
+  /// since the store's previous write and found none of them. The store then skips its own
+  /// check for stored calls unless another connection has written to the file since then.
+  bool calls_looked_up = false;
   [[nodiscard]] bool empty() const { return ops.empty() && values.empty() && calls.empty(); }
 };
 

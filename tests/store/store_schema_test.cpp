@@ -181,6 +181,37 @@ TEST_F(StoreSchema, WritingStoredCallsAgainChangesNothing) {
   EXPECT_EQ(again->consumers_of(c.inputs[0].hid).size(), 1u);
 }
 
+// A writer that looked its calls up may skip the store's own check for stored calls, but only
+// while no other connection has written: a call another connection stored between the lookup
+// and the write is still recorded once.
+TEST_F(StoreSchema, LookedUpCallsStoredMeanwhileByAnotherConnectionAreNotDuplicated) {
+  const auto c = call("f", id_of("call"), {atom("x", "1")}, {{"y", "2"}});
+  const auto d = call("f", id_of("other call"), {atom("x", "3")}, {{"y", "4"}});
+  auto a = open();
+  auto b = open();
+  EXPECT_FALSE(a->call_by_hid(c.hid));
+  a->end_read();
+  b->write(batch_of({c}));
+  auto batch = batch_of({c, d});
+  batch.calls_looked_up = true;
+  a->write(batch);
+  EXPECT_EQ(a->stats().calls, 2u);
+  a->end_read();
+  // With no other writer in between, the lookups are trusted (and the result is the same).
+  const auto e = call("f", id_of("third call"), {atom("x", "5")}, {{"y", "6"}});
+  EXPECT_FALSE(a->call_by_hid(e.hid));
+  a->end_read();
+  auto next = batch_of({e});
+  next.calls_looked_up = true;
+  a->write(next);
+  a.reset();
+  b.reset();
+  auto again = open();
+  EXPECT_EQ(again->stats().calls, 3u);
+  EXPECT_EQ(again->consumers_of(c.inputs[0].hid).size(), 1u);
+  for (const auto* x : {&c, &d, &e}) expect_same(*again->call_by_hid(x->hid), *x);
+}
+
 TEST_F(StoreSchema, TheIoColumnOfATrivialCallIsAsDocumented) {
   const auto c = call("inc", id_of("call"), {atom("x", "1")}, {{"output_0", "2"}});
   open()->write(batch_of({c}));
