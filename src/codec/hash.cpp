@@ -76,6 +76,11 @@ Id atom_hid(const Id& cid) { return Hasher("atom").field(cid).digest(); }
 Id call_id(std::string_view op, std::uint32_t version, std::vector<std::pair<std::string_view, Id>> inputs,
            const Id* semantic) {
   std::sort(inputs.begin(), inputs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return call_id_sorted(op, version, inputs, semantic);
+}
+
+Id call_id_sorted(std::string_view op, std::uint32_t version, std::span<const std::pair<std::string_view, Id>> inputs,
+                  const Id* semantic) {
   Hasher h("call");
   h.field(op).field(std::uint64_t{version});
   // A 16-byte field where other calls have the 8-byte count: the two forms cannot collide.

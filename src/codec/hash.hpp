@@ -46,6 +46,9 @@ Id atom_hid(const Id& cid);
 /// do not change).
 Id call_id(std::string_view op, std::uint32_t version, std::vector<std::pair<std::string_view, Id>> inputs,
            const Id* semantic = nullptr);
+/// The same id from inputs already sorted by name (no copy).
+Id call_id_sorted(std::string_view op, std::uint32_t version, std::span<const std::pair<std::string_view, Id>> inputs,
+                  const Id* semantic = nullptr);
 Id output_hid(const Id& call_hid, std::string_view output_name);
 
 }  // namespace mandala::codec

@@ -206,13 +206,11 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     ins.push_back(std::move(r));
   }
   std::sort(ins.begin(), ins.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  std::vector<std::pair<std::string_view, Id>> by_hid, by_cid;
-  by_hid.reserve(ins.size());
-  by_cid.reserve(ins.size());
-  for (const auto& r : ins) {
-    by_hid.emplace_back(r.name, r.hid);
-    by_cid.emplace_back(r.name, r.cid);
-  }
+  // (name, id) pairs in name order: first the inputs' hids, then (only when the history is not
+  // stored) their cids.
+  std::vector<std::pair<std::string_view, Id>> ids;
+  ids.reserve(ins.size());
+  for (const auto& r : ins) ids.emplace_back(r.name, r.hid);
   Id call_hid;
   Id call_cid;
   std::optional<Id> semantic;
@@ -221,14 +219,15 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     std::lock_guard lock(m_mutex);
     semantic = register_op_locked(op);
     const Id* code = semantic ? &*semantic : nullptr;
-    call_hid = codec::call_id(op.name, op.version, std::move(by_hid), code);
-    call_cid = codec::call_id(op.name, op.version, std::move(by_cid), code);
+    call_hid = codec::call_id_sorted(op.name, op.version, ids, code);
     // 2. The same call (same input histories) is stored: nothing runs, nothing loads.
     if (const auto* hit = find_by_hid_locked(call_hid)) {
       auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
       ++m_reused_by_history;
       return outs;
     }
+    for (std::size_t i = 0; i < ins.size(); ++i) ids[i].second = ins[i].cid;
+    call_cid = codec::call_id_sorted(op.name, op.version, ids, code);
     // 3. A content-equal call is stored: reuse its outputs' content under new history ids.
     if (const auto* proto = find_by_cid_locked(call_cid)) {
       store::CallRecord rec;
