@@ -78,8 +78,8 @@ struct StorageStats {
   std::uint64_t ops = 0;
   std::uint64_t calls = 0;
   std::uint64_t values = 0;
-  std::uint64_t refs = 0;  ///< distinct history ids among call inputs and outputs
-  std::uint64_t blob_files = 0;
+  std::uint64_t refs = 0;         ///< distinct history ids among call inputs and outputs
+  std::uint64_t blob_files = 0;   ///< values whose bytes are kept in a blob file
   std::uint64_t value_bytes = 0;  ///< encoded bytes of all stored values
   friend bool operator==(const StorageStats&, const StorageStats&) = default;
 };
@@ -108,6 +108,8 @@ struct IntegrityProblem {
   ///   "missing_blob"      a value recorded as a blob file has no file
   ///   "blob_mismatch"     a blob file's content does not match its id, or cannot be read
   ///   "index_count"       an index and its table disagree on the number of rows
+  ///   "count_mismatch"    a maintained count (calls, output bytes or last call of an op; values,
+  ///                       value bytes, blob values or refs of the store) differs from a recount
   std::string kind;
   /// What is wrong, naming the call, ref or value id involved.
   std::string message;
@@ -249,7 +251,8 @@ class Storage {
   /// Removes calls (by call hid); with Dependents::yes also every call downstream of their
   /// outputs. Values stay until cleanup(). Returns the number of calls removed.
   std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents = Dependents::no);
-  /// Removes values (and blob files) that no stored call references.
+  /// Removes values (and blob files) that no stored call references, and counts the store's
+  /// kept counts (stats(), ops()) afresh from the data.
   CleanupReport cleanup();
   /// Checks the whole store (pending calls are flushed first): SQLite's own integrity check,
   /// every call's op, inputs and outputs, every referenced value (inline, or a blob file whose

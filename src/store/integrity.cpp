@@ -18,6 +18,7 @@
 
 #include "codec/hash.hpp"
 #include "store/call_io.hpp"
+#include "store/counters.hpp"
 #include "store/sqlite.hpp"
 
 namespace mandala::store {
@@ -368,6 +369,29 @@ void check_blob_files(sqlite3* db, const BlobFiles& blobs, const std::vector<Id>
                                        "cleanup() removes it");
 }
 
+/// The maintained counters (store/counters.hpp) agree with a recount of the data. Skipped when
+/// some call could not be read (that damage is reported already and would skew the recount),
+/// and for a store of a schema before the counters (opened read-only, not upgraded).
+void check_counters(sqlite3* db, const IoScan& scan, Collector& out) {
+  if (!scan.unread.empty()) return;
+  {
+    sql::Statement v(db, "SELECT value FROM meta WHERE key = 'schema_version'");
+    if (v.step() && (v.text(0) == "2" || v.text(0) == "3")) return;
+  }
+  if (count(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('op_counts', 'totals')") != 2 ||
+      count(db, "SELECT COUNT(*) FROM totals") != 1) {
+    out.problem("count_mismatch", "the counter tables (op_counts, totals) are missing or incomplete");
+    return;
+  }
+  std::map<std::int64_t, std::string> labels;
+  {
+    sql::Statement st(db, "SELECT id, name, version FROM ops");
+    while (st.step()) labels[st.int64(0)] = st.text(1) + " v" + std::to_string(st.int64(2));
+  }
+  for (auto& message : counters::differences(counters::load(db), counters::recount(db), labels))
+    out.problem("count_mismatch", std::move(message));
+}
+
 /// Runs one check; a failure SQLite reports (a damaged page, an unreadable row) becomes a problem.
 template <class F>
 void guarded(const char* what, Collector& out, F&& check) {
@@ -426,6 +450,9 @@ IntegrityReport check_integrity(sqlite3* db, const BlobFiles* blobs, const Progr
   guarded("detached refs", out, [&] { check_detached_refs(out, scan); });
   guarded("unreferenced values", out, [&] { count_unreferenced_values(db, out, scan); });
   guarded("values", out, [&] { check_values(db, blobs, scan, out); });
+  // A recount of damaged data differs from the counts by the damage: counts are checked when
+  // everything else is sound.
+  if (report.problems.empty()) guarded("counts", out, [&] { check_counters(db, scan, out); });
   if (blobs != nullptr) {
     guarded("blob files", out, [&] { check_blob_files(db, *blobs, files, out); });
     out.advance(files.size());

@@ -16,6 +16,7 @@
 #include "codec/wire.hpp"
 #include "store/blob_files.hpp"
 #include "store/call_io.hpp"
+#include "store/counters.hpp"
 #include "store/file_system.hpp"
 #include "store/integrity.hpp"
 #include "store/sqlite.hpp"
@@ -27,7 +28,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t application_id = 0x4D4E444C;  // "MNDL"
-constexpr int schema_version = 3;                    // 3: code-version tables (store/version_tables.cpp)
+constexpr int schema_version = 4;                    // 3: code-version tables (store/version_tables.cpp); 4: counters
 constexpr const char* format_name = "mandala-store";
 
 // Calls keep their inputs and outputs in one compact `io` column (section 3.2 of
@@ -344,8 +345,70 @@ class SqliteStore final : public Store {
       del_call.bind(1, id).run();
       removed += static_cast<std::size_t>(sqlite3_changes(m_db.get()));
     }
+    uncount_dropped(todo);
     tx.commit();
     return removed;
+  }
+
+  /// Takes dropped calls (already deleted, with their call_refs rows) off the counters.
+  void uncount_dropped(const std::vector<std::pair<std::int64_t, CallRecord>>& dropped) {
+    struct Op {
+      std::int64_t calls = 0;
+      std::int64_t output_bytes = 0;
+    };
+    std::map<std::int64_t, Op> ops;
+    std::unordered_map<Id, std::int64_t> sizes;
+    std::unordered_map<Id, bool> refs;  // each ref of the dropped calls: whether one of them output it
+    for (const auto& [id, rec] : dropped) {
+      auto& o = ops[op_id(rec.op, rec.version)];
+      ++o.calls;
+      for (const auto& r : rec.outputs) {
+        auto size = sizes.find(r.cid);
+        if (size == sizes.end()) size = sizes.emplace(r.cid, stored_size(r.cid)).first;
+        o.output_bytes += size->second;
+        refs[r.hid] = true;
+      }
+      for (const auto& r : rec.inputs) refs.try_emplace(r.hid, false);
+    }
+    std::int64_t refs_removed = 0;
+    bool detached = false;
+    for (const auto& [hid, output] : refs) {
+      if (!ref_used(hid)) ++refs_removed;
+      else if (output) detached = true;  // its consumers stay without it
+    }
+    auto& op_st = stmt(m_add_to_op, counters::add_to_op_sql);
+    sql::Statement last(m_db.get(), counters::reset_last_created_sql);
+    for (const auto& [id, o] : ops) {
+      op_st.bind(1, id).bind(2, -o.calls).bind(3, -o.output_bytes).bind_null(4).run();
+      last.bind(1, id).run();
+    }
+    stmt(m_add_to_totals, counters::add_to_totals_sql)
+        .bind(1, std::int64_t{0})
+        .bind(2, std::int64_t{0})
+        .bind(3, std::int64_t{0})
+        .bind(4, -refs_removed)
+        .bind(5, std::int64_t{detached ? 1 : 0})
+        .run();
+  }
+
+  /// Whether a stored call has this ref as an input or output: the calls with an index row of
+  /// its key are read one by one until one has the whole hid, so a ref used by many calls costs
+  /// one call's io.
+  bool ref_used(const Id& hid) {
+    auto& ids = stmt(m_ref_rows, "SELECT call_id FROM call_refs WHERE key = ?1");
+    auto& load = stmt(m_call_by_id, std::string(call_columns) + "WHERE id = ?1");
+    ids.bind(1, call_io::ref_key(hid));
+    bool used = false;
+    while (!used && ids.step()) {
+      load.bind(1, ids.int64(0));
+      if (load.step()) {
+        const auto rec = record_from(load);
+        used = has_ref(rec.inputs, hid) || has_ref(rec.outputs, hid);
+      }
+      load.reset();
+    }
+    ids.reset();
+    return used;
   }
 
   std::vector<CallRecord> calls_to_drop(std::span<const Id> call_hids, bool dependents) override {
@@ -419,6 +482,10 @@ class SqliteStore final : public Store {
       sql::Statement del(m_db.get(), "DELETE FROM \"values\" WHERE cid = ?1");
       for (const auto& cid : unreferenced_values(report, doomed_files)) del.bind(1, cid).run();
     }
+    // A whole pass over the data anyway: the counters are counted afresh (this also repairs
+    // counts that a change made behind the library's back left wrong, and clears `detached`
+    // when no input lacks its creator any more).
+    counters::replace(m_db.get(), counters::recount(m_db.get()));
     if (m_blobs) {
       // Under the write lock every writer has committed or given up, so a file without a row
       // (or a temporary) is a leftover of a failed or killed flush. Files go before the commit: if
@@ -523,45 +590,28 @@ class SqliteStore final : public Store {
 
   std::vector<OpSummary> op_summaries() override {
     return reading([&]() -> std::vector<OpSummary> {
+      const auto counts = current_counts();
       std::vector<OpSummary> out;
-      std::vector<std::int64_t> ids;
-      {
-        sql::Statement st(m_db.get(), "SELECT id, name, version, inputs, outputs FROM ops ORDER BY name, version");
-        while (st.step()) {
-          ids.push_back(st.int64(0));
-          out.push_back({st.text(1), static_cast<std::uint32_t>(st.int64(2)), parse_list(st.text(3)),
-                         parse_list(st.text(4)), 0, 0, std::nullopt});
+      sql::Statement st(m_db.get(), "SELECT id, name, version, inputs, outputs FROM ops ORDER BY name, version");
+      while (st.step()) {
+        OpSummary op{
+            st.text(1),  static_cast<std::uint32_t>(st.int64(2)), parse_list(st.text(3)), parse_list(st.text(4)), 0, 0,
+            std::nullopt};
+        if (auto c = counts.ops.find(st.int64(0)); c != counts.ops.end()) {
+          op.calls = c->second.calls;
+          op.output_bytes = c->second.output_bytes;
+          if (c->second.calls > 0 && c->second.last_created)
+            op.last_call = std::chrono::system_clock::time_point(std::chrono::milliseconds(*c->second.last_created));
         }
-      }
-      // The last call is the one with the largest storage id (calls are numbered in the order
-      // they are recorded). Output bytes: the sizes of the values the op's calls output.
-      sql::Statement count(m_db.get(), "SELECT COUNT(*), MAX(id) FROM calls WHERE op_id = ?1");
-      sql::Statement created(m_db.get(), "SELECT created FROM calls WHERE id = ?1");
-      sql::Statement calls(m_db.get(), std::string(call_columns) + "WHERE op_id = ?1");
-      sql::Statement size(m_db.get(), "SELECT size FROM \"values\" WHERE cid = ?1");
-      for (std::size_t i = 0; i < out.size(); ++i) {
-        count.bind(1, ids[i]);
-        if (count.step()) {
-          out[i].calls = static_cast<std::uint64_t>(count.int64(0));
-          if (!count.is_null(1)) {
-            created.bind(1, count.int64(1));
-            if (created.step())
-              out[i].last_call = std::chrono::system_clock::time_point(std::chrono::milliseconds(created.int64(0)));
-            created.reset();
-          }
-        }
-        count.reset();
-        calls.bind(1, ids[i]);
-        while (calls.step())
-          for (const auto& r : record_from(calls).outputs) {
-            size.bind(1, r.cid);
-            if (size.step()) out[i].output_bytes += static_cast<std::uint64_t>(size.int64(0));
-            size.reset();
-          }
-        calls.reset();
+        out.push_back(std::move(op));
       }
       return out;
     });
+  }
+
+  /// The counters (a few rows); a store of schema 3 opened read-only has none, and is counted.
+  counters::Counts current_counts() {
+    return m_counted_by_scan ? counters::recount(m_db.get()) : counters::load(m_db.get());
   }
 
   std::vector<CallRecord> calls_page(std::string_view op, const CallQuery& query) override {
@@ -616,17 +666,15 @@ class SqliteStore final : public Store {
 
   StorageStats stats() override {
     return reading([&]() -> StorageStats {
+      const auto counts = current_counts();
       StorageStats s;
-      auto count = [&](const char* q) {
-        sql::Statement st(m_db.get(), q);
-        return st.step() ? static_cast<std::uint64_t>(st.int64(0)) : 0;
-      };
-      s.ops = count("SELECT COUNT(*) FROM ops");
-      s.calls = count("SELECT COUNT(*) FROM calls");
-      s.values = count("SELECT COUNT(*) FROM \"values\"");
-      s.refs = count("SELECT COUNT(DISTINCT key) FROM call_refs");
-      s.blob_files = count("SELECT COUNT(*) FROM \"values\" WHERE data IS NULL");
-      s.value_bytes = count("SELECT COALESCE(SUM(size), 0) FROM \"values\"");
+      sql::Statement ops(m_db.get(), "SELECT COUNT(*) FROM ops");
+      if (ops.step()) s.ops = static_cast<std::uint64_t>(ops.int64(0));
+      for (const auto& [id, o] : counts.ops) s.calls += o.calls;
+      s.values = counts.totals.values;
+      s.refs = counts.totals.refs;
+      s.blob_files = counts.totals.blob_values;
+      s.value_bytes = counts.totals.value_bytes;
       return s;
     });
   }
@@ -684,18 +732,34 @@ class SqliteStore final : public Store {
           .bind(4, json_list(o.outputs))
           .run();
 
+    // The counters change with the data (store/counters.hpp): added up here, written once.
+    BatchCounts counts;
+    counts.sizes.reserve(batch.values.size());
+    counts.new_values.reserve(batch.values.size());
+    counts.refs.reserve(batch.calls.size() * 2);
+
     // Values and ref keys go in key order: ids are uniformly distributed, and in key order
     // consecutive inserts walk the same B-tree pages instead of a random page each.
     std::vector<const ValueRecord*> values;
     values.reserve(batch.values.size());
     for (const auto& v : batch.values) values.push_back(&v);
     std::sort(values.begin(), values.end(), [](const auto* a, const auto* b) { return a->cid < b->cid; });
-    insert_rows<const ValueRecord*>("INSERT OR IGNORE INTO \"values\"(cid, size, data) VALUES", 3, values,
-                                    [&](sql::Statement& st, int at, const ValueRecord* v) {
-                                      st.bind(at, v->cid).bind(at + 1, static_cast<std::int64_t>(v->bytes.size()));
-                                      if (is_blob(v->bytes)) st.bind_null(at + 2);
-                                      else st.bind_blob(at + 2, v->bytes);
-                                    });
+    insert_rows<const ValueRecord*>(
+        "INSERT OR IGNORE INTO \"values\"(cid, size, data) VALUES", 3, values,
+        [&](sql::Statement& st, int at, const ValueRecord* v) {
+          st.bind(at, v->cid).bind(at + 1, static_cast<std::int64_t>(v->bytes.size()));
+          if (is_blob(v->bytes)) st.bind_null(at + 2);
+          else st.bind_blob(at + 2, v->bytes);
+        },
+        " RETURNING cid", [&](const sql::Statement& inserted) { counts.new_values.insert(inserted.id(0)); });
+    for (const auto* v : values) {
+      const auto size = static_cast<std::int64_t>(v->bytes.size());
+      counts.sizes.emplace(v->cid, size);
+      if (!counts.new_values.contains(v->cid)) continue;
+      ++counts.values;
+      counts.value_bytes += size;
+      if (is_blob(v->bytes)) ++counts.blob_values;
+    }
 
     const bool check_stored = !calls_known_absent(batch);
     auto& exists = stmt(m_call_exists, "SELECT 1 FROM calls WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
@@ -717,6 +781,7 @@ class SqliteStore final : public Store {
         if (stored) continue;  // stored already (another process, or earlier)
       }
       const auto op = op_id(c.op, c.version);
+      count_new_call(c, op, counts);  // before its call_refs rows exist
       call_io::encode(c, m_ops_by_id.at(op).outputs, io);
       put_call.bind(1, c.hid).bind(2, c.cid).bind(3, op).bind(4, c.created_ms).bind_blob(5, io).run();
       const std::int64_t id = sqlite3_last_insert_rowid(m_db.get());
@@ -729,37 +794,114 @@ class SqliteStore final : public Store {
                         [](sql::Statement& st, int at, const RefRow& r) {
                           st.bind(at, r.key).bind(at + 1, r.dir).bind(at + 2, r.call_id);
                         });
+    apply(counts);
   }
 
   static constexpr std::size_t rows_per_insert = 64;
 
   /// Runs `head` (an INSERT ... VALUES) over `rows` of `width` columns: one statement per
   /// rows_per_insert rows (SQLite's per-statement work is then shared), one per row for the
-  /// rest. `bind(statement, first_parameter, row)` binds one row.
-  template <class Row, class Bind>
-  void insert_rows(std::string_view head, int width, std::span<const Row> rows, Bind&& bind) {
+  /// rest. `bind(statement, first_parameter, row)` binds one row. With a `tail` (a RETURNING
+  /// clause), `returned(statement)` is called for each row it returns.
+  template <class Row, class Bind, class Returned = std::nullptr_t>
+  void insert_rows(std::string_view head, int width, std::span<const Row> rows, Bind&& bind, std::string_view tail = {},
+                   Returned&& returned = nullptr) {
     std::size_t next = 0;
     auto run = [&](std::size_t n) {
-      auto& st = multi_row_statement(head, width, n);
+      auto& st = multi_row_statement(head, width, n, tail);
       for (std::size_t i = 0; i < n; ++i) bind(st, static_cast<int>(i) * width + 1, rows[next + i]);
-      st.run();
+      if constexpr (std::is_null_pointer_v<std::decay_t<Returned>>) st.run();
+      else
+        while (st.step()) returned(st);
       next += n;
     };
     while (rows.size() - next >= rows_per_insert) run(rows_per_insert);
     while (next < rows.size()) run(1);
   }
 
-  sql::Statement& multi_row_statement(std::string_view head, int width, std::size_t rows) {
-    auto& slot = m_chunk_statements[std::make_pair(std::string(head), rows)];
+  sql::Statement& multi_row_statement(std::string_view head, int width, std::size_t rows, std::string_view tail) {
+    auto& slot = m_chunk_statements[std::make_pair(std::string(head) + std::string(tail), rows)];
     if (!slot) {
       std::string row = "(";
       for (int i = 0; i < width; ++i) row += i ? ",?" : "?";
       row += ")";
       std::string text(head);
       for (std::size_t i = 0; i < rows; ++i) text += (i ? "," : " ") + row;
+      text += tail;
       slot = std::make_unique<sql::Statement>(m_db.get(), text);
     }
     return *slot;
+  }
+
+  /// What one flush adds to the counters.
+  struct BatchCounts {
+    std::unordered_map<Id, std::int64_t> sizes;  ///< of the batch's values
+    std::unordered_set<Id> new_values;           ///< values this flush inserted
+    std::unordered_set<Id> refs;                 ///< refs of this flush's new calls seen so far
+    std::optional<bool> detached;                ///< the stored flag, read when first needed
+    bool set_detached = false;
+    struct Op {
+      std::int64_t calls = 0;
+      std::int64_t output_bytes = 0;
+      std::int64_t last_created = 0;
+    };
+    std::map<std::int64_t, Op> ops;
+    std::int64_t values = 0, value_bytes = 0, blob_values = 0, refs_added = 0;
+  };
+
+  /// Counts a call about to be inserted. A ref is new when no stored call uses its hid. An
+  /// output's hid derives from its (new) call's hid, so it is new unless a stored call has it as
+  /// an input whose creator was dropped (looked up only while the totals say such inputs may
+  /// exist). A raw input whose value this flush inserted is new (no stored call could use that
+  /// value); other inputs are looked up.
+  void count_new_call(const CallRecord& c, std::int64_t op, BatchCounts& counts) {
+    auto& o = counts.ops[op];
+    ++o.calls;
+    o.last_created = c.created_ms;
+    for (const auto& r : c.outputs) {
+      auto size = counts.sizes.find(r.cid);
+      o.output_bytes += size != counts.sizes.end() ? size->second : stored_size(r.cid);
+      if (!counts.refs.insert(r.hid).second) continue;
+      if (!counts.detached) counts.detached = stored_detached();
+      if (!*counts.detached || !ref_used(r.hid)) ++counts.refs_added;
+    }
+    for (const auto& r : c.inputs) {
+      if (!counts.refs.insert(r.hid).second) continue;
+      const bool raw = codec::atom_hid(r.cid) == r.hid;
+      if (raw && counts.new_values.contains(r.cid)) {
+        ++counts.refs_added;
+      } else if (!ref_used(r.hid)) {
+        ++counts.refs_added;
+        if (!raw) counts.set_detached = true;  // an input whose creator is not stored
+      }
+    }
+  }
+
+  void apply(const BatchCounts& counts) {
+    auto& op_st = stmt(m_add_to_op, counters::add_to_op_sql);
+    for (const auto& [id, o] : counts.ops)
+      op_st.bind(1, id).bind(2, o.calls).bind(3, o.output_bytes).bind(4, o.last_created).run();
+    if (counts.values != 0 || counts.refs_added != 0 || counts.set_detached)
+      stmt(m_add_to_totals, counters::add_to_totals_sql)
+          .bind(1, counts.values)
+          .bind(2, counts.value_bytes)
+          .bind(3, counts.blob_values)
+          .bind(4, counts.refs_added)
+          .bind(5, std::int64_t{counts.set_detached ? 1 : 0})
+          .run();
+  }
+
+  bool stored_detached() {
+    sql::Statement st(m_db.get(), "SELECT detached FROM totals WHERE id = 1");
+    return st.step() && st.int64(0) != 0;
+  }
+
+  std::int64_t stored_size(const Id& cid) {
+    auto& st = stmt(m_value_size, "SELECT size FROM \"values\" WHERE cid = ?1");
+    st.bind(1, cid);
+    const std::int64_t size = st.step() ? st.int64(0) : 0;
+    st.reset();
+    return size;
   }
 
   /// A call from a row of call_columns.
@@ -919,7 +1061,7 @@ class SqliteStore final : public Store {
       if (m_options.read_only) throw Error(Errc::foreign_database, name + " is an empty database, not a mandala store");
       initialize(memory);
     } else {
-      if (!m_options.read_only) migrate_from_2();
+      if (!m_options.read_only) upgrade();
       check_meta(name);
       if (!memory && !m_options.read_only) sql::exec(m_db.get(), "PRAGMA journal_mode=WAL");
     }
@@ -948,6 +1090,7 @@ class SqliteStore final : public Store {
     }
     sql::exec(m_db.get(), schema_sql);
     sql::exec(m_db.get(), versions::schema_sql);
+    sql::exec(m_db.get(), counters::schema_sql);
     sql::exec(m_db.get(), ("PRAGMA application_id=" + std::to_string(application_id)).c_str());
     sql::exec(m_db.get(), ("PRAGMA user_version=" + std::to_string(schema_version)).c_str());
     sql::Statement meta(m_db.get(), "INSERT INTO meta(key, value) VALUES(?1, ?2)");
@@ -964,18 +1107,25 @@ class SqliteStore final : public Store {
     tx.commit();
   }
 
-  /// Schema 2 lacks the code-version tables: adds them (a store of schema 2 opens as before).
-  void migrate_from_2() {
+  /// Upgrades an older schema in place, in one transaction: 2 lacks the code-version tables,
+  /// 3 the counters (computed here once, from the data).
+  void upgrade() {
+    std::string from;
     try {
       sql::Statement st(m_db.get(), "SELECT value FROM meta WHERE key = 'schema_version'");
-      if (!st.step() || st.text(0) != "2") return;
+      if (st.step()) from = st.text(0);
     } catch (const Error&) {
       return;  // check_meta reports what is wrong
     }
+    if (from != "2" && from != "3") return;
     sql::Transaction tx(m_db.get());
-    sql::exec(m_db.get(), versions::schema_sql);
-    sql::exec(m_db.get(), "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
-    sql::exec(m_db.get(), "PRAGMA user_version=3");
+    if (from == "2") sql::exec(m_db.get(), versions::schema_sql);
+    sql::exec(m_db.get(), counters::schema_sql);
+    counters::replace(m_db.get(), counters::recount(m_db.get()));
+    sql::exec(
+        m_db.get(),
+        ("UPDATE meta SET value = '" + std::to_string(schema_version) + "' WHERE key = 'schema_version'").c_str());
+    sql::exec(m_db.get(), ("PRAGMA user_version=" + std::to_string(schema_version)).c_str());
     tx.commit();
   }
 
@@ -994,12 +1144,16 @@ class SqliteStore final : public Store {
     if (meta["format"] != format_name)
       throw Error(Errc::foreign_database, name + " is not a mandala store (meta format '" + meta["format"] + "')");
     const std::string& v = meta["schema_version"];
-    if (v != std::to_string(schema_version)) {
+    // Read-only, a store of schema 3 is read as it is: counts are then computed by scanning.
+    m_counted_by_scan = m_options.read_only && v == "3";
+    if (v != std::to_string(schema_version) && !m_counted_by_scan) {
       const bool newer = !v.empty() && std::stoll(v) > schema_version;
-      throw Error(Errc::schema_mismatch, name + " has schema version " + v + " but this mandala reads version " +
-                                             std::to_string(schema_version) +
-                                             (newer ? ": it was written by a newer mandala; upgrade mandala to open it"
-                                                    : ": migrate it with the mandala version that wrote it"));
+      throw Error(Errc::schema_mismatch,
+                  name + " has schema version " + v + " but this mandala reads version " +
+                      std::to_string(schema_version) +
+                      (newer      ? ": it was written by a newer mandala; upgrade mandala to open it"
+                       : v == "2" ? ": open it once writable (not read-only) to upgrade it in place"
+                                  : ": migrate it with the mandala version that wrote it"));
     }
     if (meta["hash"] != codec::hash_name || meta["encoding"] != wire::encoding_name)
       throw Error(Errc::schema_mismatch, name + " uses hash '" + meta["hash"] + "' and encoding '" + meta["encoding"] +
@@ -1130,6 +1284,7 @@ class SqliteStore final : public Store {
   sql::DbHandle m_db;
   std::optional<BlobFiles> m_blobs;
   bool m_reading = false;
+  bool m_counted_by_scan = false;  ///< an older store opened read-only: no counter tables
   /// data_version() after this connection's last commit (or open); none after a failed write.
   std::optional<std::int64_t> m_quiet_since;
   std::unordered_map<std::int64_t, OpRow> m_ops_by_id;
@@ -1137,7 +1292,7 @@ class SqliteStore final : public Store {
   std::map<std::pair<std::string, std::size_t>, std::unique_ptr<sql::Statement>> m_chunk_statements;
   std::unique_ptr<sql::Statement> m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op, m_upsert_op, m_call_exists,
       m_put_call, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref, m_del_call, m_put_vc_call,
-      m_data_version;
+      m_data_version, m_add_to_op, m_add_to_totals, m_value_size, m_ref_rows, m_call_by_id;
 };
 
 }  // namespace
