@@ -53,6 +53,10 @@ Storage open_for_writing(const std::string& path);
 /// Resolves a call or ref id, or a unique prefix of one; Failure when unknown or ambiguous.
 IdMatch resolve_id(Storage& storage, std::string_view text);
 
+/// The recorded code versions of an op, oldest first; Failure when the store has no such op or
+/// the op's code is not tracked.
+std::vector<OpVersion> code_versions(Storage& storage, const std::string& op);
+
 struct Terminal {
   bool stdin_tty = false;
   bool stdout_tty = false;
@@ -82,6 +86,8 @@ void write_output(const std::string& text, const std::string& path);
 void print_json(const nlohmann::json& doc);
 /// An op summary as JSON (what `ops --json` lists and `info --json` ranks).
 nlohmann::json op_json(const OpSummary& op);
+/// A code version with the code of its components (what `versions --json` lists).
+nlohmann::json version_json(const OpVersion& version);
 /// A ref's stored value as a JSON document (arrays cut to `max_items`).
 nlohmann::json value_json(const AnyRef& ref, std::size_t max_items);
 

@@ -69,6 +69,41 @@ IdMatch resolve_id(Storage& storage, std::string_view text) {
   return matches.front();
 }
 
+std::vector<OpVersion> code_versions(Storage& storage, const std::string& op) {
+  auto versions = storage.versions(op);
+  if (!versions.empty()) return versions;
+  std::string names;
+  bool known = false;
+  for (const auto& s : storage.ops()) {
+    known = known || s.name == op;
+    if (names.find(s.name) == std::string::npos) names += (names.empty() ? "" : ", ") + s.name;
+  }
+  if (known)
+    throw Failure("op " + op +
+                  " has no recorded code versions: its code is not tracked (build the program with "
+                  "mandala_track_versions, see docs/versioning.md)");
+  throw Failure("no op '" + op + "' in this store" + (names.empty() ? " (it has no ops)" : " (it has: " + names + ")"));
+}
+
+nlohmann::json version_json(const OpVersion& v) {
+  nlohmann::json j{{"number", v.number},
+                   {"explicit_version", v.explicit_version},
+                   {"content_version", v.content_version.hex()},
+                   {"semantic_version", v.decided ? nlohmann::json(v.semantic_version.hex()) : nlohmann::json(nullptr)},
+                   {"decided", v.decided},
+                   {"created", iso_time(v.created)},
+                   {"calls", v.calls},
+                   {"components", nlohmann::json::array()}};
+  for (const auto& c : v.components)
+    j["components"].push_back({{"name", c.name},
+                               {"kind", c.kind},
+                               {"content", c.content.hex()},
+                               {"semantic", c.semantic.hex()},
+                               {"compatible_with_earlier", c.semantic != c.content},
+                               {"code", c.code}});
+  return j;
+}
+
 const Terminal& terminal() {
   static const Terminal t = [] {
     Terminal r;

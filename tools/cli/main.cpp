@@ -16,10 +16,26 @@ void add_graph(CLI::App& app, Action& action);
 void add_drop(CLI::App& app, Action& action);
 void add_gc(CLI::App& app, Action& action);
 void add_check(CLI::App& app, Action& action);
+void add_versions(CLI::App& app, Action& action);
+void add_diff(CLI::App& app, Action& action);
+void add_mark_compatible(CLI::App& app, Action& action);
+void add_mark_new_version(CLI::App& app, Action& action);
 
 /// Every subcommand, in the order `mandala --help` lists them.
 constexpr Registration subcommands[] = {
-    add_info, add_ops, add_calls, add_show, add_cf, add_graph, add_drop, add_gc, add_check,
+    add_info,
+    add_ops,
+    add_calls,
+    add_show,
+    add_cf,
+    add_graph,
+    add_drop,
+    add_gc,
+    add_check,
+    add_versions,
+    add_diff,
+    add_mark_compatible,
+    add_mark_new_version,
 };
 }  // namespace mandala::cli
 
