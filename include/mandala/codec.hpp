@@ -583,7 +583,7 @@ struct Codec<std::variant<Ts...>> {
   template <std::size_t... I>
   static std::variant<Ts...> decode_alternative(std::uint64_t index, ValueView v, std::index_sequence<I...>) {
     std::variant<Ts...> out;
-    ((index == I ? (out.template emplace<I>(Codec<Ts>::decode(v)), true) : false) || ...);
+    static_cast<void>(((index == I ? (out.template emplace<I>(Codec<Ts>::decode(v)), true) : false) || ...));
     return out;
   }
 };
