@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -1147,7 +1148,12 @@ class SqliteStore final : public Store {
     // Read-only, a store of schema 3 is read as it is: counts are then computed by scanning.
     m_counted_by_scan = m_options.read_only && v == "3";
     if (v != std::to_string(schema_version) && !m_counted_by_scan) {
-      const bool newer = !v.empty() && std::stoll(v) > schema_version;
+      long long number = 0;
+      const auto parsed = std::from_chars(v.data(), v.data() + v.size(), number);
+      if (!v.empty() && (parsed.ec != std::errc() || parsed.ptr != v.data() + v.size()))
+        throw Error(Errc::corrupt_store, name + " has an unreadable schema version '" + v.substr(0, 40) +
+                                             "' in its meta table; it is damaged: restore it from a backup");
+      const bool newer = !v.empty() && number > schema_version;
       throw Error(Errc::schema_mismatch,
                   name + " has schema version " + v + " but this mandala reads version " +
                       std::to_string(schema_version) +

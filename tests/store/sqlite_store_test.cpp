@@ -76,6 +76,17 @@ TEST(SqliteStoreOpen, NewerSchemaIsRefused) {
   expect_refused(path, md::Errc::schema_mismatch, "upgrade mandala");
 }
 
+TEST(SqliteStoreOpen, UnreadableSchemaVersionIsDamage) {
+  md::testing::TempDir dir;
+  const auto path = dir / "store.db";
+  { md::Storage storage(path); }
+  for (const char* value : {"abc", "4x", "99999999999999999999999"}) {
+    sql(path, std::string("UPDATE meta SET value = '") + value +
+                  "' WHERE key = 'schema_version'; PRAGMA wal_checkpoint(TRUNCATE);");
+    expect_refused(path, md::Errc::corrupt_store, "unreadable schema version");
+  }
+}
+
 TEST(SqliteStoreOpen, OtherEncodingIsRefused) {
   md::testing::TempDir dir;
   const auto path = dir / "store.db";
