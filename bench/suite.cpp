@@ -149,7 +149,7 @@ CREATE TABLE ops(id INTEGER PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT
   outputs TEXT NOT NULL, UNIQUE(name, version));
 CREATE TABLE "values"(cid BLOB PRIMARY KEY, size INTEGER NOT NULL, data BLOB) WITHOUT ROWID;
 CREATE TABLE calls(id INTEGER PRIMARY KEY, hid BLOB NOT NULL, cid BLOB NOT NULL, op_id INTEGER NOT NULL,
-  created INTEGER NOT NULL, io BLOB NOT NULL);
+  created INTEGER NOT NULL, io BLOB NOT NULL, semantic INTEGER);
 CREATE INDEX calls_by_hid ON calls(substr(hid, 1, 8));
 CREATE INDEX calls_by_cid ON calls(substr(cid, 1, 8));
 CREATE INDEX calls_by_op ON calls(op_id);

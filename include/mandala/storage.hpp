@@ -96,6 +96,7 @@ struct IntegrityProblem {
   ///   "sqlite"            SQLite's own integrity check reports damaged pages, rows or indexes
   ///   "missing_op"        a call refers to an op the ops table does not hold
   ///   "bad_op"            an op's input or output name list is unreadable
+  ///   "missing_version"   a call refers to a semantic code version the store does not hold
   ///   "bad_io"            a call's input/output list (its io column) cannot be decoded
   ///   "orphan_io"         a ref index row belongs to no stored call, or to a call without that ref
   ///   "unindexed_io"      an input/output of a call has no ref index row

@@ -392,6 +392,20 @@ void check_counters(sqlite3* db, const IoScan& scan, Collector& out) {
     out.problem("count_mismatch", std::move(message));
 }
 
+/// Every calls.semantic names a vc_semantics row (schema 5; older stores read-only have no such
+/// column: their semantic versions are vc_calls rows, which cannot dangle by construction).
+void check_call_versions(sqlite3* db, Collector& out) {
+  if (count(db, "SELECT COUNT(*) FROM pragma_table_info('calls') WHERE name = 'semantic'") == 0) return;
+  sql::Statement st(db,
+                    "SELECT hid, semantic FROM calls WHERE semantic IS NOT NULL AND "
+                    "semantic NOT IN (SELECT id FROM vc_semantics) ORDER BY id");
+  while (st.step())
+    out.problem("missing_version", "call " + st.id(0).hex() + " refers to semantic version #" +
+                                       std::to_string(st.int64(1)) +
+                                       ", which the vc_semantics table lacks; drop the call (it cannot be "
+                                       "matched to a code version)");
+}
+
 /// Runs one check; a failure SQLite reports (a damaged page, an unreadable row) becomes a problem.
 template <class F>
 void guarded(const char* what, Collector& out, F&& check) {
@@ -446,6 +460,7 @@ IntegrityReport check_integrity(sqlite3* db, const BlobFiles* blobs, const Progr
   IoScan scan;
   guarded("calls", out, [&] { check_calls(db, out, scan); });
   guarded("the ref index", out, [&] { check_ref_index(db, out, scan); });
+  guarded("call versions", out, [&] { check_call_versions(db, out); });
   guarded("refs", out, [&] { check_refs(out, scan); });
   guarded("detached refs", out, [&] { check_detached_refs(out, scan); });
   guarded("unreferenced values", out, [&] { count_unreferenced_values(db, out, scan); });

@@ -29,7 +29,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t application_id = 0x4D4E444C;  // "MNDL"
-constexpr int schema_version = 4;                    // 3: code-version tables (store/version_tables.cpp); 4: counters
+// 3: code-version tables (store/version_tables.cpp); 4: counters; 5: calls.semantic
+constexpr int schema_version = 5;
 constexpr const char* format_name = "mandala-store";
 
 // Calls keep their inputs and outputs in one compact `io` column (section 3.2 of
@@ -54,7 +55,8 @@ CREATE TABLE calls(
   cid BLOB NOT NULL,
   op_id INTEGER NOT NULL REFERENCES ops(id),
   created INTEGER NOT NULL,
-  io BLOB NOT NULL);
+  io BLOB NOT NULL,
+  semantic INTEGER);
 CREATE INDEX calls_by_hid ON calls(substr(hid, 1, 8));
 CREATE INDEX calls_by_cid ON calls(substr(cid, 1, 8));
 CREATE INDEX calls_by_op ON calls(op_id);
@@ -205,8 +207,9 @@ class SqliteStore final : public Store {
       write_locked(batch);
       tx.commit();
     } catch (...) {
-      m_ops_by_id.clear();  // ids of ops inserted by the rolled-back transaction are void
-      m_op_ids.clear();
+      m_ops_by_id.clear();  // ids of ops and semantic versions inserted by the rolled-back
+      m_op_ids.clear();     // transaction are void
+      m_semantic_numbers.clear();
       m_quiet_since.reset();
       throw;
     }
@@ -709,7 +712,7 @@ class SqliteStore final : public Store {
   }
   std::vector<std::pair<Id, Id>> call_versions_of(std::string_view op) override {
     begin_read();
-    return versions::call_versions_of(m_db.get(), op);
+    return versions::call_versions_of(m_db.get(), op, m_legacy_call_versions);
   }
 
   void end_read() override {
@@ -764,7 +767,8 @@ class SqliteStore final : public Store {
 
     const bool check_stored = !calls_known_absent(batch);
     auto& exists = stmt(m_call_exists, "SELECT 1 FROM calls WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
-    auto& put_call = stmt(m_put_call, "INSERT INTO calls(hid, cid, op_id, created, io) VALUES(?1, ?2, ?3, ?4, ?5)");
+    auto& put_call =
+        stmt(m_put_call, "INSERT INTO calls(hid, cid, op_id, created, io, semantic) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     std::vector<std::byte> io;
     struct RefRow {
       std::int64_t key;
@@ -784,9 +788,11 @@ class SqliteStore final : public Store {
       const auto op = op_id(c.op, c.version);
       count_new_call(c, op, counts);  // before its call_refs rows exist
       call_io::encode(c, m_ops_by_id.at(op).outputs, io);
-      put_call.bind(1, c.hid).bind(2, c.cid).bind(3, op).bind(4, c.created_ms).bind_blob(5, io).run();
+      put_call.bind(1, c.hid).bind(2, c.cid).bind(3, op).bind(4, c.created_ms).bind_blob(5, io);
+      if (c.semantic) put_call.bind(6, semantic_number(*c.semantic));
+      else put_call.bind_null(6);
+      put_call.run();
       const std::int64_t id = sqlite3_last_insert_rowid(m_db.get());
-      if (c.semantic) stmt(m_put_vc_call, versions::record_call_sql).bind(1, id).bind(2, *c.semantic).run();
       for (const auto& r : c.inputs) refs.push_back({call_io::ref_key(r.hid), dir_in, id});
       for (const auto& r : c.outputs) refs.push_back({call_io::ref_key(r.hid), dir_out, id});
     }
@@ -796,6 +802,14 @@ class SqliteStore final : public Store {
                           st.bind(at, r.key).bind(at + 1, r.dir).bind(at + 2, r.call_id);
                         });
     apply(counts);
+  }
+
+  /// calls.semantic for a semantic version, inside the write transaction.
+  std::int64_t semantic_number(const Id& semantic) {
+    if (const auto it = m_semantic_numbers.find(semantic); it != m_semantic_numbers.end()) return it->second;
+    const std::int64_t number = versions::semantic_number(m_db.get(), semantic);
+    m_semantic_numbers.emplace(semantic, number);
+    return number;
   }
 
   static constexpr std::size_t rows_per_insert = 64;
@@ -1109,7 +1123,7 @@ class SqliteStore final : public Store {
   }
 
   /// Upgrades an older schema in place, in one transaction: 2 lacks the code-version tables,
-  /// 3 the counters (computed here once, from the data).
+  /// 3 the counters (computed here once, from the data), 4 calls.semantic (then in vc_calls).
   void upgrade() {
     std::string from;
     try {
@@ -1118,11 +1132,13 @@ class SqliteStore final : public Store {
     } catch (const Error&) {
       return;  // check_meta reports what is wrong
     }
-    if (from != "2" && from != "3") return;
+    if (from != "2" && from != "3" && from != "4") return;
     sql::Transaction tx(m_db.get());
-    if (from == "2") sql::exec(m_db.get(), versions::schema_sql);
-    sql::exec(m_db.get(), counters::schema_sql);
-    counters::replace(m_db.get(), counters::recount(m_db.get()));
+    versions::upgrade_call_versions(m_db.get());
+    if (from != "4") {
+      sql::exec(m_db.get(), counters::schema_sql);
+      counters::replace(m_db.get(), counters::recount(m_db.get()));
+    }
     sql::exec(
         m_db.get(),
         ("UPDATE meta SET value = '" + std::to_string(schema_version) + "' WHERE key = 'schema_version'").c_str());
@@ -1147,7 +1163,8 @@ class SqliteStore final : public Store {
     const std::string& v = meta["schema_version"];
     // Read-only, a store of schema 3 is read as it is: counts are then computed by scanning.
     m_counted_by_scan = m_options.read_only && v == "3";
-    if (v != std::to_string(schema_version) && !m_counted_by_scan) {
+    m_legacy_call_versions = m_options.read_only && (v == "3" || v == "4");
+    if (v != std::to_string(schema_version) && !m_legacy_call_versions) {
       long long number = 0;
       const auto parsed = std::from_chars(v.data(), v.data() + v.size(), number);
       if (!v.empty() && (parsed.ec != std::errc() || parsed.ptr != v.data() + v.size()))
@@ -1290,15 +1307,19 @@ class SqliteStore final : public Store {
   sql::DbHandle m_db;
   std::optional<BlobFiles> m_blobs;
   bool m_reading = false;
-  bool m_counted_by_scan = false;  ///< an older store opened read-only: no counter tables
+  bool m_counted_by_scan = false;       ///< a schema 3 store opened read-only: no counter tables
+  bool m_legacy_call_versions = false;  ///< a schema 3 or 4 store opened read-only: vc_calls
+  /// calls.semantic of each semantic version written or read by this connection (never changes
+  /// once committed; cleared when a write rolls back).
+  std::unordered_map<Id, std::int64_t> m_semantic_numbers;
   /// data_version() after this connection's last commit (or open); none after a failed write.
   std::optional<std::int64_t> m_quiet_since;
   std::unordered_map<std::int64_t, OpRow> m_ops_by_id;
   std::map<std::pair<std::string, std::uint32_t>, std::int64_t> m_op_ids;
   std::map<std::pair<std::string, std::size_t>, std::unique_ptr<sql::Statement>> m_chunk_statements;
   std::unique_ptr<sql::Statement> m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op, m_upsert_op, m_call_exists,
-      m_put_call, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref, m_del_call, m_put_vc_call,
-      m_data_version, m_add_to_op, m_add_to_totals, m_value_size, m_ref_rows, m_call_by_id;
+      m_put_call, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref, m_del_call, m_data_version,
+      m_add_to_op, m_add_to_totals, m_value_size, m_ref_rows, m_call_by_id;
 };
 
 }  // namespace

@@ -27,11 +27,9 @@ CREATE TABLE IF NOT EXISTS vc_versions(
   components TEXT NOT NULL,
   created INTEGER NOT NULL,
   PRIMARY KEY(op, content_version)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS vc_calls(
-  call_id INTEGER PRIMARY KEY,
-  semantic_version BLOB NOT NULL);
-CREATE TRIGGER IF NOT EXISTS vc_calls_follow_calls AFTER DELETE ON calls
-  BEGIN DELETE FROM vc_calls WHERE call_id = old.id; END;
+CREATE TABLE IF NOT EXISTS vc_semantics(
+  id INTEGER PRIMARY KEY,
+  semantic BLOB NOT NULL UNIQUE);
 )sql";
 
 namespace {
@@ -140,16 +138,40 @@ void write(sqlite3* db, const VersioningWrite& changes) {
   for (const auto& [op, content] : changes.dropped_versions) drop_version.bind(1, op).bind(2, content).run();
 }
 
-std::vector<std::pair<Id, Id>> call_versions_of(sqlite3* db, std::string_view op) {
-  sql::Statement st(db,
-                    "SELECT c.hid, v.semantic_version FROM vc_calls v JOIN calls c ON c.id = v.call_id "
-                    "JOIN ops o ON o.id = c.op_id WHERE o.name = ?1 ORDER BY c.id");
+std::vector<std::pair<Id, Id>> call_versions_of(sqlite3* db, std::string_view op, bool legacy) {
+  sql::Statement st(db, legacy ? "SELECT c.hid, v.semantic_version FROM vc_calls v JOIN calls c ON c.id = v.call_id "
+                                 "JOIN ops o ON o.id = c.op_id WHERE o.name = ?1 ORDER BY c.id"
+                               : "SELECT c.hid, s.semantic FROM calls c JOIN vc_semantics s ON s.id = c.semantic "
+                                 "WHERE c.op_id IN (SELECT id FROM ops WHERE name = ?1) ORDER BY c.id");
   st.bind(1, op);
   std::vector<std::pair<Id, Id>> out;
   while (st.step()) out.emplace_back(st.id(0), st.id(1));
   return out;
 }
 
-const char* const record_call_sql = "INSERT OR REPLACE INTO vc_calls(call_id, semantic_version) VALUES(?1, ?2)";
+std::int64_t semantic_number(sqlite3* db, const Id& semantic) {
+  sql::Statement find(db, "SELECT id FROM vc_semantics WHERE semantic = ?1");
+  find.bind(1, semantic);
+  if (find.step()) return find.int64(0);
+  sql::Statement put(db, "INSERT INTO vc_semantics(semantic) VALUES(?1)");
+  put.bind(1, semantic).run();
+  return sqlite3_last_insert_rowid(db);
+}
+
+void upgrade_call_versions(sqlite3* db) {
+  sql::exec(db, schema_sql);
+  sql::exec(db, "ALTER TABLE calls ADD COLUMN semantic INTEGER");
+  {
+    sql::Statement legacy(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'vc_calls'");
+    if (!legacy.step()) return;  // schema 2: no code versions yet
+  }
+  sql::exec(db,
+            "INSERT OR IGNORE INTO vc_semantics(semantic) SELECT DISTINCT semantic_version FROM vc_calls ORDER BY 1;"
+            "UPDATE calls SET semantic = (SELECT s.id FROM vc_calls v JOIN vc_semantics s "
+            "ON s.semantic = v.semantic_version WHERE v.call_id = calls.id) "
+            "WHERE id IN (SELECT call_id FROM vc_calls);"
+            "DROP TRIGGER IF EXISTS vc_calls_follow_calls;"
+            "DROP TABLE vc_calls;");
+}
 
 }  // namespace mandala::store::versions

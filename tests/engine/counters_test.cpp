@@ -280,9 +280,9 @@ TEST(CountersFile, AStoreOfSchema3IsReadAsItIsAndUpgradedWhenOpenedWritable) {
     stats = s.stats();
     ops = s.ops();
   }
-  md::testing::sql(path,
-                   "DROP TABLE op_counts; DROP TABLE totals; UPDATE meta SET value = '3' WHERE key = "
-                   "'schema_version'; PRAGMA user_version = 3; PRAGMA wal_checkpoint(TRUNCATE);");
+  md::testing::sql(path, std::string(md::testing::call_versions_as_schema_4) +
+                             "DROP TABLE op_counts; DROP TABLE totals; UPDATE meta SET value = '3' WHERE key = "
+                             "'schema_version'; PRAGMA user_version = 3; PRAGMA wal_checkpoint(TRUNCATE);");
   {
     md::StorageOptions options;
     options.read_only = true;
@@ -293,9 +293,43 @@ TEST(CountersFile, AStoreOfSchema3IsReadAsItIsAndUpgradedWhenOpenedWritable) {
     EXPECT_TRUE(s.check_integrity().ok());
   }
   md::Storage s(path);
-  EXPECT_EQ(s.info().schema_version, 4);
+  EXPECT_EQ(s.info().schema_version, 5);
   EXPECT_EQ(s.stats(), stats);
   EXPECT_EQ(s.ops(), ops);
+  expect_counts_exact(s);
+  workload(s, 10);
+  expect_counts_exact(s);
+}
+
+TEST(CountersFile, AStoreOfSchema2IsUpgradedWhenOpenedWritable) {
+  md::testing::TempDir dir;
+  const auto path = dir / "store.db";
+  md::StorageStats stats;
+  {
+    md::Storage s(path);
+    workload(s, 8);
+    stats = s.stats();
+  }
+  md::testing::sql(path, std::string(md::testing::call_versions_as_schema_4) +
+                             "DROP TRIGGER vc_calls_follow_calls; DROP TABLE vc_calls; DROP TABLE vc_commits; "
+                             "DROP TABLE vc_heads; DROP TABLE vc_versions; DROP TABLE op_counts; DROP TABLE totals; "
+                             "UPDATE meta SET value = '2' WHERE key = 'schema_version'; PRAGMA user_version = 2; "
+                             "PRAGMA wal_checkpoint(TRUNCATE);");
+  {
+    md::StorageOptions options;
+    options.read_only = true;
+    try {
+      md::Storage s(path, options);
+      ADD_FAILURE() << "a read-only open of schema 2 was not refused";
+    } catch (const md::Error& e) {
+      EXPECT_EQ(e.code(), md::Errc::schema_mismatch);
+      EXPECT_NE(std::string(e.what()).find("open it once writable"), std::string::npos) << e.what();
+    }
+  }
+  md::Storage s(path);
+  EXPECT_EQ(s.info().schema_version, 5);
+  EXPECT_EQ(s.stats(), stats);
+  EXPECT_TRUE(s.check_integrity().ok());
   expect_counts_exact(s);
   workload(s, 10);
   expect_counts_exact(s);

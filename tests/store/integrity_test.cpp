@@ -345,6 +345,11 @@ TEST_F(Integrity, CallOfAMissingOp) {
   expect_only("missing_op", "refers to op #");
 }
 
+TEST_F(Integrity, CallOfAMissingSemanticVersion) {
+  sql(db(), "UPDATE calls SET semantic = 42 WHERE id = (SELECT MIN(id) FROM calls)");
+  expect_only("missing_version", "refers to semantic version #42");
+}
+
 TEST_F(Integrity, UnreadableOpDeclaration) {
   sql(db(), "UPDATE ops SET outputs = 'not json' WHERE name = 'inc'");
   expect_only("bad_op", "inc v");

@@ -22,4 +22,14 @@ inline void sql(const std::filesystem::path& db, const std::string& statements) 
   ASSERT_EQ(rc, SQLITE_OK) << msg;
 }
 
+/// Turns the call versions of a schema 5 store back into schema 4's layout (a vc_calls table
+/// with its trigger instead of calls.semantic and vc_semantics), data included; the caller sets
+/// the schema version.
+inline const char* const call_versions_as_schema_4 =
+    "CREATE TABLE vc_calls(call_id INTEGER PRIMARY KEY, semantic_version BLOB NOT NULL);"
+    "INSERT INTO vc_calls SELECT c.id, s.semantic FROM calls c JOIN vc_semantics s ON s.id = c.semantic;"
+    "CREATE TRIGGER vc_calls_follow_calls AFTER DELETE ON calls "
+    "BEGIN DELETE FROM vc_calls WHERE call_id = old.id; END;"
+    "ALTER TABLE calls DROP COLUMN semantic; DROP TABLE vc_semantics;";
+
 }  // namespace mandala::testing

@@ -12,6 +12,8 @@
 #include "mandala/frame.hpp"
 #include "mandala/mandala.hpp"
 #include "support/backends.hpp"
+#include "support/integrity.hpp"
+#include "support/sql.hpp"
 #include "versioning/components.hpp"
 
 namespace md = mandala;
@@ -307,6 +309,66 @@ TEST_P(Versions, ListingDiffDropAndFrames) {
   rebuild(program(f2, h1, "1"));
   const Run again = run();
   EXPECT_EQ(again.f, 0);
+}
+
+// Schema 4 kept each call's semantic version in a table of its own (vc_calls); schema 5 keeps a
+// number in the call's row (calls.semantic -> vc_semantics). A schema 4 store is read as it is
+// when opened read-only, and upgraded in place when opened writable, its calls keeping their
+// versions.
+TEST_P(Versions, AStoreOfSchema4IsReadAsItIsAndUpgraded) {
+  if (!persistent()) GTEST_SKIP() << "a store in memory has no older schema";
+  rebuild(program(f1, h1, "1"));
+  run();
+  {
+    md::Session s(storage());
+    f(2);
+  }
+  rebuild(program(f2, h1, "1"));
+  run();
+  const auto summary = [](const std::vector<md::OpVersion>& versions) {
+    std::vector<std::pair<md::Id, std::size_t>> out;
+    for (const auto& v : versions) out.emplace_back(v.semantic_version, v.calls);
+    return out;
+  };
+  const auto before = summary(storage().versions("f"));
+  const auto g_before = summary(storage().versions("g"));
+  ASSERT_EQ(before.size(), 2u);
+  EXPECT_EQ(before[0].second, 2u);
+  EXPECT_EQ(before[1].second, 1u);
+  m_storage.reset();
+
+  md::testing::sql(db_path(), std::string(md::testing::call_versions_as_schema_4) +
+                                  "UPDATE meta SET value = '4' WHERE key = 'schema_version'; PRAGMA user_version = 4;"
+                                  "PRAGMA wal_checkpoint(TRUNCATE);");
+  {
+    md::StorageOptions options;
+    options.read_only = true;
+    md::Storage old(db_path(), options);
+    EXPECT_EQ(old.info().schema_version, 4);
+    EXPECT_EQ(summary(old.versions("f")), before);
+    EXPECT_EQ(summary(old.versions("g")), g_before);
+    EXPECT_TRUE(old.check_integrity().ok());
+  }
+
+  rebuild(program(f1, h1, "1"));
+  EXPECT_EQ(storage().info().schema_version, 5);
+  EXPECT_EQ(summary(storage().versions("f")), before);
+  EXPECT_EQ(summary(storage().versions("g")), g_before);
+  EXPECT_TRUE(storage().check_integrity().ok()) << md::testing::describe(storage().check_integrity().problems);
+  const Run restored = run();  // version 1's calls are found again
+  EXPECT_EQ(restored.f, 0);
+  EXPECT_EQ(restored.g, 0);
+  {
+    md::Session s(storage());
+    f(3);
+  }
+  reopen();
+  const auto after = summary(storage().versions("f"));
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].second, 3u);
+  EXPECT_EQ(storage().drop_version("f", "2"), 2u);  // f(1) of version 2 and g of its output
+  EXPECT_EQ(storage().calls_of("f").size(), 3u);
+  EXPECT_TRUE(storage().check_integrity().ok());
 }
 
 TEST_P(Versions, WithoutFingerprintsOneWarningAndExplicitVersions) {
