@@ -2,6 +2,7 @@
 // the same run, printed as a report and written as JSON.
 //
 //   mandala_bench [--short] [--dir DIR] [--json FILE]
+//   mandala_bench --w3 N[,N...] [--keep] [--dir DIR] [--json FILE]   (W3 only, at these sizes)
 //
 // Phases that need a new process (memoized calls after reopening a store, opening a large
 // store) run this program again as `mandala_bench child TASK ...`, which prints one JSON object.
@@ -22,6 +23,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -268,6 +270,8 @@ struct Config {
   bool full = true;
   fs::path dir;
   std::string self;
+  std::vector<long> w3_only;  ///< --w3: run only W3, at these numbers of calls
+  bool keep = false;          ///< --keep: W3 reuses a store of DIR and leaves it there
 };
 
 json w1_w2_w5(const Config& cfg) {
@@ -323,16 +327,18 @@ json w1_w2_w5(const Config& cfg) {
 }
 
 json w3(const Config& cfg) {
-  const std::vector<long> sizes =
+  std::vector<long> sizes =
       cfg.full ? std::vector<long>{1'000, 10'000, 100'000, 1'000'000} : std::vector<long>{1'000, 10'000};
+  if (!cfg.w3_only.empty()) sizes = cfg.w3_only;
   json runs = json::array();
   for (long target : sizes) {
     const long items = std::max(1L, target / w3_calls_per_item);
     const fs::path db = cfg.dir / ("w3-" + std::to_string(target) + ".db");
-    remove_store(db);
+    const bool reuse = cfg.keep && fs::exists(db);
+    if (!reuse) remove_store(db);
     md::Storage storage(db);
     auto t0 = Clock::now();
-    {
+    if (!reuse) {
       md::Session session(storage);
       for (long i = 0; i < items; ++i) {
         auto a = f_op(i);
@@ -366,7 +372,7 @@ json w3(const Config& cfg) {
         calls, build_s, cf_s, expand_s, eval_s, cf_s + expand_s + eval_s, query_cpu_s, table.num_rows());
     std::fflush(stdout);
     runs.push_back(r);
-    remove_store(db);
+    if (!cfg.keep) remove_store(db);
   }
   return runs;
 }
@@ -485,7 +491,10 @@ json targets(const json& w12, const json& w3r, const json& w4r, bool full) {
 }
 
 int usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--short] [--dir DIR] [--json FILE]\n", argv0);
+  std::fprintf(stderr,
+               "usage: %s [--short] [--dir DIR] [--json FILE]\n"
+               "       %s --w3 N[,N...] [--keep] [--dir DIR] [--json FILE]\n",
+               argv0, argv0);
   return 2;
 }
 
@@ -510,10 +519,30 @@ int main(int argc, char** argv) {
       if (a == "--short") cfg.full = false;
       else if (a == "--dir" && i + 1 < argc) cfg.dir = argv[++i];
       else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+      else if (a == "--w3" && i + 1 < argc) {
+        std::stringstream list(argv[++i]);
+        for (std::string n; std::getline(list, n, ',');) {
+          char* end = nullptr;
+          const long v = std::strtol(n.c_str(), &end, 10);
+          if (n.empty() || *end != '\0' || v < 1) {
+            std::fprintf(stderr, "--w3 takes positive numbers of calls separated by commas, not %s\n", argv[i]);
+            return usage(argv[0]);
+          }
+          cfg.w3_only.push_back(v);
+        }
+      } else if (a == "--keep") cfg.keep = true;
       else return usage(argv[0]);
     }
+    if (cfg.keep && cfg.w3_only.empty()) {
+      std::fprintf(stderr, "--keep only applies with --w3\n");
+      return usage(argv[0]);
+    }
     fs::create_directories(cfg.dir);
-    std::printf("mandala benchmark suite (%s mode), work directory %s\n", cfg.full ? "full" : "short", cfg.dir.c_str());
+    std::printf("mandala benchmark suite (%s mode), work directory %s\n",
+                !cfg.w3_only.empty() ? "W3 only"
+                : cfg.full           ? "full"
+                                     : "short",
+                cfg.dir.c_str());
     const auto t0 = Clock::now();
     json report;
     report["mode"] = cfg.full ? "full" : "short";
@@ -522,6 +551,16 @@ int main(int argc, char** argv) {
         "load average at start: %s on %u cores (above the core count, wall times include waiting for a "
         "core; CPU times do not)\n",
         report["load_average_start"].get<std::string>().c_str(), std::thread::hardware_concurrency());
+    if (!cfg.w3_only.empty()) {
+      report["mode"] = "w3";
+      report["w3"] = w3(cfg);
+      report["suite_s"] = since(t0);
+      report["load_average_end"] = load_average();
+      std::printf("W3 took %.1f s; load average at end: %s\n", report["suite_s"].get<double>(),
+                  report["load_average_end"].get<std::string>().c_str());
+      if (!json_path.empty()) std::ofstream(json_path) << report.dump(2) << '\n';
+      return 0;
+    }
     report["w1_w2_w5"] = w1_w2_w5(cfg);
     report["w3"] = w3(cfg);
     report["w4"] = w4(cfg);
