@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "frame/frame_impl.hpp"
 #include "frame/table_data.hpp"
@@ -61,18 +60,22 @@ RowTable history_table(const FrameImpl& f, const std::string& vname, detail::Col
     }
   }
   const std::size_t v = index.at(vname);
+  std::vector<detail::ElemBits> members;
+  members.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) members.emplace_back(nodes[i]->elems, f.u->space(nodes[i]->is_var));
   RowTable table;
   std::vector<char> used(n, 0);
-  std::vector<std::vector<CellCode>> rows;
+  const std::size_t num_rows = nodes[v]->elems.size();
+  std::vector<CellCode> cells(num_rows * n, detail::null_cell);  // [row][node]
   std::vector<ElemSet> hist(n);
-  std::unordered_set<std::uint64_t> seen;
+  std::vector<detail::ElemBits> seen(n);  // of this row: cleared through hist after it
+  for (std::size_t i = 0; i < n; ++i) seen[i] = detail::ElemBits(f.u->space(nodes[i]->is_var));
   std::vector<std::pair<std::size_t, Elem>> work;
-  for (auto r : nodes[v]->elems) {
-    for (auto& h : hist) h.clear();
-    seen.clear();
+  for (std::size_t row = 0; row < num_rows; ++row) {
+    const Elem r = nodes[v]->elems[row];
     work.clear();
     auto visit = [&](std::size_t node, Elem e) {
-      if (!seen.insert((std::uint64_t{node} << 32) | e).second) return false;
+      if (!seen[node].insert(e)) return false;
       hist[node].push_back(e);
       return true;
     };
@@ -84,22 +87,21 @@ RowTable history_table(const FrameImpl& f, const std::string& vname, detail::Col
       const Elem c = f.u->creator(ref);
       if (c == detail::no_elem) continue;
       for (auto fn : creators_of[node]) {
-        if (!detail::contains(nodes[fn]->elems, c)) continue;
+        if (!members[fn].test(c)) continue;
         if (!visit(fn, c)) continue;
         for (const auto& [src, label] : inputs_of[fn])
           for (const auto& io : f.u->call(c).inputs)
-            if (io.label == label && detail::contains(nodes[src]->elems, io.ref) && visit(src, io.ref))
-              work.emplace_back(src, io.ref);
+            if (io.label == label && members[src].test(io.ref) && visit(src, io.ref)) work.emplace_back(src, io.ref);
       }
     }
-    std::vector<CellCode> row(n, detail::null_cell);
     for (std::size_t i = 0; i < n; ++i) {
       if (hist[i].empty()) continue;
+      for (auto e : hist[i]) seen[i].reset(e);
       detail::normalize(hist[i]);
-      row[i] = pool.code_of(hist[i]);
+      cells[row * n + i] = pool.code_of(hist[i]);
       used[i] = 1;
+      hist[i].clear();
     }
-    rows.push_back(std::move(row));
   }
   std::vector<std::size_t> keep;
   for (std::size_t i = 0; i < n; ++i)
@@ -107,11 +109,11 @@ RowTable history_table(const FrameImpl& f, const std::string& vname, detail::Col
       keep.push_back(i);
       table.cols.push_back(*names[i]);
     }
-  table.rows.reserve(rows.size());
-  for (auto& row : rows) {
+  table.rows.reserve(num_rows);
+  for (std::size_t row = 0; row < num_rows; ++row) {
     std::vector<CellCode> r;
     r.reserve(keep.size());
-    for (auto i : keep) r.push_back(row[i]);
+    for (auto i : keep) r.push_back(cells[row * n + i]);
     table.rows.push_back(std::move(r));
   }
   return table;

@@ -93,15 +93,18 @@ ComputationFrame ComputationFrame::from_op(Storage& storage, std::string_view op
   // One variable per input / output label seen in the calls, named after the (sorted) names.
   std::set<std::string> input_names, output_names;
   std::map<std::string, std::string> label_of;
+  std::set<std::pair<std::uint32_t, std::uint32_t>> seen_in, seen_out;  // (name, label) ids
   for (auto c : calls) {
-    for (const auto& io : u.call(c).inputs) {
-      input_names.insert(u.name(io.name));
-      label_of[u.name(io.name)] = u.name(io.label);
-    }
-    for (const auto& io : u.call(c).outputs) {
-      output_names.insert(u.name(io.name));
-      label_of[u.name(io.name)] = u.name(io.label);
-    }
+    for (const auto& io : u.call(c).inputs) seen_in.emplace(io.name, io.label);
+    for (const auto& io : u.call(c).outputs) seen_out.emplace(io.name, io.label);
+  }
+  for (const auto& [name, label] : seen_in) {
+    input_names.insert(u.name(name));
+    label_of[u.name(name)] = u.name(label);
+  }
+  for (const auto& [name, label] : seen_out) {
+    output_names.insert(u.name(name));
+    label_of[u.name(name)] = u.name(label);
   }
   for (const auto& name : input_names) {
     const auto& label = label_of[name];
@@ -117,7 +120,7 @@ ComputationFrame ComputationFrame::from_op(Storage& storage, std::string_view op
     impl->add_var(v);
     impl->add_edge(fname, v, label);
   }
-  for (auto c : calls) impl->add_call(fname, c);
+  impl->add_calls(fname, calls);
   impl->finish_adds();
   return ComputationFrame(std::move(impl));
 }

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,9 +48,12 @@ struct FrameImpl {
   [[nodiscard]] std::string new_vname(const std::string& hint) const;
   [[nodiscard]] std::string new_fname(const std::string& hint) const;
 
-  /// Adds a call to a function node and its tracked inputs/outputs to the connected variables
+  /// Adds calls to a function node and their tracked inputs/outputs to the connected variables
   /// (elements are appended unsorted; call finish_adds() before reading sets).
-  void add_call(const std::string& fname, Elem call);
+  void add_calls(const std::string& fname, std::span<const Elem> calls);
+  /// Appends the inputs/outputs of `calls` (of function node `f`) to the pending lists of the
+  /// variables across f's edges with their labels.
+  void pend_ios(const Node& f, std::span<const Elem> calls);
   void finish_adds();
   std::map<std::string, ElemSet> m_pending;
   /// During one expansion (expand / expand_all): refs whose consumers were loaded already.

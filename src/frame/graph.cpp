@@ -47,8 +47,37 @@ struct GraphView {
   }
 };
 
-bool has_io(const std::vector<Io>& ios, std::uint32_t label, Elem ref) {
+bool has_io(std::span<const Io> ios, std::uint32_t label, Elem ref) {
   return std::any_of(ios.begin(), ios.end(), [&](const Io& io) { return io.label == label && io.ref == ref; });
+}
+
+/// Marks in `out` the elements of `other` (a node's members) adjacent to `elems` across an edge
+/// with label id `l`: going back, creators of refs (`elems_are_refs`) or inputs of calls; going
+/// forward, consumers of refs or outputs of calls.
+void mark_adjacent(const Universe& u, std::uint32_t l, const ElemSet& elems, bool elems_are_refs, Direction direction,
+                   const ElemBits& other, ElemBits& out) {
+  if (direction == Direction::back) {
+    if (elems_are_refs) {
+      for (auto r : elems) {
+        const Elem c = u.creator(r);
+        if (c != no_elem && other.test(c) && has_io(u.call(c).outputs, l, r)) out.set(c);
+      }
+    } else {
+      for (auto c : elems)
+        for (const auto& io : u.call(c).inputs)
+          if (io.label == l && other.test(io.ref)) out.set(io.ref);
+    }
+  } else {
+    if (elems_are_refs) {
+      for (auto r : elems)
+        for (auto c : u.consumers(r))
+          if (other.test(c) && has_io(u.call(c).inputs, l, r)) out.set(c);
+    } else {
+      for (auto c : elems)
+        for (const auto& io : u.call(c).outputs)
+          if (io.label == l && other.test(io.ref)) out.set(io.ref);
+    }
+  }
 }
 
 }  // namespace
@@ -175,26 +204,47 @@ std::string FrameImpl::new_fname(const std::string& hint) const {
   return hint + "_" + std::to_string(i);
 }
 
-void FrameImpl::add_call(const std::string& fname, Elem call) {
-  Node& f = node(fname);
-  m_pending[fname].push_back(call);
-  const CallRow& row = u->call(call);
-  auto add_refs = [&](const std::vector<Io>& ios, const std::map<std::string, std::set<std::string>>& adj) {
-    for (const auto& io : ios) {
-      auto it = adj.find(u->name(io.label));
-      if (it == adj.end()) continue;  // not tracked by the graph
-      for (const auto& v : it->second) m_pending[v].push_back(io.ref);
+void FrameImpl::add_calls(const std::string& fname, std::span<const Elem> calls) {
+  auto& own = m_pending[fname];
+  own.insert(own.end(), calls.begin(), calls.end());
+  pend_ios(node(fname), calls);
+}
+
+void FrameImpl::pend_ios(const Node& f, std::span<const Elem> calls) {
+  // Per edge label (a universe name id), the pending lists of the variables across such edges.
+  std::vector<std::pair<std::uint32_t, ElemSet*>> ins, outs;
+  auto targets = [&](const std::map<std::string, std::set<std::string>>& adj, auto& into) {
+    for (const auto& [label, vars] : adj) {
+      const auto l = u->find_name(label);
+      if (l == no_name) continue;  // no call has an input/output with this label
+      for (const auto& v : vars) into.emplace_back(l, &m_pending[v]);
     }
   };
-  add_refs(row.inputs, f.in);
-  add_refs(row.outputs, f.out);
+  targets(f.in, ins);
+  targets(f.out, outs);
+  for (auto c : calls) {
+    const CallRow& row = u->call(c);
+    for (const auto& io : row.inputs)
+      for (const auto& [l, pending] : ins)
+        if (io.label == l) pending->push_back(io.ref);
+    for (const auto& io : row.outputs)
+      for (const auto& [l, pending] : outs)
+        if (io.label == l) pending->push_back(io.ref);
+  }
 }
 
 void FrameImpl::finish_adds() {
   for (auto& [name, added] : m_pending) {
-    normalize(added);
     Node& n = node(name);
-    n.elems = set_union(n.elems, added);
+    const std::size_t space = u->space(n.is_var);
+    if (added.size() * 64 < space) {  // few: sort them
+      normalize(added);
+      n.elems = set_union(n.elems, added);
+    } else {  // many: mark them, and read the marks in order
+      ElemBits bits(n.elems, space);
+      for (auto e : added) bits.set(e);
+      n.elems = bits.elems();
+    }
   }
   m_pending.clear();
 }
@@ -226,32 +276,12 @@ ElemSet FrameImpl::adjacent(const std::string& src, const std::string& dst, cons
   const Node& s = node(src);
   const Node& d = node(dst);
   const auto l = u->find_name(label);
-  ElemSet out;
-  if (l == no_name) return out;
-  if (direction == Direction::back) {
-    if (d.is_var) {  // creators (in src) of refs of dst
-      for (auto r : elems) {
-        const Elem c = u->creator(r);
-        if (c != no_elem && contains(s.elems, c) && has_io(u->call(c).outputs, l, r)) out.push_back(c);
-      }
-    } else {  // inputs (in src) of calls of dst
-      for (auto c : elems)
-        for (const auto& io : u->call(c).inputs)
-          if (io.label == l && contains(s.elems, io.ref)) out.push_back(io.ref);
-    }
-  } else {
-    if (s.is_var) {  // consumers (in dst) of refs of src
-      for (auto r : elems)
-        for (auto c : u->consumers(r))
-          if (contains(d.elems, c) && has_io(u->call(c).inputs, l, r)) out.push_back(c);
-    } else {  // outputs (in dst) of calls of src
-      for (auto c : elems)
-        for (const auto& io : u->call(c).outputs)
-          if (io.label == l && contains(d.elems, io.ref)) out.push_back(io.ref);
-    }
-  }
-  normalize(out);
-  return out;
+  if (l == no_name) return {};
+  const Node& other = direction == Direction::back ? s : d;
+  const ElemBits members(other.elems, u->space(other.is_var));
+  ElemBits out(u->space(other.is_var));
+  mark_adjacent(*u, l, elems, direction == Direction::back ? d.is_var : s.is_var, direction, members, out);
+  return out.elems();
 }
 
 /// Per node, the elements not reached along any edge into it (`direction` forward: sources) or
@@ -260,11 +290,19 @@ static NodeSets unreached_elements(const FrameImpl& f, Direction direction) {
   const bool fwd = direction == Direction::forward;
   NodeSets out;
   for (const auto& [name, n] : f.nodes) {
-    ElemSet reached;
-    for (const auto& e : fwd ? f.in_edges(name) : f.out_edges(name))
-      reached = set_union(reached,
-                          f.adjacent(e.source, e.target, e.label, f.node(fwd ? e.source : e.target).elems, direction));
-    out[name] = set_difference(n.elems, reached);
+    const std::size_t space = f.u->space(n.is_var);
+    const ElemBits members(n.elems, space);
+    ElemBits reached(space);
+    for (const auto& e : fwd ? f.in_edges(name) : f.out_edges(name)) {
+      const auto l = f.u->find_name(e.label);
+      if (l == no_name) continue;
+      const Node& across = f.node(fwd ? e.source : e.target);
+      mark_adjacent(*f.u, l, across.elems, across.is_var, direction, members, reached);
+    }
+    ElemSet unreached;
+    for (auto e : n.elems)
+      if (!reached.test(e)) unreached.push_back(e);
+    out[name] = std::move(unreached);
   }
   return out;
 }
@@ -283,7 +321,11 @@ NodeSets FrameImpl::reachable(const NodeSets& initial, Direction direction, Reac
   std::vector<std::vector<Elem>> delta(n);
   std::deque<std::size_t> queue;
   std::vector<char> queued(n, 0);
-  for (std::size_t i = 0; i < n; ++i) reached[i].assign(g.nodes[i]->is_var ? u->num_refs() : u->num_calls(), 0);
+  std::vector<ElemBits> member(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    reached[i].assign(u->space(g.nodes[i]->is_var), 0);
+    member[i] = ElemBits(g.nodes[i]->elems, u->space(g.nodes[i]->is_var));
+  }
   auto add = [&](std::size_t i, Elem e) {
     if (reached[i][e]) return;
     reached[i][e] = 1;
@@ -297,7 +339,7 @@ NodeSets FrameImpl::reachable(const NodeSets& initial, Direction direction, Reac
     auto it = g.index.find(name);
     if (it == g.index.end()) continue;
     for (auto e : elems)
-      if (contains(g.nodes[it->second]->elems, e)) add(it->second, e);
+      if (member[it->second].test(e)) add(it->second, e);
   }
   // A call of function node `m` is strongly reached when each of its inputs (forward) or outputs
   // (back) whose label has an edge at `m` is reached in some variable across such an edge.
@@ -331,18 +373,17 @@ NodeSets FrameImpl::reachable(const NodeSets& initial, Direction direction, Reac
     for (const auto& e : fwd ? g.out[i] : g.in[i]) {
       if (e.label == no_name) continue;
       const std::size_t m = e.other;
-      const Node& to = *g.nodes[m];
+      const ElemBits& to = member[m];
       if (from.is_var) {
         // to is a function node: consumers (forward) / creators (back) of the new refs
         std::vector<Elem> candidates;
         for (auto r : d) {
           if (fwd) {
             for (auto c : u->consumers(r))
-              if (!reached[m][c] && contains(to.elems, c) && has_io(u->call(c).inputs, e.label, r))
-                candidates.push_back(c);
+              if (!reached[m][c] && to.test(c) && has_io(u->call(c).inputs, e.label, r)) candidates.push_back(c);
           } else {
             const Elem c = u->creator(r);
-            if (c != no_elem && !reached[m][c] && contains(to.elems, c) && has_io(u->call(c).outputs, e.label, r))
+            if (c != no_elem && !reached[m][c] && to.test(c) && has_io(u->call(c).outputs, e.label, r))
               candidates.push_back(c);
           }
         }
@@ -352,7 +393,7 @@ NodeSets FrameImpl::reachable(const NodeSets& initial, Direction direction, Reac
         // to is a variable: outputs (forward) / inputs (back) of the new calls along the label
         for (auto c : d)
           for (const auto& io : fwd ? u->call(c).outputs : u->call(c).inputs)
-            if (io.label == e.label && contains(to.elems, io.ref)) add(m, io.ref);
+            if (io.label == e.label && to.test(io.ref)) add(m, io.ref);
       }
     }
   }
@@ -467,20 +508,8 @@ void FrameImpl::drop_unreachable(Direction direction, Reach how) {
 }
 
 void FrameImpl::complete_ios() {
-  for (const auto& [name, n] : nodes) {
-    if (n.is_var) continue;
-    for (auto c : n.elems) {
-      const CallRow& row = u->call(c);
-      for (const auto* side : {&row.inputs, &row.outputs}) {
-        const auto& adj = side == &row.inputs ? n.in : n.out;
-        for (const auto& io : *side) {
-          auto it = adj.find(u->name(io.label));
-          if (it == adj.end()) continue;
-          for (const auto& v : it->second) m_pending[v].push_back(io.ref);
-        }
-      }
-    }
-  }
+  for (const auto& [name, n] : nodes)
+    if (!n.is_var) pend_ios(n, n.elems);
   finish_adds();
 }
 
@@ -563,27 +592,53 @@ std::set<std::string> FrameImpl::expand_step(Direction direction, const std::set
   if (refs.empty()) return {};
   // 2. Their creators / consumers, loaded in bulk.
   auto calls = back ? u->load_creators(refs) : u->load_consumers(refs, m_consumers_resolved.get());
-  normalize(calls);
-  if (options.skip_existing) {
-    std::erase_if(calls, [&](Elem c) {
-      return std::any_of(nodes.begin(), nodes.end(),
-                         [&](const auto& kv) { return !kv.second.is_var && contains(kv.second.elems, c); });
-    });
+  {
+    ElemBits found(u->num_calls());
+    for (auto c : calls) found.set(c);
+    if (options.skip_existing)
+      for (const auto& [name, n] : nodes)
+        if (!n.is_var)
+          for (auto c : n.elems) found.reset(c);
+    calls = found.elems();
   }
-  // 3. Group by (op, the variables of `vars` holding each glued-side ref, per label).
-  using Key = std::pair<std::string, std::vector<std::pair<std::string, std::vector<std::string>>>>;
-  std::map<Key, std::vector<Elem>> groups;
+  // 3. Group by (op, the variables of `vars` holding each glued-side ref, per label): first by
+  // ids (op, then sorted (label, index in `vars`) pairs), then by names, which orders the groups.
+  std::vector<const std::string*> var_names;
+  std::vector<ElemBits> var_members;
+  for (const auto& v : vars) {
+    var_names.push_back(&v);
+    var_members.emplace_back(node(v).elems, u->num_refs());
+  }
+  std::map<std::vector<std::uint32_t>, std::vector<Elem>> by_ids;
+  std::vector<std::uint32_t> ids;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> glued_ids;
   for (auto c : calls) {
     const CallRow& row = u->call(c);
-    std::map<std::string, std::set<std::string>> glued;
+    glued_ids.clear();
     for (const auto& io : back ? row.outputs : row.inputs)
-      for (const auto& v : vars)
-        if (contains(node(v).elems, io.ref)) glued[u->name(io.label)].insert(v);
+      for (std::uint32_t i = 0; i < var_members.size(); ++i)
+        if (var_members[i].test(io.ref)) glued_ids.emplace_back(io.label, i);
+    std::sort(glued_ids.begin(), glued_ids.end());
+    glued_ids.erase(std::unique(glued_ids.begin(), glued_ids.end()), glued_ids.end());
+    ids.assign(1, row.op);
+    for (const auto& [label, i] : glued_ids) {
+      ids.push_back(label);
+      ids.push_back(i);
+    }
+    auto it = by_ids.find(ids);
+    if (it == by_ids.end()) it = by_ids.emplace(ids, std::vector<Elem>{}).first;
+    it->second.push_back(c);
+  }
+  using Key = std::pair<std::string, std::vector<std::pair<std::string, std::vector<std::string>>>>;
+  std::map<Key, std::vector<Elem>> groups;
+  for (auto& [key_ids, group] : by_ids) {
+    std::map<std::string, std::set<std::string>> glued;
+    for (std::size_t k = 1; k < key_ids.size(); k += 2) glued[u->name(key_ids[k])].insert(*var_names[key_ids[k + 1]]);
     Key key;
-    key.first = u->name(row.op);
+    key.first = u->name(key_ids[0]);
     for (const auto& [label, vs] : glued)
       key.second.emplace_back(label, std::vector<std::string>(vs.begin(), vs.end()));
-    groups[key].push_back(c);
+    groups.emplace(std::move(key), std::move(group));
   }
   // 4. Place each group (in key order) into a function node, reusing nodes like the original.
   std::set<std::string> added;
@@ -620,9 +675,11 @@ std::set<std::string> FrameImpl::expand_step(Direction direction, const std::set
         }
       }
     // Variables for the other side (inputs when going back, outputs going forward).
-    std::map<std::string, ElemSet> dual;
+    std::map<std::uint32_t, ElemSet> dual_ids;
     for (auto c : group)
-      for (const auto& io : back ? u->call(c).inputs : u->call(c).outputs) dual[u->name(io.label)].push_back(io.ref);
+      for (const auto& io : back ? u->call(c).inputs : u->call(c).outputs) dual_ids[io.label].push_back(io.ref);
+    std::map<std::string, ElemSet> dual;
+    for (auto& [label, refs_of_label] : dual_ids) dual.emplace(u->name(label), std::move(refs_of_label));
     for (auto& [label, refs_of_label] : dual) {
       const Node& f = node(fname);
       if ((back ? f.in : f.out).contains(label)) continue;
@@ -651,15 +708,20 @@ std::set<std::string> FrameImpl::expand_step(Direction direction, const std::set
       }
     }
     const ElemSet existing = node(fname).elems;
-    for (auto c : group) add_call(fname, c);
-    for (auto c : existing) {
-      const CallRow& row = u->call(c);
-      for (const auto& [v, label] : new_in)
-        for (const auto& io : row.inputs)
-          if (u->name(io.label) == label) m_pending[v].push_back(io.ref);
-      for (const auto& [v, label] : new_out)
-        for (const auto& io : row.outputs)
-          if (u->name(io.label) == label) m_pending[v].push_back(io.ref);
+    add_calls(fname, group);
+    if (!existing.empty() && (!new_in.empty() || !new_out.empty())) {
+      std::vector<std::pair<ElemSet*, std::uint32_t>> ins, outs;  // (pending list, label id)
+      for (const auto& [v, label] : new_in) ins.emplace_back(&m_pending[v], u->find_name(label));
+      for (const auto& [v, label] : new_out) outs.emplace_back(&m_pending[v], u->find_name(label));
+      for (auto c : existing) {
+        const CallRow& row = u->call(c);
+        for (const auto& [pending, l] : ins)
+          for (const auto& io : row.inputs)
+            if (io.label == l) pending->push_back(io.ref);
+        for (const auto& [pending, l] : outs)
+          for (const auto& io : row.outputs)
+            if (io.label == l) pending->push_back(io.ref);
+      }
     }
     finish_adds();
   }
@@ -747,7 +809,7 @@ std::vector<std::string> FrameImpl::violations() const {
       if (u->name(row.op) != n.op)
         out.push_back(name + ": call " + row.hid.hex() + " of op " + u->name(row.op) + " in a node of op " + n.op);
       const std::string& node_name = name;  // lambdas cannot capture structured bindings before clang 16
-      auto check = [&](const std::vector<Io>& ios, const std::map<std::string, std::set<std::string>>& adj,
+      auto check = [&](std::span<const Io> ios, const std::map<std::string, std::set<std::string>>& adj,
                        const char* what) {
         for (const auto& io : ios) {
           auto it = adj.find(u->name(io.label));

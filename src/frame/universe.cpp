@@ -22,15 +22,33 @@ std::uint32_t Universe::find_name(std::string_view name) const {
 }
 
 Elem Universe::intern_ref(const Id& hid, const Id& cid) {
-  if (auto it = m_ref_index.find(hid); it != m_ref_index.end()) return it->second;
+  const auto hid_of = [this](Elem e) -> const Id& { return m_ref_hid[e]; };
+  if (const Elem found = m_ref_index.find(hid, hid_of); found != no_elem) return found;
   const auto id = static_cast<Elem>(m_ref_hid.size());
   m_ref_hid.push_back(hid);
   m_ref_cid.push_back(cid);
   m_ref_creator.push_back(no_elem);
   m_ref_consumers.emplace_back();
   m_ref_state.emplace_back();
-  m_ref_index.emplace(hid, id);
+  m_ref_raw.push_back(0);
+  m_ref_index.insert(hid, id, hid_of);
   return id;
+}
+
+bool Universe::is_raw(Elem r) {
+  if (m_ref_raw[r] == 0) m_ref_raw[r] = m_ref_hid[r] == codec::atom_hid(m_ref_cid[r]) ? 1 : 2;
+  return m_ref_raw[r] == 1;
+}
+
+Io* Universe::io_room(std::size_t n) {
+  if (m_io_used + n > m_io_capacity) {
+    m_io_capacity = std::max<std::size_t>(n, 4096);
+    m_io_blocks.push_back(std::make_unique<Io[]>(m_io_capacity));
+    m_io_used = 0;
+  }
+  Io* at = m_io_blocks.back().get() + m_io_used;
+  m_io_used += n;
+  return at;
 }
 
 Elem Universe::intern_ref(const AnyRef& ref) {
@@ -43,14 +61,15 @@ Elem Universe::intern_ref(const AnyRef& ref) {
   return id;
 }
 
-std::uint32_t Universe::label_of(std::uint32_t op, const std::string& io_name) {
+std::uint32_t Universe::label_of(std::uint32_t op, const std::string& io_name, std::uint32_t name) {
   // The original's label projection: list construction binds its elements under one label.
   if (m_names[op] == "__make_list__" && io_name.rfind("elts_", 0) == 0) return name_id("elts");
-  return name_id(io_name);
+  return name;
 }
 
 Elem Universe::intern_call(const store::CallRecord& record) {
-  if (auto it = m_call_index.find(record.hid); it != m_call_index.end()) return it->second;
+  const auto hid_of = [this](Elem e) -> const Id& { return m_calls[e].hid; };
+  if (const Elem found = m_call_index.find(record.hid, hid_of); found != no_elem) return found;
   const auto id = static_cast<Elem>(m_calls.size());
   CallRow row;
   row.hid = record.hid;
@@ -58,43 +77,42 @@ Elem Universe::intern_call(const store::CallRecord& record) {
   row.op = name_id(record.op);
   row.version = record.version;
   row.created_ms = record.created_ms;
-  row.inputs.reserve(record.inputs.size());
+  Io* ios = io_room(record.inputs.size() + record.outputs.size());
+  std::size_t n = 0;
   for (const auto& in : record.inputs) {
     const Elem r = intern_ref(in.hid, in.cid);
-    row.inputs.push_back({name_id(in.name), label_of(row.op, in.name), r});
+    const auto name = name_id(in.name);
+    ios[n++] = {name, label_of(row.op, in.name, name), r};
     m_ref_consumers[r].push_back(id);
   }
-  row.outputs.reserve(record.outputs.size());
   for (const auto& out : record.outputs) {
     const Elem r = intern_ref(out.hid, out.cid);
-    row.outputs.push_back({name_id(out.name), label_of(row.op, out.name), r});
+    const auto name = name_id(out.name);
+    ios[n++] = {name, label_of(row.op, out.name, name), r};
     m_ref_creator[r] = id;
   }
-  m_calls.push_back(std::move(row));
-  m_call_index.emplace(record.hid, id);
+  row.inputs = std::span<const Io>(ios, record.inputs.size());
+  row.outputs = std::span<const Io>(ios + record.inputs.size(), record.outputs.size());
+  m_calls.push_back(row);
+  m_call_index.insert(record.hid, id, hid_of);
   return id;
 }
 
 std::vector<Elem> Universe::intern_calls(const std::vector<store::CallRecord>& records) {
   std::vector<Elem> out;
   out.reserve(records.size());
-  std::size_t ios = 0;
-  for (const auto& r : records) ios += r.inputs.size() + r.outputs.size();
-  m_call_index.reserve(m_calls.size() + records.size());
   m_calls.reserve(m_calls.size() + records.size());
-  m_ref_index.reserve(m_ref_hid.size() + ios);
+  m_call_index.reserve(m_calls.size() + records.size(), [this](Elem e) -> const Id& { return m_calls[e].hid; });
   for (const auto& r : records) out.push_back(intern_call(r));
   return out;
 }
 
 Elem Universe::find_ref(const Id& hid) const {
-  auto it = m_ref_index.find(hid);
-  return it == m_ref_index.end() ? no_elem : it->second;
+  return m_ref_index.find(hid, [this](Elem e) -> const Id& { return m_ref_hid[e]; });
 }
 
 Elem Universe::find_call(const Id& hid) const {
-  auto it = m_call_index.find(hid);
-  return it == m_call_index.end() ? no_elem : it->second;
+  return m_call_index.find(hid, [this](Elem e) -> const Id& { return m_calls[e].hid; });
 }
 
 AnyRef Universe::ref(Elem r) {
@@ -131,8 +149,8 @@ std::vector<Elem> Universe::load_creators(std::span<const Elem> refs) {
   std::vector<Id> hids;
   hids.reserve(refs.size());
   for (auto r : refs) {
-    if (m_ref_creator[r] != no_elem) continue;                    // a ref has at most one creator: loaded already
-    if (m_ref_hid[r] == codec::atom_hid(m_ref_cid[r])) continue;  // a raw input never has one
+    if (m_ref_creator[r] != no_elem) continue;  // a ref has at most one creator: loaded already
+    if (is_raw(r)) continue;                    // a raw input never has one
     hids.push_back(m_ref_hid[r]);
   }
   std::vector<Elem> out;

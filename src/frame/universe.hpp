@@ -3,7 +3,10 @@
 // dense integer ids (Elem). Append-only: ids stay valid while frames share a Universe. Creator
 // and consumer adjacency is kept over the loaded calls, so frames never query per element.
 
+#include <algorithm>
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -11,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engine/engine.hpp"
@@ -38,8 +42,102 @@ struct CallRow {
   std::uint32_t op;  ///< name id
   std::uint32_t version = 0;
   std::int64_t created_ms = 0;
-  std::vector<Io> inputs;   ///< sorted by name
-  std::vector<Io> outputs;  ///< sorted by name
+  std::span<const Io> inputs;   ///< sorted by name (in the Universe's Io blocks)
+  std::span<const Io> outputs;  ///< sorted by name
+};
+
+/// Open-addressing index from ids to element ids, without an allocation per entry. Ids are
+/// uniformly distributed, so their first 8 bytes place a slot and the next 4 are a tag that
+/// settles most probes without reading the id itself; `id_of(elem)` gives an entry's full id.
+class IdIndex {
+ public:
+  template <class IdOf>
+  [[nodiscard]] Elem find(const Id& id, IdOf&& id_of) const {
+    if (m_slots.empty()) return no_elem;
+    const std::uint32_t tag = tag_of(id);
+    for (std::size_t i = home(id);; i = (i + 1) & mask()) {
+      const Slot& s = m_slots[i];
+      if (s.elem == no_elem) return no_elem;
+      if (s.tag == tag && id_of(s.elem) == id) return s.elem;
+    }
+  }
+  /// Adds an entry for `id`, which must not be present.
+  template <class IdOf>
+  void insert(const Id& id, Elem elem, IdOf&& id_of) {
+    reserve(m_size + 1, id_of);
+    place(id, elem);
+    ++m_size;
+  }
+  /// Room for `n` entries without growing (load factor at most one half).
+  template <class IdOf>
+  void reserve(std::size_t n, IdOf&& id_of) {
+    if (n * 2 <= m_slots.size()) return;
+    std::vector<Slot> old;
+    old.swap(m_slots);
+    m_slots.assign(std::bit_ceil(std::max<std::size_t>(n * 2, 16)), Slot{});
+    for (const Slot& s : old)
+      if (s.elem != no_elem) place(id_of(s.elem), s.elem);
+  }
+
+ private:
+  struct Slot {
+    std::uint32_t tag = 0;
+    Elem elem = no_elem;
+  };
+  static std::uint32_t tag_of(const Id& id) {
+    std::uint32_t t;
+    std::memcpy(&t, id.bytes.data() + 8, sizeof t);
+    return t;
+  }
+  [[nodiscard]] std::size_t mask() const { return m_slots.size() - 1; }
+  [[nodiscard]] std::size_t home(const Id& id) const { return std::hash<Id>{}(id)&mask(); }
+  void place(const Id& id, Elem elem) {
+    std::size_t i = home(id);
+    while (m_slots[i].elem != no_elem) i = (i + 1) & mask();
+    m_slots[i] = {tag_of(id), elem};
+  }
+
+  std::vector<Slot> m_slots;
+  std::size_t m_size = 0;
+};
+
+/// A set of elements as one bit per element id: constant-time membership for the set
+/// operations over large frames, and a sorted ElemSet back by one scan of the words. Ids beyond
+/// the size it was made with are absent.
+class ElemBits {
+ public:
+  ElemBits() = default;
+  explicit ElemBits(std::size_t universe) : m_words((universe + 63) / 64, 0) {}
+  ElemBits(const ElemSet& s, std::size_t universe) : ElemBits(universe) {
+    for (auto e : s) set(e);
+  }
+  [[nodiscard]] bool test(Elem e) const {
+    const std::size_t w = e >> 6;
+    return w < m_words.size() && ((m_words[w] >> (e & 63)) & 1) != 0;
+  }
+  void set(Elem e) { m_words[e >> 6] |= std::uint64_t{1} << (e & 63); }
+  void reset(Elem e) {
+    if ((e >> 6) < m_words.size()) m_words[e >> 6] &= ~(std::uint64_t{1} << (e & 63));
+  }
+  /// Sets `e`; whether it was not set before.
+  bool insert(Elem e) {
+    auto& w = m_words[e >> 6];
+    const std::uint64_t bit = std::uint64_t{1} << (e & 63);
+    if ((w & bit) != 0) return false;
+    w |= bit;
+    return true;
+  }
+  /// The set elements, sorted.
+  [[nodiscard]] ElemSet elems() const {
+    ElemSet out;
+    for (std::size_t w = 0; w < m_words.size(); ++w)
+      for (std::uint64_t bits = m_words[w]; bits != 0; bits &= bits - 1)
+        out.push_back(static_cast<Elem>(w * 64 + static_cast<std::size_t>(std::countr_zero(bits))));
+    return out;
+  }
+
+ private:
+  std::vector<std::uint64_t> m_words;
 };
 
 class Universe {
@@ -57,6 +155,8 @@ class Universe {
   Elem intern_ref(const AnyRef& ref);
   Elem intern_call(const store::CallRecord& record);
   std::vector<Elem> intern_calls(const std::vector<store::CallRecord>& records);
+  /// Whether the ref is a raw input (its hid derives from its content alone: it has no creator).
+  bool is_raw(Elem r);
   [[nodiscard]] Elem find_ref(const Id& hid) const;
   [[nodiscard]] Elem find_call(const Id& hid) const;
 
@@ -68,6 +168,8 @@ class Universe {
   [[nodiscard]] const std::vector<Elem>& consumers(Elem r) const { return m_ref_consumers[r]; }
   [[nodiscard]] const CallRow& call(Elem c) const { return m_calls[c]; }
   [[nodiscard]] const std::string& op_name(Elem c) const { return m_names[m_calls[c].op]; }
+  /// Size of the element id space of refs (variables) or calls (function nodes).
+  [[nodiscard]] std::size_t space(bool refs) const { return refs ? num_refs() : num_calls(); }
 
   /// The public objects (refs made once per element and kept).
   AnyRef ref(Elem r);
@@ -85,7 +187,10 @@ class Universe {
   std::vector<std::optional<std::vector<std::byte>>> value_bytes(std::span<const Elem> refs);
 
  private:
-  std::uint32_t label_of(std::uint32_t op, const std::string& io_name);
+  /// The edge label of input/output `io_name` (name id `name`) of a call of `op`.
+  std::uint32_t label_of(std::uint32_t op, const std::string& io_name, std::uint32_t name);
+  /// Room for `n` more Io entries in one block (CallRow spans point into blocks that never move).
+  Io* io_room(std::size_t n);
 
   std::shared_ptr<StorageCore> m_core;
   std::vector<std::string> m_names;
@@ -96,10 +201,14 @@ class Universe {
   std::vector<Elem> m_ref_creator;
   std::vector<std::vector<Elem>> m_ref_consumers;
   std::vector<std::shared_ptr<RefState>> m_ref_state;
-  std::unordered_map<Id, Elem> m_ref_index;
+  std::vector<char> m_ref_raw;  ///< 0: not known yet, 1: raw input, 2: not raw
+  IdIndex m_ref_index;
 
   std::vector<CallRow> m_calls;
-  std::unordered_map<Id, Elem> m_call_index;
+  IdIndex m_call_index;
+  std::vector<std::unique_ptr<Io[]>> m_io_blocks;
+  std::size_t m_io_used = 0;  ///< entries used in the last block
+  std::size_t m_io_capacity = 0;
   std::unordered_map<std::uint64_t, std::vector<std::string>> m_op_outputs;
 };
 
