@@ -432,11 +432,12 @@ std::vector<CallInfo> StorageCore::calls_of(const std::shared_ptr<StorageCore>& 
   return out;
 }
 
-std::vector<store::CallRecord> StorageCore::call_records_of(std::string_view op, std::optional<std::uint32_t> version) {
+void StorageCore::call_records_of(std::string_view op, std::optional<std::uint32_t> version,
+                                  const store::CallSink& sink) {
   std::lock_guard lock(m_mutex);
   flush_locked();
   ReadScope read(*m_store);
-  return m_store->calls_of(op, version);
+  m_store->calls_of(op, version, sink);
 }
 
 std::vector<store::CallRecord> StorageCore::creators_of_many(std::span<const Id> ref_hids) {
@@ -446,11 +447,18 @@ std::vector<store::CallRecord> StorageCore::creators_of_many(std::span<const Id>
   return m_store->creators_of_many(ref_hids);
 }
 
-std::vector<store::CallRecord> StorageCore::consumers_of_many(std::span<const Id> ref_hids) {
+void StorageCore::creators_of_many(std::span<const Id> ref_hids, const store::CallSink& sink) {
   std::lock_guard lock(m_mutex);
   flush_locked();
   ReadScope read(*m_store);
-  return m_store->consumers_of_many(ref_hids);
+  m_store->creators_of_many(ref_hids, sink);
+}
+
+void StorageCore::consumers_of_many(std::span<const Id> ref_hids, const store::CallSink& sink) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  ReadScope read(*m_store);
+  m_store->consumers_of_many(ref_hids, sink);
 }
 
 std::vector<store::CallRecord> StorageCore::calls_by_hids(std::span<const Id> call_hids) {

@@ -100,10 +100,12 @@ class StorageCore {
   std::vector<CallInfo> calls_of(const std::shared_ptr<StorageCore>& self, std::string_view op,
                                  std::optional<std::uint32_t> version);
   // Bulk queries for the ComputationFrame (src/frame): pending calls are flushed first; records
-  // come back in storage order, each call once.
-  std::vector<store::CallRecord> call_records_of(std::string_view op, std::optional<std::uint32_t> version);
+  // come back in storage order, each call once. The streamed forms hand each record to `sink`
+  // as it is read (store::CallSink; the sink must not call back into this storage).
+  void call_records_of(std::string_view op, std::optional<std::uint32_t> version, const store::CallSink& sink);
   std::vector<store::CallRecord> creators_of_many(std::span<const Id> ref_hids);
-  std::vector<store::CallRecord> consumers_of_many(std::span<const Id> ref_hids);
+  void creators_of_many(std::span<const Id> ref_hids, const store::CallSink& sink);
+  void consumers_of_many(std::span<const Id> ref_hids, const store::CallSink& sink);
   std::vector<store::CallRecord> calls_by_hids(std::span<const Id> call_hids);
   /// Encoded bytes of each value (pending or stored; nullopt where absent), in the order of `cids`.
   std::vector<std::optional<std::vector<std::byte>>> load_values(std::span<const Id> cids);

@@ -86,8 +86,7 @@ ComputationFrame ComputationFrame::from_op(Storage& storage, std::string_view op
                                            std::optional<std::uint32_t> version) {
   auto impl = new_impl(storage);
   auto& u = *impl->u;
-  const auto records = storage.core()->call_records_of(op_name, version);
-  const auto calls = u.intern_calls(records);
+  const auto calls = u.load_calls_of(op_name, version);
   const std::string fname(op_name);
   impl->add_func(fname, fname);
   // One variable per input / output label seen in the calls, named after the (sorted) names.

@@ -610,6 +610,7 @@ std::set<std::string> FrameImpl::expand_step(Direction direction, const std::set
     var_members.emplace_back(node(v).elems, u->num_refs());
   }
   std::map<std::vector<std::uint32_t>, std::vector<Elem>> by_ids;
+  auto last = by_ids.end();
   std::vector<std::uint32_t> ids;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> glued_ids;
   for (auto c : calls) {
@@ -625,9 +626,11 @@ std::set<std::string> FrameImpl::expand_step(Direction direction, const std::set
       ids.push_back(label);
       ids.push_back(i);
     }
-    auto it = by_ids.find(ids);
-    if (it == by_ids.end()) it = by_ids.emplace(ids, std::vector<Elem>{}).first;
-    it->second.push_back(c);
+    if (last == by_ids.end() || last->first != ids) {  // consecutive calls mostly share a key
+      last = by_ids.find(ids);
+      if (last == by_ids.end()) last = by_ids.emplace(ids, std::vector<Elem>{}).first;
+    }
+    last->second.push_back(c);
   }
   using Key = std::pair<std::string, std::vector<std::pair<std::string, std::vector<std::string>>>>;
   std::map<Key, std::vector<Elem>> groups;

@@ -1,5 +1,7 @@
 #include "frame/universe.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 
 #include "codec/hash.hpp"
@@ -28,11 +30,29 @@ Elem Universe::intern_ref(const Id& hid, const Id& cid) {
   m_ref_hid.push_back(hid);
   m_ref_cid.push_back(cid);
   m_ref_creator.push_back(no_elem);
-  m_ref_consumers.emplace_back();
+  m_ref_first_consumer.push_back(no_elem);
+  m_ref_last_consumer.push_back(no_elem);
   m_ref_state.emplace_back();
   m_ref_raw.push_back(0);
   m_ref_index.insert(hid, id, hid_of);
   return id;
+}
+
+void Universe::add_consumer(Elem r, Elem call) {
+  const auto link = static_cast<std::uint32_t>(m_consumer_links.size());
+  m_consumer_links.push_back({call, no_elem});
+  if (m_ref_last_consumer[r] == no_elem) m_ref_first_consumer[r] = link;
+  else m_consumer_links[m_ref_last_consumer[r]].next = link;
+  m_ref_last_consumer[r] = link;
+}
+
+void advise_huge_pages(void* p, std::size_t bytes) noexcept {
+#ifdef MADV_HUGEPAGE
+  (void)madvise(p, bytes, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 bool Universe::is_raw(Elem r) {
@@ -83,7 +103,7 @@ Elem Universe::intern_call(const store::CallRecord& record) {
     const Elem r = intern_ref(in.hid, in.cid);
     const auto name = name_id(in.name);
     ios[n++] = {name, label_of(row.op, in.name, name), r};
-    m_ref_consumers[r].push_back(id);
+    add_consumer(r, id);
   }
   for (const auto& out : record.outputs) {
     const Elem r = intern_ref(out.hid, out.cid);
@@ -98,12 +118,9 @@ Elem Universe::intern_call(const store::CallRecord& record) {
   return id;
 }
 
-std::vector<Elem> Universe::intern_calls(const std::vector<store::CallRecord>& records) {
+std::vector<Elem> Universe::load_calls_of(std::string_view op, std::optional<std::uint32_t> version) {
   std::vector<Elem> out;
-  out.reserve(records.size());
-  m_calls.reserve(m_calls.size() + records.size());
-  m_call_index.reserve(m_calls.size() + records.size(), [this](Elem e) -> const Id& { return m_calls[e].hid; });
-  for (const auto& r : records) out.push_back(intern_call(r));
+  m_core->call_records_of(op, version, [&](const store::CallRecord& r) { out.push_back(intern_call(r)); });
   return out;
 }
 
@@ -157,8 +174,7 @@ std::vector<Elem> Universe::load_creators(std::span<const Elem> refs) {
   for (auto r : refs)
     if (m_ref_creator[r] != no_elem) out.push_back(m_ref_creator[r]);
   if (hids.empty()) return out;
-  auto loaded = intern_calls(m_core->creators_of_many(hids));
-  out.insert(out.end(), loaded.begin(), loaded.end());
+  m_core->creators_of_many(hids, [&](const store::CallRecord& r) { out.push_back(intern_call(r)); });
   return out;
 }
 
@@ -170,7 +186,7 @@ std::vector<Elem> Universe::load_consumers(std::span<const Elem> refs, std::vect
     if (resolved != nullptr) {
       if (resolved->size() <= r) resolved->resize(m_ref_hid.size(), 0);
       if ((*resolved)[r]) {  // asked already: the consumers are loaded
-        out.insert(out.end(), m_ref_consumers[r].begin(), m_ref_consumers[r].end());
+        for (auto c : consumers(r)) out.push_back(c);
         continue;
       }
       (*resolved)[r] = 1;
@@ -178,8 +194,7 @@ std::vector<Elem> Universe::load_consumers(std::span<const Elem> refs, std::vect
     hids.push_back(m_ref_hid[r]);
   }
   if (hids.empty()) return out;
-  auto loaded = intern_calls(m_core->consumers_of_many(hids));
-  out.insert(out.end(), loaded.begin(), loaded.end());
+  m_core->consumers_of_many(hids, [&](const store::CallRecord& r) { out.push_back(intern_call(r)); });
   return out;
 }
 

@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
@@ -46,6 +48,42 @@ struct CallRow {
   std::span<const Io> outputs;  ///< sorted by name
 };
 
+/// Asks the kernel to back a block with 2 MiB pages (a hint: no effect where it has none).
+void advise_huge_pages(void* p, std::size_t bytes) noexcept;
+
+/// An allocator for the large columns of a Universe: blocks of 4 MiB and more are aligned to
+/// and asked to be backed by 2 MiB pages (a frame over a million calls otherwise spends much of
+/// its time faulting in 4 KiB pages as its columns grow).
+template <class T>
+struct ColumnAllocator {
+  using value_type = T;
+  ColumnAllocator() = default;
+  template <class U>
+  ColumnAllocator(const ColumnAllocator<U>& /*other*/) noexcept {}  // NOLINT(google-explicit-constructor)
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes < (std::size_t{4} << 20)) return std::allocator<T>{}.allocate(n);
+    const std::size_t rounded = (bytes + huge_page - 1) / huge_page * huge_page;
+    void* p = std::aligned_alloc(huge_page, rounded);
+    if (p == nullptr) throw std::bad_alloc();
+    advise_huge_pages(p, rounded);
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if (n * sizeof(T) < (std::size_t{4} << 20)) std::allocator<T>{}.deallocate(p, n);
+    else std::free(p);
+  }
+  template <class U>
+  bool operator==(const ColumnAllocator<U>& /*other*/) const noexcept {
+    return true;
+  }
+
+ private:
+  static constexpr std::size_t huge_page = std::size_t{2} << 20;
+};
+template <class T>
+using Column = std::vector<T, ColumnAllocator<T>>;
+
 /// Open-addressing index from ids to element ids, without an allocation per entry. Ids are
 /// uniformly distributed, so their first 8 bytes place a slot and the next 4 are a tag that
 /// settles most probes without reading the id itself; `id_of(elem)` gives an entry's full id.
@@ -72,7 +110,7 @@ class IdIndex {
   template <class IdOf>
   void reserve(std::size_t n, IdOf&& id_of) {
     if (n * 2 <= m_slots.size()) return;
-    std::vector<Slot> old;
+    Column<Slot> old;
     old.swap(m_slots);
     m_slots.assign(std::bit_ceil(std::max<std::size_t>(n * 2, 16)), Slot{});
     for (const Slot& s : old)
@@ -97,7 +135,7 @@ class IdIndex {
     m_slots[i] = {tag_of(id), elem};
   }
 
-  std::vector<Slot> m_slots;
+  Column<Slot> m_slots;
   std::size_t m_size = 0;
 };
 
@@ -154,7 +192,8 @@ class Universe {
   /// Interns a ref given by the user (keeps its state, so in-memory values stay available).
   Elem intern_ref(const AnyRef& ref);
   Elem intern_call(const store::CallRecord& record);
-  std::vector<Elem> intern_calls(const std::vector<store::CallRecord>& records);
+  /// The calls of an op (every version, or one), interned as the store reads them.
+  std::vector<Elem> load_calls_of(std::string_view op, std::optional<std::uint32_t> version);
   /// Whether the ref is a raw input (its hid derives from its content alone: it has no creator).
   bool is_raw(Elem r);
   [[nodiscard]] Elem find_ref(const Id& hid) const;
@@ -165,7 +204,32 @@ class Universe {
   [[nodiscard]] const Id& ref_hid(Elem r) const { return m_ref_hid[r]; }
   [[nodiscard]] const Id& ref_cid(Elem r) const { return m_ref_cid[r]; }
   [[nodiscard]] Elem creator(Elem r) const { return m_ref_creator[r]; }
-  [[nodiscard]] const std::vector<Elem>& consumers(Elem r) const { return m_ref_consumers[r]; }
+  /// The loaded calls with `r` as an input, in the order they were loaded.
+  class Consumers {
+   public:
+    class iterator {
+     public:
+      iterator(const Universe* u, std::uint32_t at) : m_u(u), m_at(at) {}
+      Elem operator*() const { return m_u->m_consumer_links[m_at].call; }
+      iterator& operator++() {
+        m_at = m_u->m_consumer_links[m_at].next;
+        return *this;
+      }
+      bool operator!=(const iterator& other) const { return m_at != other.m_at; }
+
+     private:
+      const Universe* m_u;
+      std::uint32_t m_at;
+    };
+    Consumers(const Universe* u, std::uint32_t first) : m_u(u), m_first(first) {}
+    [[nodiscard]] iterator begin() const { return {m_u, m_first}; }
+    [[nodiscard]] iterator end() const { return {m_u, no_elem}; }
+
+   private:
+    const Universe* m_u;
+    std::uint32_t m_first;
+  };
+  [[nodiscard]] Consumers consumers(Elem r) const { return {this, m_ref_first_consumer[r]}; }
   [[nodiscard]] const CallRow& call(Elem c) const { return m_calls[c]; }
   [[nodiscard]] const std::string& op_name(Elem c) const { return m_names[m_calls[c].op]; }
   /// Size of the element id space of refs (variables) or calls (function nodes).
@@ -177,7 +241,9 @@ class Universe {
   /// Declared output names of an op version (cached).
   const std::vector<std::string>& op_outputs(std::uint32_t op, std::uint32_t version);
 
-  /// Loads creators / consumers of the refs from the storage (bulk) and interns them.
+  /// Loads creators / consumers of the refs from the storage (bulk) and interns them. These
+  /// loads intern calls as the store reads them: after a read the store retried (another
+  /// connection's lock), the result may name a call twice.
   std::vector<Elem> load_creators(std::span<const Elem> refs);
   /// With `resolved` (a flag per ref, grown as needed), refs flagged already are not queried
   /// again and the queried ones are flagged: one expansion never asks twice for the same ref.
@@ -189,6 +255,7 @@ class Universe {
  private:
   /// The edge label of input/output `io_name` (name id `name`) of a call of `op`.
   std::uint32_t label_of(std::uint32_t op, const std::string& io_name, std::uint32_t name);
+  void add_consumer(Elem r, Elem call);
   /// Room for `n` more Io entries in one block (CallRow spans point into blocks that never move).
   Io* io_room(std::size_t n);
 
@@ -196,15 +263,21 @@ class Universe {
   std::vector<std::string> m_names;
   std::unordered_map<std::string, std::uint32_t> m_name_index;
 
-  std::vector<Id> m_ref_hid;
-  std::vector<Id> m_ref_cid;
-  std::vector<Elem> m_ref_creator;
-  std::vector<std::vector<Elem>> m_ref_consumers;
-  std::vector<std::shared_ptr<RefState>> m_ref_state;
-  std::vector<char> m_ref_raw;  ///< 0: not known yet, 1: raw input, 2: not raw
+  Column<Id> m_ref_hid;
+  Column<Id> m_ref_cid;
+  Column<Elem> m_ref_creator;
+  /// Consumers as lists linked through m_consumer_links (no allocation per ref).
+  struct ConsumerLink {
+    Elem call;
+    std::uint32_t next;  ///< no_elem at the end
+  };
+  Column<std::uint32_t> m_ref_first_consumer, m_ref_last_consumer;
+  Column<ConsumerLink> m_consumer_links;
+  Column<std::shared_ptr<RefState>> m_ref_state;
+  Column<char> m_ref_raw;  ///< 0: not known yet, 1: raw input, 2: not raw
   IdIndex m_ref_index;
 
-  std::vector<CallRow> m_calls;
+  Column<CallRow> m_calls;
   IdIndex m_call_index;
   std::vector<std::unique_ptr<Io[]>> m_io_blocks;
   std::size_t m_io_used = 0;  ///< entries used in the last block

@@ -259,33 +259,27 @@ class SqliteStore final : public Store {
   }
 
   std::vector<CallRecord> calls_of(std::string_view op, std::optional<std::uint32_t> version) override {
-    return reading([&]() -> std::vector<CallRecord> {
-      load_ops();
-      std::vector<std::int64_t> op_ids;
-      for (const auto& [id, row] : m_ops_by_id)
-        if (row.name == op && (!version || row.version == *version)) op_ids.push_back(id);
-      std::vector<std::pair<std::int64_t, CallRecord>> found;
-      auto& st = stmt(m_calls_of_op, std::string(call_columns) + "WHERE op_id = ?1 ORDER BY id");
-      for (auto id : op_ids) {
-        st.bind(1, id);
-        while (st.step()) found.emplace_back(st.int64(0), record_from(st));
-        st.reset();
-      }
-      if (op_ids.size() > 1)
-        std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-      std::vector<CallRecord> out;
-      out.reserve(found.size());
-      for (auto& [id, rec] : found) out.push_back(std::move(rec));
-      return out;
-    });
+    return reading([&] { return collect([&](const CallSink& sink) { calls_of_locked(op, version, sink); }); });
+  }
+
+  void calls_of(std::string_view op, std::optional<std::uint32_t> version, const CallSink& sink) override {
+    reading([&] { calls_of_locked(op, version, sink); });
   }
 
   std::vector<CallRecord> creators_of_many(std::span<const Id> ref_hids) override {
-    return reading([&]() -> std::vector<CallRecord> { return refs_many(ref_hids, dir_out); });
+    return reading([&] { return collect([&](const CallSink& sink) { refs_many(ref_hids, dir_out, sink); }); });
   }
 
   std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids) override {
-    return reading([&]() -> std::vector<CallRecord> { return refs_many(ref_hids, dir_in); });
+    return reading([&] { return collect([&](const CallSink& sink) { refs_many(ref_hids, dir_in, sink); }); });
+  }
+
+  void creators_of_many(std::span<const Id> ref_hids, const CallSink& sink) override {
+    reading([&] { refs_many(ref_hids, dir_out, sink); });
+  }
+
+  void consumers_of_many(std::span<const Id> ref_hids, const CallSink& sink) override {
+    reading([&] { refs_many(ref_hids, dir_in, sink); });
   }
 
   std::vector<CallRecord> calls_by_hids(std::span<const Id> call_hids) override {
@@ -922,14 +916,57 @@ class SqliteStore final : public Store {
   /// A call from a row of call_columns.
   CallRecord record_from(const sql::Statement& st) {
     CallRecord r;
+    read_record(st, r);
+    return r;
+  }
+
+  /// A call from a row of call_columns into `r` (whose buffers are reused).
+  void read_record(const sql::Statement& st, CallRecord& r) {
     r.hid = st.id(1);
     r.cid = st.id(2);
     const OpRow& op = op_row(st.int64(3));
     r.op = op.name;
     r.version = op.version;
     r.created_ms = st.int64(4);
+    r.semantic.reset();
     call_io::decode(st.blob_view(5), op.outputs, r);
-    return r;
+  }
+
+  /// The records a streamed read hands to its sink, kept.
+  template <class Read>
+  static std::vector<CallRecord> collect(Read&& read) {
+    std::vector<CallRecord> out;
+    read([&](const CallRecord& r) { out.push_back(r); });
+    return out;
+  }
+
+  /// The calls of an op (every version, or one), in storage order.
+  void calls_of_locked(std::string_view op, std::optional<std::uint32_t> version, const CallSink& sink) {
+    load_ops();
+    std::vector<std::int64_t> op_ids;
+    for (const auto& [id, row] : m_ops_by_id)
+      if (row.name == op && (!version || row.version == *version)) op_ids.push_back(id);
+    if (op_ids.size() == 1) {
+      auto& st = stmt(m_calls_of_op, std::string(call_columns) + "WHERE op_id = ?1 ORDER BY id");
+      const ResetOnExit done{st};
+      st.bind(1, op_ids.front());
+      CallRecord rec;
+      while (st.step()) {
+        read_record(st, rec);
+        sink(rec);
+      }
+      return;
+    }
+    // Several versions: their calls' ids from the index, merged, then the calls in that order.
+    std::vector<std::int64_t> ids;
+    auto& st = stmt(m_call_ids_of_op, "SELECT id FROM calls WHERE op_id = ?1");
+    for (auto id : op_ids) {
+      const ResetOnExit done{st};
+      st.bind(1, id);
+      while (st.step()) ids.push_back(st.int64(0));
+    }
+    std::sort(ids.begin(), ids.end());
+    visit_calls(ids, sink);
   }
 
   std::optional<CallRecord> one_call(sql::Statement& st) {
@@ -956,24 +993,34 @@ class SqliteStore final : public Store {
   }
 
   /// Calls with an input (dir_in) or output (dir_out) among `hids`, each once, in storage order.
-  std::vector<CallRecord> refs_many(std::span<const Id> hids, int dir) {
+  void refs_many(std::span<const Id> hids, int dir, const CallSink& sink) {
+    // (key, hid) pairs sorted by key: the keys to look up, and the hids to match
+    std::vector<std::pair<std::int64_t, const Id*>> wanted;
+    wanted.reserve(hids.size());
+    for (const auto& h : hids) wanted.emplace_back(call_io::ref_key(h), &h);
+    std::sort(wanted.begin(), wanted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<std::int64_t> keys;
-    keys.reserve(hids.size());
-    for (const auto& h : hids) keys.push_back(call_io::ref_key(h));
-    std::sort(keys.begin(), keys.end());
-    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    keys.reserve(wanted.size());
+    for (const auto& [key, hid] : wanted)
+      if (keys.empty() || keys.back() != key) keys.push_back(key);
     std::vector<std::int64_t> ids;
     const std::string prefix = "SELECT call_id FROM call_refs WHERE dir = " + std::to_string(dir) + " AND key IN (";
     for_int_chunks(keys, prefix, [&](sql::Statement& st) { ids.push_back(st.int64(0)); });
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    auto calls = load_calls(ids);
-    const std::unordered_set<Id> wanted(hids.begin(), hids.end());
-    std::erase_if(calls, [&](const CallRecord& r) {
+    // Pass on the calls that have one of the hids (a key is only a prefix of a hid).
+    const auto is_wanted = [&](const Id& hid) {
+      const std::int64_t key = call_io::ref_key(hid);
+      auto it = std::lower_bound(wanted.begin(), wanted.end(), key,
+                                 [](const auto& entry, std::int64_t k) { return entry.first < k; });
+      for (; it != wanted.end() && it->first == key; ++it)
+        if (*it->second == hid) return true;
+      return false;
+    };
+    visit_calls(ids, [&](const CallRecord& r) {
       const auto& list = dir == dir_in ? r.inputs : r.outputs;
-      return std::none_of(list.begin(), list.end(), [&](const IoRef& x) { return wanted.contains(x.hid); });
+      if (std::any_of(list.begin(), list.end(), [&](const IoRef& x) { return is_wanted(x.hid); })) sink(r);
     });
-    return calls;
   }
 
   static std::vector<CallRecord> in_storage_order(std::vector<std::int64_t> ids, std::vector<CallRecord> found) {
@@ -1252,36 +1299,57 @@ class SqliteStore final : public Store {
     for (std::size_t begin = 0; begin < ids.size(); begin += chunk_size) {
       const std::size_t n = std::min(chunk_size, ids.size() - begin);
       auto& st = chunk_statement(prefix, n);
+      const ResetOnExit done{st};
       for (std::size_t i = 0; i < n; ++i) {
         const auto& id = ids[begin + i];
         if (prefix_keys) st.bind_blob(static_cast<int>(i + 1), std::as_bytes(std::span(id.bytes).first(8)));
         else st.bind(static_cast<int>(i + 1), id);
       }
       while (st.step()) row(st);
-      st.reset();
     }
   }
 
+  /// Runs `prefix` ?,?,... `suffix` over `ids` in chunks, calling `row` for each result row.
   template <class F>
-  void for_int_chunks(std::span<const std::int64_t> ids, std::string_view prefix, F&& row) {
+  void for_int_chunks(std::span<const std::int64_t> ids, std::string_view prefix, F&& row,
+                      std::string_view suffix = ")") {
     for (std::size_t begin = 0; begin < ids.size(); begin += chunk_size) {
       const std::size_t n = std::min(chunk_size, ids.size() - begin);
-      auto& st = chunk_statement(prefix, n);
+      auto& st = chunk_statement(prefix, n, suffix);
+      const ResetOnExit done{st};
       for (std::size_t i = 0; i < n; ++i) st.bind(static_cast<int>(i + 1), ids[begin + i]);
       while (st.step()) row(st);
-      st.reset();
     }
   }
 
-  sql::Statement& chunk_statement(std::string_view prefix, std::size_t n) {
-    auto& slot = m_chunk_statements[std::make_pair(std::string(prefix), n)];
+  sql::Statement& chunk_statement(std::string_view prefix, std::size_t n, std::string_view suffix = ")") {
+    auto& slot = m_chunk_statements[std::make_pair(std::string(prefix) + std::string(suffix), n)];
     if (!slot) {
       std::string text(prefix);
       for (std::size_t i = 0; i < n; ++i) text += i ? ",?" : "?";
-      text += ")";
+      text += suffix;
       slot = std::make_unique<sql::Statement>(m_db.get(), text);
     }
     return *slot;
+  }
+
+  /// Resets a statement however its use ends (a row callback may throw mid-query).
+  struct ResetOnExit {
+    sql::Statement& st;
+    ~ResetOnExit() { st.reset(); }
+  };
+
+  /// Streams calls by storage id (sorted, unique) in storage order; missing ids are skipped.
+  /// (SQLite steps through an IN list in order, so the ORDER BY costs no sort.)
+  void visit_calls(std::span<const std::int64_t> ids, const CallSink& sink) {
+    CallRecord rec;
+    for_int_chunks(
+        ids, std::string(call_columns) + "WHERE id IN (",
+        [&](sql::Statement& st) {
+          read_record(st, rec);
+          sink(rec);
+        },
+        ") ORDER BY id");
   }
 
   /// Loads calls by storage id (unique), in storage order; missing ids are skipped.
@@ -1290,7 +1358,9 @@ class SqliteStore final : public Store {
     out.reserve(ids.size());
     for_int_chunks(ids, std::string(call_columns) + "WHERE id IN (",
                    [&](sql::Statement& st) { out.emplace_back(st.int64(0), record_from(st)); });
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    // SQLite steps through an IN list in order: sorted ids come back sorted
+    const auto by_id = [](const auto& a, const auto& b) { return a.first < b.first; };
+    if (!std::is_sorted(out.begin(), out.end(), by_id)) std::sort(out.begin(), out.end(), by_id);
     return out;
   }
 
@@ -1319,7 +1389,7 @@ class SqliteStore final : public Store {
   std::map<std::pair<std::string, std::size_t>, std::unique_ptr<sql::Statement>> m_chunk_statements;
   std::unique_ptr<sql::Statement> m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op, m_upsert_op, m_call_exists,
       m_put_call, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref, m_del_call, m_data_version,
-      m_add_to_op, m_add_to_totals, m_value_size, m_ref_rows, m_call_by_id;
+      m_add_to_op, m_add_to_totals, m_value_size, m_ref_rows, m_call_by_id, m_call_ids_of_op;
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -101,6 +102,11 @@ struct WriteBatch {
   [[nodiscard]] bool empty() const { return ops.empty() && values.empty() && calls.empty(); }
 };
 
+/// Receives the calls of a streamed bulk read one by one, in storage order. The record is reused
+/// between calls (copy what is kept). When another connection's lock makes the store retry the
+/// read from the start, calls already seen are seen again.
+using CallSink = std::function<void(const CallRecord&)>;
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -126,6 +132,10 @@ class Store {
   virtual std::vector<CallRecord> creators_of_many(std::span<const Id> ref_hids) = 0;
   /// Calls that have an input among `ref_hids`.
   virtual std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids) = 0;
+  // The same, streamed (no record is kept: frames over millions of calls intern them as read).
+  virtual void calls_of(std::string_view op, std::optional<std::uint32_t> version, const CallSink& sink) = 0;
+  virtual void creators_of_many(std::span<const Id> ref_hids, const CallSink& sink) = 0;
+  virtual void consumers_of_many(std::span<const Id> ref_hids, const CallSink& sink) = 0;
   /// Calls whose hid is among `call_hids`.
   virtual std::vector<CallRecord> calls_by_hids(std::span<const Id> call_hids) = 0;
   /// The encoded bytes of each value (nullopt where absent), in the order of `cids`.
