@@ -1,11 +1,13 @@
 // The SQLite store below the engine (docs/storage-format.md 3.2): the compact io column
 // round-trips every kind of input and output, digest indexes that hold 8-byte prefixes never
-// confuse two ids sharing a prefix, and a damaged io column is reported, not misread.
+// confuse two ids sharing a prefix, a damaged io column is reported, not misread, and the
+// streamed bulk reads hand over each call once, in storage order.
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 
 #include "codec/hash.hpp"
@@ -166,6 +168,71 @@ TEST_F(StoreSchema, IdsSharingTheirIndexedPrefixAreKeptApart) {
   EXPECT_EQ(s->drop_calls(drop_b, true), 2u);
   EXPECT_EQ(s->stats().calls, 0u);
   EXPECT_EQ(s->stats().refs, 0u);
+}
+
+TEST_F(StoreSchema, StreamedBulkReadsSeeEachCallOnceInStorageOrder) {
+  // More calls than one IN-list chunk holds; every third is of version 1 of the op.
+  std::vector<st::CallRecord> calls;
+  std::vector<md::Id> hids, outputs, inputs;
+  for (int i = 0; i < 600; ++i) {
+    auto c = call("f", id_of("call " + std::to_string(i)), {atom("x", std::to_string(i))}, {{"y", "out"}});
+    if (i % 3 == 0) c.version = 1;
+    calls.push_back(c);
+    hids.push_back(c.hid);
+    outputs.push_back(c.outputs[0].hid);
+    inputs.push_back(c.inputs[0].hid);
+  }
+  auto batch = batch_of(calls);
+  batch.ops.push_back({"f", 1, {"x"}, {"y"}});
+  {
+    auto s = open();
+    s->write(batch);
+  }
+  auto s = open();  // reopened
+  auto streamed = [](auto&& read) {
+    std::vector<md::Id> seen;
+    read([&](const st::CallRecord& r) { seen.push_back(r.hid); });
+    return seen;
+  };
+  auto hids_of = [](const std::vector<st::CallRecord>& records) {
+    std::vector<md::Id> out;
+    for (const auto& r : records) out.push_back(r.hid);
+    return out;
+  };
+  // Every version, merged in storage order; one version.
+  EXPECT_EQ(streamed([&](const st::CallSink& sink) { s->calls_of("f", std::nullopt, sink); }), hids);
+  EXPECT_EQ(hids_of(s->calls_of("f", std::nullopt)), hids);
+  std::vector<md::Id> v1;
+  for (std::size_t i = 0; i < hids.size(); i += 3) v1.push_back(hids[i]);
+  EXPECT_EQ(streamed([&](const st::CallSink& sink) { s->calls_of("f", 1, sink); }), v1);
+  EXPECT_TRUE(streamed([&](const st::CallSink& sink) { s->calls_of("g", std::nullopt, sink); }).empty());
+  // Asked in reverse order (and twice), creators and consumers come once each, in storage order.
+  std::vector<md::Id> asked(outputs.rbegin(), outputs.rend());
+  asked.insert(asked.end(), outputs.begin(), outputs.begin() + 10);
+  EXPECT_EQ(streamed([&](const st::CallSink& sink) { s->creators_of_many(asked, sink); }), hids);
+  EXPECT_EQ(hids_of(s->creators_of_many(asked)), hids);
+  const std::vector<md::Id> some_inputs = {inputs[500], inputs[7], md::Id{}};
+  EXPECT_EQ(streamed([&](const st::CallSink& sink) { s->consumers_of_many(some_inputs, sink); }),
+            (std::vector<md::Id>{hids[7], hids[500]}));
+  EXPECT_TRUE(streamed([&](const st::CallSink& sink) { s->consumers_of_many(outputs, sink); }).empty());
+  // A sink that throws ends the read; the next reads start afresh.
+  int left = 5;
+  EXPECT_THROW(s->creators_of_many(outputs,
+                                   [&](const st::CallRecord&) {
+                                     if (--left == 0) throw std::runtime_error("enough");
+                                   }),
+               std::runtime_error);
+  EXPECT_THROW(s->calls_of("f", 0,
+                           [&](const st::CallRecord&) {
+                             if (--left < 0) throw std::runtime_error("enough");
+                           }),
+               std::runtime_error);
+  EXPECT_EQ(streamed([&](const st::CallSink& sink) { s->creators_of_many(outputs, sink); }), hids);
+  EXPECT_EQ(streamed([&](const st::CallSink& sink) { s->calls_of("f", std::nullopt, sink); }), hids);
+  std::vector<md::Id> v0;
+  for (std::size_t i = 0; i < hids.size(); ++i)
+    if (i % 3 != 0) v0.push_back(hids[i]);
+  EXPECT_EQ(streamed([&](const st::CallSink& sink) { s->calls_of("f", 0, sink); }), v0);
 }
 
 TEST_F(StoreSchema, WritingStoredCallsAgainChangesNothing) {
