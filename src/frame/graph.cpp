@@ -284,12 +284,13 @@ ElemSet FrameImpl::adjacent(const std::string& src, const std::string& dst, cons
   return out.elems();
 }
 
-/// Per node, the elements not reached along any edge into it (`direction` forward: sources) or
-/// out of it (back: sinks).
-static NodeSets unreached_elements(const FrameImpl& f, Direction direction) {
+/// Per node (or per variable), the elements not reached along any edge into it (`direction`
+/// forward: sources) or out of it (back: sinks).
+static NodeSets unreached_elements(const FrameImpl& f, Direction direction, bool vars_only = false) {
   const bool fwd = direction == Direction::forward;
   NodeSets out;
   for (const auto& [name, n] : f.nodes) {
+    if (vars_only && !n.is_var) continue;
     const std::size_t space = f.u->space(n.is_var);
     const ElemBits members(n.elems, space);
     ElemBits reached(space);
@@ -586,7 +587,7 @@ std::set<std::string> FrameImpl::expand_step(Direction direction, const std::set
                                              const ExpandOptions& options) {
   const bool back = direction == Direction::back;
   // 1. Expandable elements: refs of `vars` without a creator (back) / consumer (forward) here.
-  const auto expandable = back ? source_elements() : sink_elements();
+  const auto expandable = unreached_elements(*this, back ? Direction::forward : Direction::back, /*vars_only=*/true);
   ElemSet refs;
   for (const auto& v : vars) refs = set_union(refs, expandable.at(v));
   if (refs.empty()) return {};

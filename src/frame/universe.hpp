@@ -96,7 +96,7 @@ class IdIndex {
     for (std::size_t i = home(id);; i = (i + 1) & mask()) {
       const Slot& s = m_slots[i];
       if (s.elem == no_elem) return no_elem;
-      if (s.tag == tag && id_of(s.elem) == id) return s.elem;
+      if (s.tag == tag && same(id_of(s.elem), id)) return s.elem;
     }
   }
   /// Adds an entry for `id`, which must not be present.
@@ -122,6 +122,12 @@ class IdIndex {
     std::uint32_t tag = 0;
     Elem elem = no_elem;
   };
+  static bool same(const Id& a, const Id& b) {
+    std::uint64_t x[2], y[2];
+    std::memcpy(x, a.bytes.data(), sizeof x);
+    std::memcpy(y, b.bytes.data(), sizeof y);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+  }
   static std::uint32_t tag_of(const Id& id) {
     std::uint32_t t;
     std::memcpy(&t, id.bytes.data() + 8, sizeof t);

@@ -1,6 +1,7 @@
 // The SQLite backend of Store. Schema and on-disk rules: docs/storage-format.md.
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <charconv>
 #include <chrono>
@@ -994,29 +995,31 @@ class SqliteStore final : public Store {
 
   /// Calls with an input (dir_in) or output (dir_out) among `hids`, each once, in storage order.
   void refs_many(std::span<const Id> hids, int dir, const CallSink& sink) {
-    // (key, hid) pairs sorted by key: the keys to look up, and the hids to match
-    std::vector<std::pair<std::int64_t, const Id*>> wanted;
-    wanted.reserve(hids.size());
-    for (const auto& h : hids) wanted.emplace_back(call_io::ref_key(h), &h);
-    std::sort(wanted.begin(), wanted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<std::int64_t> keys;
-    keys.reserve(wanted.size());
-    for (const auto& [key, hid] : wanted)
-      if (keys.empty() || keys.back() != key) keys.push_back(key);
+    keys.reserve(hids.size());
+    for (const auto& h : hids) keys.push_back(call_io::ref_key(h));
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    // The hids to match, in an open-addressing set (ids are uniformly distributed: their first
+    // bytes place them).
+    std::vector<const Id*> wanted(std::bit_ceil(std::max<std::size_t>(hids.size() * 2, 16)), nullptr);
+    const std::size_t mask = wanted.size() - 1;
+    for (const auto& h : hids) {
+      std::size_t i = std::hash<Id>{}(h)&mask;
+      while (wanted[i] != nullptr && *wanted[i] != h) i = (i + 1) & mask;
+      wanted[i] = &h;
+    }
+    const auto is_wanted = [&](const Id& hid) {
+      for (std::size_t i = std::hash<Id>{}(hid)&mask; wanted[i] != nullptr; i = (i + 1) & mask)
+        if (*wanted[i] == hid) return true;
+      return false;
+    };
     std::vector<std::int64_t> ids;
     const std::string prefix = "SELECT call_id FROM call_refs WHERE dir = " + std::to_string(dir) + " AND key IN (";
     for_int_chunks(keys, prefix, [&](sql::Statement& st) { ids.push_back(st.int64(0)); });
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     // Pass on the calls that have one of the hids (a key is only a prefix of a hid).
-    const auto is_wanted = [&](const Id& hid) {
-      const std::int64_t key = call_io::ref_key(hid);
-      auto it = std::lower_bound(wanted.begin(), wanted.end(), key,
-                                 [](const auto& entry, std::int64_t k) { return entry.first < k; });
-      for (; it != wanted.end() && it->first == key; ++it)
-        if (*it->second == hid) return true;
-      return false;
-    };
     visit_calls(ids, [&](const CallRecord& r) {
       const auto& list = dir == dir_in ? r.inputs : r.outputs;
       if (std::any_of(list.begin(), list.end(), [&](const IoRef& x) { return is_wanted(x.hid); })) sink(r);
