@@ -128,6 +128,19 @@ class Versions : public BackendTest {
     return r;
   }
 
+  /// f(1), g(f(1)) and f(2) under f1, then f(1), g(f(1)) under f2: version 1 of f has two
+  /// calls, version 2 one.
+  void two_versions_of_f() {
+    rebuild(program(f1, h1, "1"));
+    run();
+    {
+      md::Session s(storage());
+      f(2);
+    }
+    rebuild(program(f2, h1, "1"));
+    run();
+  }
+
   md::WarningSink m_previous_sink = nullptr;
   bool m_first = true;
 };
@@ -253,14 +266,7 @@ TEST_P(Versions, WarnPolicyReportsTheDiff) {
 }
 
 TEST_P(Versions, ListingDiffDropAndFrames) {
-  rebuild(program(f1, h1, "1"));
-  run();
-  {
-    md::Session s(storage());
-    f(2);
-  }
-  rebuild(program(f2, h1, "1"));
-  run();
+  two_versions_of_f();
 
   const auto versions = storage().versions("f");
   ASSERT_EQ(versions.size(), 2u);
@@ -317,14 +323,7 @@ TEST_P(Versions, ListingDiffDropAndFrames) {
 // versions.
 TEST_P(Versions, AStoreOfSchema4IsReadAsItIsAndUpgraded) {
   if (!persistent()) GTEST_SKIP() << "a store in memory has no older schema";
-  rebuild(program(f1, h1, "1"));
-  run();
-  {
-    md::Session s(storage());
-    f(2);
-  }
-  rebuild(program(f2, h1, "1"));
-  run();
+  two_versions_of_f();
   const auto summary = [](const std::vector<md::OpVersion>& versions) {
     std::vector<std::pair<md::Id, std::size_t>> out;
     for (const auto& v : versions) out.emplace_back(v.semantic_version, v.calls);
