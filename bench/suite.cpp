@@ -461,7 +461,11 @@ json targets(const json& w12, const json& w3r, const json& w4r, bool full) {
   std::snprintf(buf, sizeof buf, "x%.2f from N=%ld to N=%ld", growth, small["calls"].get<long>(),
                 big["calls"].get<long>());
   add("3. per-call cost at 1e6 within 1.5x of 1e4", buf, growth <= 1.5);
-  const auto& w3_small = w3r.front();
+  // The 10^4 figure: the largest run of at most 10,000 calls (the smallest run when none is).
+  const json* w3_small_run = &w3r.front();
+  for (const auto& r : w3r)
+    if (r["calls"].get<long>() <= 10'000) w3_small_run = &r;
+  const auto& w3_small = *w3_small_run;
   const auto& w3_big = w3r.back();
   std::snprintf(buf, sizeof buf, "%.3f s at %ld calls, %.1f ms at %ld calls", w3_big["query_total_s"].get<double>(),
                 w3_big["calls"].get<long>(), w3_small["query_total_s"].get<double>() * 1e3,
