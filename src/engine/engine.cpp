@@ -120,13 +120,13 @@ const StorageCore::CachedCall* StorageCore::find_by_hid_locked(const Id& hid) {
   return &m_calls_by_hid.put(hid, CachedCall(*rec, *this));
 }
 
-const StorageCore::CachedCall* StorageCore::find_by_cid_locked(const Id& cid) {
+const StorageCore::CachedCall* StorageCore::find_by_content_locked(const Id& cid, const Id* raw_hid) {
   if (auto it = m_pending_by_cid.find(cid); it != m_pending_by_cid.end()) return &m_pending_by_hid.at(it->second);
   if (auto* hid = m_hid_by_cid.find(cid)) {
     const Id h = *hid;  // the pointer is invalidated by the next cache call
     if (const auto* found = find_by_hid_locked(h)) return found;
   }
-  auto rec = m_store->call_by_cid(cid);
+  auto rec = m_store->call_by_content(cid, raw_hid);
   if (!rec) return nullptr;
   m_hid_by_cid.put(cid, rec->hid);
   return &m_calls_by_hid.put(rec->hid, CachedCall(*rec, *this));
@@ -226,10 +226,20 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       ++m_reused_by_history;
       return outs;
     }
+    // The hid a call of this content has when its inputs are all raw values: the store keeps
+    // such calls under it (not under their content id). When this call's inputs are raw, that is
+    // call_hid, just found absent.
+    bool raw_inputs = true;
+    for (std::size_t i = 0; i < ins.size(); ++i) {
+      const Id atom = codec::atom_hid(ins[i].cid);
+      raw_inputs = raw_inputs && atom == ins[i].hid;
+      ids[i].second = atom;
+    }
+    const Id raw_hid = raw_inputs ? call_hid : codec::call_id_sorted(op.name, op.version, ids, code);
     for (std::size_t i = 0; i < ins.size(); ++i) ids[i].second = ins[i].cid;
     call_cid = codec::call_id_sorted(op.name, op.version, ids, code);
     // 3. A content-equal call is stored: reuse its outputs' content under new history ids.
-    if (const auto* proto = find_by_cid_locked(call_cid)) {
+    if (const auto* proto = find_by_content_locked(call_cid, raw_inputs ? nullptr : &raw_hid)) {
       store::CallRecord rec;
       rec.hid = call_hid;
       rec.cid = call_cid;

@@ -167,7 +167,8 @@ class StorageCore {
   /// Registers the op (once) and returns its semantic code version (nullopt: not versioned).
   const std::optional<Id>& register_op_locked(const OpInfo& op);
   const CachedCall* find_by_hid_locked(const Id& hid);
-  const CachedCall* find_by_cid_locked(const Id& cid);
+  /// A call with this content id, pending or stored; `raw_hid` as in store::Store::call_by_content.
+  const CachedCall* find_by_content_locked(const Id& cid, const Id* raw_hid);
   void record_locked(store::CallRecord record);
   /// Whether the value must be added to the pending batch. Small values are not looked up in the
   /// store (writing one that is there already is a no-op); `size` is 0 when unknown.

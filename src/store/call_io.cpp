@@ -82,6 +82,33 @@ std::int64_t ref_key(const Id& hid) {
   return static_cast<std::int64_t>(k);
 }
 
+namespace {
+
+/// (name, cid) of each input, in the record's order (sorted by name).
+std::vector<std::pair<std::string_view, Id>> input_cids(const CallRecord& call) {
+  std::vector<std::pair<std::string_view, Id>> ids;
+  ids.reserve(call.inputs.size());
+  for (const auto& r : call.inputs) ids.emplace_back(r.name, r.cid);
+  return ids;
+}
+
+}  // namespace
+
+Id content_id(const CallRecord& call, const Id* semantic) {
+  return codec::call_id_sorted(call.op, call.version, input_cids(call), semantic);
+}
+
+bool ids_derive_from_raw_inputs(const CallRecord& call) {
+  auto ids = input_cids(call);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (call.inputs[i].hid != codec::atom_hid(call.inputs[i].cid)) return false;
+    ids[i].second = call.inputs[i].hid;
+  }
+  const Id* semantic = call.semantic ? &*call.semantic : nullptr;
+  if (codec::call_id_sorted(call.op, call.version, ids, semantic) != call.hid) return false;
+  return content_id(call, semantic) == call.cid;
+}
+
 void encode(const CallRecord& call, std::span<const std::string> op_outputs, std::vector<std::byte>& out) {
   out.clear();
   put_varint(out, call.inputs.size());

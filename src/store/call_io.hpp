@@ -19,6 +19,16 @@ std::int64_t ref_key(const Id& hid);
 /// declared output names (outputs found there are written as an index).
 void encode(const CallRecord& call, std::span<const std::string> op_outputs, std::vector<std::byte>& out);
 
+/// The call's content id as its op, version, inputs (names and cids) and `semantic` version
+/// give it (docs/storage-format.md 2).
+Id content_id(const CallRecord& call, const Id* semantic);
+
+/// Whether every input of `call` is a raw value (its hid is the atom hid of its cid) and the
+/// call's ids are what its op, version, inputs and semantic version give: then the store need not
+/// keep its content id (content_id recomputes it), and a lookup by content finds the call under
+/// its hid, the hid any call of the same content and raw inputs has.
+bool ids_derive_from_raw_inputs(const CallRecord& call);
+
 /// Decodes `io` into `call.inputs` and `call.outputs` (`call.hid` must be set: derived output
 /// hids need it). Errc::corrupt_store, naming the io column, when the bytes are malformed.
 void decode(std::span<const std::byte> io, std::span<const std::string> op_outputs, CallRecord& call);

@@ -406,6 +406,48 @@ void check_call_versions(sqlite3* db, Collector& out) {
                                        "matched to a code version)");
 }
 
+/// Every call's content id is stored (16 bytes) or derivable: an empty one is allowed only when
+/// the call's inputs are all raw values and its hid is what its op, inputs and semantic version
+/// give (docs/storage-format.md 3.2); the store derives it then, and finds the call by content
+/// under its hid.
+void check_content_ids(sqlite3* db, Collector& out) {
+  const bool numbered = count(db, "SELECT COUNT(*) FROM pragma_table_info('calls') WHERE name = 'semantic'") != 0;
+  const bool legacy = !numbered && count(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'vc_calls'") != 0;
+  // (semantic version, whether the call names one)
+  const std::string semantic =
+      numbered ? "(SELECT s.semantic FROM vc_semantics s WHERE s.id = c.semantic), c.semantic IS NOT NULL"
+      : legacy ? "(SELECT v.semantic_version FROM vc_calls v WHERE v.call_id = c.id), 0"
+               : "NULL, 0";
+  sql::Statement st(db, "SELECT c.hid, length(c.cid), o.name, o.version, o.outputs, c.io, " + semantic +
+                            " FROM calls c JOIN ops o ON o.id = c.op_id WHERE length(c.cid) <> 16 ORDER BY c.id");
+  while (st.step()) {
+    const Id hid = st.id(0);
+    if (st.int64(1) != 0) {
+      out.problem("bad_cid", "call " + hid.hex() + " has a content id of " + std::to_string(st.int64(1)) +
+                                 " bytes (16, or none for a call of raw inputs); the store is damaged: restore it "
+                                 "from a backup or drop the call");
+      continue;
+    }
+    if (st.is_null(6) && st.int64(7) != 0) continue;  // its semantic version is missing: missing_version
+    CallRecord call;
+    call.hid = hid;
+    call.op = st.text(2);
+    call.version = static_cast<std::uint32_t>(st.int64(3));
+    if (!st.is_null(6)) call.semantic = st.id(6);
+    try {
+      call_io::decode(st.blob_view(5), nlohmann::json::parse(st.text(4)).get<std::vector<std::string>>(), call);
+    } catch (const std::exception&) {
+      continue;  // an unreadable op or io: bad_op or bad_io
+    }
+    call.cid = call_io::content_id(call, call.semantic ? &*call.semantic : nullptr);
+    if (!call_io::ids_derive_from_raw_inputs(call))
+      out.problem("underivable_cid", "call " + hid.hex() + " of op " + call.op +
+                                         " stores no content id, but its inputs are not all raw values or its id "
+                                         "is not what its op and inputs give: its content id cannot be derived; "
+                                         "the store is damaged: drop the call or restore the store from a backup");
+  }
+}
+
 /// Runs one check; a failure SQLite reports (a damaged page, an unreadable row) becomes a problem.
 template <class F>
 void guarded(const char* what, Collector& out, F&& check) {
@@ -461,6 +503,7 @@ IntegrityReport check_integrity(sqlite3* db, const BlobFiles* blobs, const Progr
   guarded("calls", out, [&] { check_calls(db, out, scan); });
   guarded("the ref index", out, [&] { check_ref_index(db, out, scan); });
   guarded("call versions", out, [&] { check_call_versions(db, out); });
+  guarded("content ids", out, [&] { check_content_ids(db, out); });
   guarded("refs", out, [&] { check_refs(out, scan); });
   guarded("detached refs", out, [&] { check_detached_refs(out, scan); });
   guarded("unreferenced values", out, [&] { count_unreferenced_values(db, out, scan); });

@@ -30,13 +30,16 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t application_id = 0x4D4E444C;  // "MNDL"
-// 3: code-version tables (store/version_tables.cpp); 4: counters; 5: calls.semantic
-constexpr int schema_version = 5;
+// 3: code-version tables (store/version_tables.cpp); 4: counters; 5: calls.semantic; 6: content
+// ids of calls of raw inputs derived, not stored (calls_by_cid partial)
+constexpr int schema_version = 6;
 constexpr const char* format_name = "mandala-store";
 
 // Calls keep their inputs and outputs in one compact `io` column (section 3.2 of
 // docs/storage-format.md); `call_refs` is the only index over refs. Digest indexes key on the
-// first 8 bytes of the 16-byte id, and readers compare the whole id.
+// first 8 bytes of the 16-byte id, and readers compare the whole id. A call whose inputs are all
+// raw values has an empty `cid` (its content id is derived from its row) and is found by content
+// under its hid, so `calls_by_cid` (calls_by_cid_sql) holds only the other calls.
 constexpr const char* schema_sql = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE ops(
@@ -59,7 +62,6 @@ CREATE TABLE calls(
   io BLOB NOT NULL,
   semantic INTEGER);
 CREATE INDEX calls_by_hid ON calls(substr(hid, 1, 8));
-CREATE INDEX calls_by_cid ON calls(substr(cid, 1, 8));
 CREATE INDEX calls_by_op ON calls(op_id);
 CREATE TABLE call_refs(
   key INTEGER NOT NULL,
@@ -67,6 +69,8 @@ CREATE TABLE call_refs(
   call_id INTEGER NOT NULL,
   PRIMARY KEY(key, dir, call_id)) WITHOUT ROWID;
 )sql";
+
+constexpr const char* calls_by_cid_sql = "CREATE INDEX calls_by_cid ON calls(substr(cid, 1, 8)) WHERE length(cid) = 16";
 
 constexpr int dir_in = 0;
 constexpr int dir_out = 1;
@@ -121,22 +125,23 @@ class SqliteStore final : public Store {
   }
 
   std::optional<CallRecord> call_by_hid(const Id& hid) override {
-    return reading([&]() -> std::optional<CallRecord> {
-      // (The text is built only the first time: this is the hot path of every call.)
-      auto& st = m_call_by_hid ? *m_call_by_hid
-                               : stmt(m_call_by_hid, std::string(call_columns) +
-                                                         "WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
-      return one_call(st.bind(1, hid));
-    });
+    return reading([&]() -> std::optional<CallRecord> { return one_call(call_by_hid_statement().bind(1, hid)); });
   }
 
-  std::optional<CallRecord> call_by_cid(const Id& cid) override {
+  std::optional<CallRecord> call_by_content(const Id& cid, const Id* raw_hid) override {
     return reading([&]() -> std::optional<CallRecord> {
-      auto& st = m_call_by_cid
-                     ? *m_call_by_cid
-                     : stmt(m_call_by_cid, std::string(call_columns) +
-                                               "WHERE substr(cid, 1, 8) = substr(?1, 1, 8) AND cid = ?1 LIMIT 1");
-      return one_call(st.bind(1, cid));
+      // Calls with a stored content id (length 16: the partial index's condition, so it is used).
+      auto& st = m_call_by_cid ? *m_call_by_cid
+                               : stmt(m_call_by_cid, call_columns() +
+                                                         "WHERE substr(cid, 1, 8) = substr(?1, 1, 8) AND cid = ?1 "
+                                                         "AND length(cid) = 16 LIMIT 1");
+      if (auto found = one_call(st.bind(1, cid))) return found;
+      if (raw_hid == nullptr) return std::nullopt;
+      // A call of raw inputs with this content has the hid `raw_hid`.
+      auto& by_hid = call_by_hid_statement();
+      auto found = one_call(by_hid.bind(1, *raw_hid));
+      if (found && found->cid != cid) found.reset();
+      return found;
     });
   }
 
@@ -211,6 +216,7 @@ class SqliteStore final : public Store {
       m_ops_by_id.clear();  // ids of ops and semantic versions inserted by the rolled-back
       m_op_ids.clear();     // transaction are void
       m_semantic_numbers.clear();
+      m_semantics_by_number.clear();
       m_quiet_since.reset();
       throw;
     }
@@ -289,7 +295,7 @@ class SqliteStore final : public Store {
       std::vector<std::int64_t> ids;
       std::vector<CallRecord> found;
       for_chunks(
-          call_hids, std::string(call_columns) + "WHERE substr(hid, 1, 8) IN (",
+          call_hids, call_columns() + "WHERE substr(hid, 1, 8) IN (",
           [&](sql::Statement& st) {
             if (!wanted.contains(st.id(1))) return;
             ids.push_back(st.int64(0));
@@ -395,7 +401,7 @@ class SqliteStore final : public Store {
   /// one call's io.
   bool ref_used(const Id& hid) {
     auto& ids = stmt(m_ref_rows, "SELECT call_id FROM call_refs WHERE key = ?1");
-    auto& load = stmt(m_call_by_id, std::string(call_columns) + "WHERE id = ?1");
+    auto& load = stmt(m_call_by_id, call_columns() + "WHERE id = ?1");
     ids.bind(1, call_io::ref_key(hid));
     bool used = false;
     while (!used && ids.step()) {
@@ -517,7 +523,7 @@ class SqliteStore final : public Store {
   std::vector<Id> unreferenced_values(CleanupReport& report, std::vector<Id>& in_files) {
     std::unordered_set<Id> used;  // every cid some call's io column names
     {
-      sql::Statement all(m_db.get(), std::string(call_columns));
+      sql::Statement all(m_db.get(), call_columns());
       while (all.step()) {
         const auto rec = record_from(all);
         for (const auto* list : {&rec.inputs, &rec.outputs})
@@ -615,7 +621,7 @@ class SqliteStore final : public Store {
 
   std::vector<CallRecord> calls_page(std::string_view op, const CallQuery& query) override {
     return reading([&]() -> std::vector<CallRecord> {
-      std::string text = std::string(call_columns) + "WHERE op_id IN (SELECT id FROM ops WHERE name = ?1";
+      std::string text = call_columns() + "WHERE op_id IN (SELECT id FROM ops WHERE name = ?1";
       text += query.version ? " AND version = ?2)" : ")";
       text += query.newest_first ? " ORDER BY id DESC" : " ORDER BY id";
       text += " LIMIT ?3 OFFSET ?4";
@@ -718,7 +724,17 @@ class SqliteStore final : public Store {
 
  private:
   /// The columns record_from() reads, in order.
-  static constexpr const char* call_columns = "SELECT id, hid, cid, op_id, created, io FROM calls ";
+  /// The columns read_record reads, for a query to append its clauses to: `semantic` is the
+  /// number of the call's semantic version in vc_semantics, or in a legacy store (m_legacy_call_versions)
+  /// the version itself, from vc_calls.
+  [[nodiscard]] const std::string& call_columns() const { return m_call_columns; }
+
+  sql::Statement& call_by_hid_statement() {
+    // (The text is built only the first time: this is the hot path of every call.)
+    return m_call_by_hid
+               ? *m_call_by_hid
+               : stmt(m_call_by_hid, call_columns() + "WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
+  }
 
   void write_locked(const WriteBatch& batch) {
     auto& upsert_op = stmt(m_upsert_op,
@@ -783,7 +799,11 @@ class SqliteStore final : public Store {
       const auto op = op_id(c.op, c.version);
       count_new_call(c, op, counts);  // before its call_refs rows exist
       call_io::encode(c, m_ops_by_id.at(op).outputs, io);
-      put_call.bind(1, c.hid).bind(2, c.cid).bind(3, op).bind(4, c.created_ms).bind_blob(5, io);
+      put_call.bind(1, c.hid);
+      // A call of raw inputs is found by content under its hid: its content id is not stored.
+      if (call_io::ids_derive_from_raw_inputs(c)) put_call.bind_blob(2, std::span<const std::byte>(io.data(), 0));
+      else put_call.bind(2, c.cid);
+      put_call.bind(3, op).bind(4, c.created_ms).bind_blob(5, io);
       if (c.semantic) put_call.bind(6, semantic_number(*c.semantic));
       else put_call.bind_null(6);
       put_call.run();
@@ -924,13 +944,36 @@ class SqliteStore final : public Store {
   /// A call from a row of call_columns into `r` (whose buffers are reused).
   void read_record(const sql::Statement& st, CallRecord& r) {
     r.hid = st.id(1);
-    r.cid = st.id(2);
+    const bool derived_cid = !st.is_null(2) && st.blob_view(2).empty();
+    if (!derived_cid) r.cid = st.id(2);
     const OpRow& op = op_row(st.int64(3));
     r.op = op.name;
     r.version = op.version;
     r.created_ms = st.int64(4);
     r.semantic.reset();
     call_io::decode(st.blob_view(5), op.outputs, r);
+    if (derived_cid) {
+      const std::optional<Id> semantic = semantic_of(st, 6);
+      r.cid = call_io::content_id(r, semantic ? &*semantic : nullptr);
+    }
+  }
+
+  /// The semantic version in column `col` of a call_columns row (nullopt: not code-versioned).
+  std::optional<Id> semantic_of(const sql::Statement& st, int col) {
+    if (st.is_null(col)) return std::nullopt;
+    if (m_legacy_call_versions) return st.id(col);
+    const std::int64_t number = st.int64(col);
+    if (const auto it = m_semantics_by_number.find(number); it != m_semantics_by_number.end()) return it->second;
+    auto& q = stmt(m_semantic_by_number, "SELECT semantic FROM vc_semantics WHERE id = ?1");
+    q.bind(1, number);
+    if (!q.step())
+      throw Error(Errc::corrupt_store, "a call refers to semantic version number " + std::to_string(number) +
+                                           ", which the store does not have (table vc_semantics); the store is "
+                                           "damaged: restore it from a backup");
+    const Id semantic = q.id(0);
+    q.reset();
+    m_semantics_by_number.emplace(number, semantic);
+    return semantic;
   }
 
   /// The records a streamed read hands to its sink, kept.
@@ -948,7 +991,7 @@ class SqliteStore final : public Store {
     for (const auto& [id, row] : m_ops_by_id)
       if (row.name == op && (!version || row.version == *version)) op_ids.push_back(id);
     if (op_ids.size() == 1) {
-      auto& st = stmt(m_calls_of_op, std::string(call_columns) + "WHERE op_id = ?1 ORDER BY id");
+      auto& st = stmt(m_calls_of_op, call_columns() + "WHERE op_id = ?1 ORDER BY id");
       const ResetOnExit done{st};
       st.bind(1, op_ids.front());
       CallRecord rec;
@@ -1130,6 +1173,10 @@ class SqliteStore final : public Store {
       check_meta(name);
       if (!memory && !m_options.read_only) sql::exec(m_db.get(), "PRAGMA journal_mode=WAL");
     }
+    m_call_columns = m_legacy_call_versions
+                         ? "SELECT id, hid, cid, op_id, created, io, "
+                           "(SELECT semantic_version FROM vc_calls v WHERE v.call_id = calls.id) FROM calls "
+                         : "SELECT id, hid, cid, op_id, created, io, semantic FROM calls ";
     // NORMAL: a commit survives a crash of the process (the log is written before COMMIT
     // returns); FULL also syncs the log at each commit, so it survives power loss and OS crashes.
     if (!memory)
@@ -1154,6 +1201,7 @@ class SqliteStore final : public Store {
       }
     }
     sql::exec(m_db.get(), schema_sql);
+    sql::exec(m_db.get(), calls_by_cid_sql);
     sql::exec(m_db.get(), versions::schema_sql);
     sql::exec(m_db.get(), counters::schema_sql);
     sql::exec(m_db.get(), ("PRAGMA application_id=" + std::to_string(application_id)).c_str());
@@ -1182,13 +1230,16 @@ class SqliteStore final : public Store {
     } catch (const Error&) {
       return;  // check_meta reports what is wrong
     }
-    if (from != "2" && from != "3" && from != "4") return;
+    if (from != "2" && from != "3" && from != "4" && from != "5") return;
     sql::Transaction tx(m_db.get());
-    versions::upgrade_call_versions(m_db.get());
-    if (from != "4") {
+    if (from != "5") versions::upgrade_call_versions(m_db.get());
+    if (from == "2" || from == "3") {
       sql::exec(m_db.get(), counters::schema_sql);
       counters::replace(m_db.get(), counters::recount(m_db.get()));
     }
+    // Every stored call keeps its content id: all stay in the (now partial) index.
+    sql::exec(m_db.get(), "DROP INDEX calls_by_cid");
+    sql::exec(m_db.get(), calls_by_cid_sql);
     sql::exec(
         m_db.get(),
         ("UPDATE meta SET value = '" + std::to_string(schema_version) + "' WHERE key = 'schema_version'").c_str());
@@ -1214,7 +1265,8 @@ class SqliteStore final : public Store {
     // Read-only, a store of schema 3 is read as it is: counts are then computed by scanning.
     m_counted_by_scan = m_options.read_only && v == "3";
     m_legacy_call_versions = m_options.read_only && (v == "3" || v == "4");
-    if (v != std::to_string(schema_version) && !m_legacy_call_versions) {
+    // Read-only, schemas 3 to 5 are read as they are (they store every call's content id).
+    if (v != std::to_string(schema_version) && !m_legacy_call_versions && !(m_options.read_only && v == "5")) {
       long long number = 0;
       const auto parsed = std::from_chars(v.data(), v.data() + v.size(), number);
       if (!v.empty() && (parsed.ec != std::errc() || parsed.ptr != v.data() + v.size()))
@@ -1347,7 +1399,7 @@ class SqliteStore final : public Store {
   void visit_calls(std::span<const std::int64_t> ids, const CallSink& sink) {
     CallRecord rec;
     for_int_chunks(
-        ids, std::string(call_columns) + "WHERE id IN (",
+        ids, call_columns() + "WHERE id IN (",
         [&](sql::Statement& st) {
           read_record(st, rec);
           sink(rec);
@@ -1359,7 +1411,7 @@ class SqliteStore final : public Store {
   std::vector<std::pair<std::int64_t, CallRecord>> load_calls_with_ids(const std::vector<std::int64_t>& ids) {
     std::vector<std::pair<std::int64_t, CallRecord>> out;
     out.reserve(ids.size());
-    for_int_chunks(ids, std::string(call_columns) + "WHERE id IN (",
+    for_int_chunks(ids, call_columns() + "WHERE id IN (",
                    [&](sql::Statement& st) { out.emplace_back(st.int64(0), record_from(st)); });
     // SQLite steps through an IN list in order: sorted ids come back sorted
     const auto by_id = [](const auto& a, const auto& b) { return a.first < b.first; };
@@ -1385,14 +1437,17 @@ class SqliteStore final : public Store {
   /// calls.semantic of each semantic version written or read by this connection (never changes
   /// once committed; cleared when a write rolls back).
   std::unordered_map<Id, std::int64_t> m_semantic_numbers;
+  std::unordered_map<std::int64_t, Id> m_semantics_by_number;  ///< the converse, as read
+  std::string m_call_columns;                                  ///< call_columns(), set when the store's schema is known
   /// data_version() after this connection's last commit (or open); none after a failed write.
   std::optional<std::int64_t> m_quiet_since;
   std::unordered_map<std::int64_t, OpRow> m_ops_by_id;
   std::map<std::pair<std::string, std::uint32_t>, std::int64_t> m_op_ids;
   std::map<std::pair<std::string, std::size_t>, std::unique_ptr<sql::Statement>> m_chunk_statements;
-  std::unique_ptr<sql::Statement> m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op, m_upsert_op, m_call_exists,
-      m_put_call, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref, m_del_call, m_data_version,
-      m_add_to_op, m_add_to_totals, m_value_size, m_ref_rows, m_call_by_id, m_call_ids_of_op;
+  std::unique_ptr<sql::Statement> m_semantic_by_number, m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op,
+      m_upsert_op, m_call_exists, m_put_call, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref,
+      m_del_call, m_data_version, m_add_to_op, m_add_to_totals, m_value_size, m_ref_rows, m_call_by_id,
+      m_call_ids_of_op;
 };
 
 }  // namespace

@@ -112,8 +112,11 @@ class Store {
   virtual ~Store() = default;
 
   virtual std::optional<CallRecord> call_by_hid(const Id& hid) = 0;
-  /// Some stored call with this content id (any history).
-  virtual std::optional<CallRecord> call_by_cid(const Id& cid) = 0;
+  /// Some stored call with this content id (any history). `raw_hid`: the hid a call of this
+  /// content has when its inputs are all raw values (docs/storage-format.md 2); the store keeps
+  /// such calls under that hid only. Null when the caller knows no call has that hid (it has just
+  /// looked it up).
+  virtual std::optional<CallRecord> call_by_content(const Id& cid, const Id* raw_hid) = 0;
   /// The encoded bytes of a value; nullopt when absent. Errc::corrupt_store when a blob file is
   /// damaged or missing.
   virtual std::optional<std::vector<std::byte>> value(const Id& cid) = 0;

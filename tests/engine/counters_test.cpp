@@ -4,9 +4,11 @@
 // the integrity check (which recounts) agrees.
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <thread>
 
@@ -274,13 +276,15 @@ TEST(CountersFile, AStoreOfSchema3IsReadAsItIsAndUpgradedWhenOpenedWritable) {
   const auto path = dir / "store.db";
   md::StorageStats stats;
   std::vector<md::OpSummary> ops;
+  std::string full_cids;
   {
     md::Storage s(path);
     workload(s, 8);
     stats = s.stats();
     ops = s.ops();
+    full_cids = md::testing::content_ids_as_schema_5(s);
   }
-  md::testing::sql(path, std::string(md::testing::call_versions_as_schema_4) +
+  md::testing::sql(path, full_cids + md::testing::call_versions_as_schema_4 +
                              "DROP TABLE op_counts; DROP TABLE totals; UPDATE meta SET value = '3' WHERE key = "
                              "'schema_version'; PRAGMA user_version = 3; PRAGMA wal_checkpoint(TRUNCATE);");
   {
@@ -293,7 +297,7 @@ TEST(CountersFile, AStoreOfSchema3IsReadAsItIsAndUpgradedWhenOpenedWritable) {
     EXPECT_TRUE(s.check_integrity().ok());
   }
   md::Storage s(path);
-  EXPECT_EQ(s.info().schema_version, 5);
+  EXPECT_EQ(s.info().schema_version, 6);
   EXPECT_EQ(s.stats(), stats);
   EXPECT_EQ(s.ops(), ops);
   expect_counts_exact(s);
@@ -301,16 +305,92 @@ TEST(CountersFile, AStoreOfSchema3IsReadAsItIsAndUpgradedWhenOpenedWritable) {
   expect_counts_exact(s);
 }
 
+/// The first column of the first row of a query on the store file, as text.
+std::string query_text(const std::filesystem::path& db, const std::string& query) {
+  sqlite3* raw = nullptr;
+  EXPECT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(raw, query.c_str(), -1, &q, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  std::string out;
+  if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0) != nullptr)
+    out = reinterpret_cast<const char*>(sqlite3_column_text(q, 0));
+  sqlite3_finalize(q);
+  sqlite3_close(raw);
+  return out;
+}
+
+/// (hid, cid) of every call, sorted.
+std::vector<std::pair<md::Id, md::Id>> call_ids(md::Storage& s) {
+  std::vector<std::pair<md::Id, md::Id>> out;
+  for (const auto& op : s.ops())
+    for (const auto& c : s.calls_of(op.name, op.version)) out.emplace_back(c.hid, c.cid);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Schema 5 stored every call's content id; schema 6 derives those of calls of raw inputs and
+// indexes only the others. A schema 5 store is read as it is when opened read-only, and upgraded
+// in place when opened writable (its rows unchanged, calls_by_cid made partial); its calls are
+// found by history and by content either way, and new calls of raw inputs store no content id.
+TEST(StoreSchema5, IsReadAsItIsAndUpgradedInPlace) {
+  md::testing::TempDir dir;
+  const auto path = dir / "store.db";
+  std::vector<std::pair<md::Id, md::Id>> ids;
+  std::string full_cids;
+  {
+    md::Storage s(path);
+    workload(s, 4);
+    ids = call_ids(s);
+    full_cids = md::testing::content_ids_as_schema_5(s);
+  }
+  md::testing::sql(path, full_cids +
+                             "UPDATE meta SET value = '5' WHERE key = 'schema_version'; PRAGMA user_version = 5; "
+                             "PRAGMA wal_checkpoint(TRUNCATE);");
+  const std::string stored_cids = "SELECT COUNT(*) FROM calls WHERE length(cid) = 16";
+  ASSERT_EQ(query_text(path, stored_cids), std::to_string(ids.size()));
+  {
+    md::StorageOptions options;
+    options.read_only = true;
+    md::Storage s(path, options);
+    EXPECT_EQ(s.info().schema_version, 5);
+    EXPECT_EQ(call_ids(s), ids);
+    EXPECT_TRUE(s.check_integrity().ok());
+    workload(s, 4);
+    EXPECT_EQ(s.counters().executed, 0u);
+  }
+  {
+    md::Storage s(path);
+    EXPECT_EQ(s.info().schema_version, 6);
+    EXPECT_EQ(call_ids(s), ids);
+    expect_counts_exact(s);
+    md::Session session(s);
+    workload(s, 4);
+    EXPECT_EQ(*inc(inc(0)), 2);  // content-equal to the stored inc(1)
+    EXPECT_EQ(s.counters().executed, 0u);
+    EXPECT_EQ(s.counters().reused_by_content, 1u);
+    EXPECT_EQ(*inc(100), 101);  // new
+  }
+  EXPECT_NE(query_text(path, "SELECT sql FROM sqlite_master WHERE name = 'calls_by_cid'").find(" WHERE "),
+            std::string::npos);
+  EXPECT_EQ(query_text(path, stored_cids), std::to_string(ids.size() + 1));              // + inc(inc(0))
+  EXPECT_EQ(query_text(path, "SELECT COUNT(*) FROM calls WHERE length(cid) = 0"), "1");  // inc(100)
+  md::Storage s(path);
+  expect_counts_exact(s);
+  EXPECT_EQ(call_ids(s).size(), ids.size() + 2);
+}
+
 TEST(CountersFile, AStoreOfSchema2IsUpgradedWhenOpenedWritable) {
   md::testing::TempDir dir;
   const auto path = dir / "store.db";
   md::StorageStats stats;
+  std::string full_cids;
   {
     md::Storage s(path);
     workload(s, 8);
     stats = s.stats();
+    full_cids = md::testing::content_ids_as_schema_5(s);
   }
-  md::testing::sql(path, std::string(md::testing::call_versions_as_schema_4) +
+  md::testing::sql(path, full_cids + md::testing::call_versions_as_schema_4 +
                              "DROP TRIGGER vc_calls_follow_calls; DROP TABLE vc_calls; DROP TABLE vc_commits; "
                              "DROP TABLE vc_heads; DROP TABLE vc_versions; DROP TABLE op_counts; DROP TABLE totals; "
                              "UPDATE meta SET value = '2' WHERE key = 'schema_version'; PRAGMA user_version = 2; "
@@ -327,7 +407,7 @@ TEST(CountersFile, AStoreOfSchema2IsUpgradedWhenOpenedWritable) {
     }
   }
   md::Storage s(path);
-  EXPECT_EQ(s.info().schema_version, 5);
+  EXPECT_EQ(s.info().schema_version, 6);
   EXPECT_EQ(s.stats(), stats);
   EXPECT_TRUE(s.check_integrity().ok());
   expect_counts_exact(s);

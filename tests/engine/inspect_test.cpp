@@ -38,7 +38,7 @@ TEST_P(Inspect, InfoCountsAndOpSummaries) {
   build();
   reopen();
   const auto info = storage().info();
-  EXPECT_EQ(info.schema_version, 5);
+  EXPECT_EQ(info.schema_version, 6);
   EXPECT_EQ(info.path, persistent() ? db_path() : std::filesystem::path());
   ASSERT_TRUE(info.created.has_value());
   EXPECT_GE(*info.created, before);

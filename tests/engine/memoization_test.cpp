@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <set>
 #include <stdexcept>
 
 #include "mandala/mandala.hpp"
@@ -110,6 +111,30 @@ TEST_P(Memoization, ContentReuseAcrossHistories) {
   EXPECT_EQ(storage().calls_of(inc).size(), 3u);
   reopen();
   EXPECT_EQ(storage().calls_of(inc).size(), 3u);
+}
+
+// The other way round: the stored call has raw inputs (the store keeps no content id for it, and
+// finds it by content under the hid of raw inputs), the new one an input from another call.
+TEST_P(Memoization, ContentReuseOfACallOfRawInputs) {
+  {
+    md::Session s(storage());
+    EXPECT_EQ(*inc(2), 3);
+  }
+  reopen();
+  {
+    md::Session s(storage());
+    auto y = inc(1);  // runs: 2
+    auto y2 = inc(y);
+    EXPECT_EQ(*y2, 3);
+  }
+  EXPECT_EQ(inc_runs, 2) << "inc(inc(1)) must reuse the stored inc(2)";
+  EXPECT_EQ(storage().counters().reused_by_content, 1u);
+  reopen();
+  const auto calls = storage().calls_of(inc);
+  ASSERT_EQ(calls.size(), 3u);
+  std::set<md::Id> cids;
+  for (const auto& c : calls) cids.insert(c.cid);
+  EXPECT_EQ(cids.size(), 2u);  // inc(2) and inc(inc(1)) share theirs
 }
 
 TEST_P(Memoization, ExceptionInSessionKeepsEarlierCalls) {

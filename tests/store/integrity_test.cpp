@@ -108,7 +108,8 @@ void rewrite_io(const fs::path& db, const std::string& hid_hex, F&& change, bool
     sqlite3_finalize(w);
   };
   if (as_new_call) {
-    run("INSERT INTO calls(hid, cid, op_id, created, io) SELECT ?3, cid, op_id, created, ?2 FROM calls WHERE id = ?1",
+    // (Its ids are not derived from its inputs: it stores a content id, here its hid.)
+    run("INSERT INTO calls(hid, cid, op_id, created, io) SELECT ?3, ?3, op_id, created, ?2 FROM calls WHERE id = ?1",
         [&](sqlite3_stmt* w) {
           sqlite3_bind_int64(w, 1, id);
           sqlite3_bind_blob(w, 2, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
@@ -348,6 +349,22 @@ TEST_F(Integrity, CallOfAMissingOp) {
 TEST_F(Integrity, CallOfAMissingSemanticVersion) {
   sql(db(), "UPDATE calls SET semantic = 42 WHERE id = (SELECT MIN(id) FROM calls)");
   expect_only("missing_version", "refers to semantic version #42");
+}
+
+TEST_F(Integrity, CallWithoutAContentIdThatCannotBeDerived) {
+  // total(big(1000)) has an input from another call: its content id is stored, and cannot be
+  // derived when it is taken away.
+  md::Storage storage(db(), small_blobs());
+  const auto calls = storage.calls_of("total");
+  ASSERT_FALSE(calls.empty());
+  const std::string hid = calls.front().hid.hex();
+  sql(db(), "UPDATE calls SET cid = x'' WHERE hid = x'" + hid + "'");
+  expect_only("underivable_cid", hid);
+}
+
+TEST_F(Integrity, ContentIdOfAWrongLength) {
+  sql(db(), "UPDATE calls SET cid = x'0102' WHERE id = (SELECT MIN(id) FROM calls)");
+  expect_only("bad_cid", "2 bytes");
 }
 
 TEST_F(Integrity, UnreadableOpDeclaration) {

@@ -7,6 +7,9 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cstring>
+#include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -110,7 +113,7 @@ TEST_F(StoreSchema, EveryKindOfInputAndOutputRoundTrips) {
   auto s = open();  // reopened
   expect_same(*s->call_by_hid(first.hid), first);
   expect_same(*s->call_by_hid(second.hid), second);
-  expect_same(*s->call_by_cid(second.cid), second);
+  expect_same(*s->call_by_content(second.cid, nullptr), second);
   expect_same(*s->creator_of(first.outputs[0].hid), first);
   expect_same(*s->creator_of(second.outputs[1].hid), second);
   const auto consumers = s->consumers_of(first.outputs[0].hid);
@@ -140,7 +143,7 @@ TEST_F(StoreSchema, IdsSharingTheirIndexedPrefixAreKeptApart) {
 
   expect_same(*s->call_by_hid(h1), a);
   expect_same(*s->call_by_hid(h2), b);
-  expect_same(*s->call_by_cid(b.cid), b);
+  expect_same(*s->call_by_content(b.cid, nullptr), b);
   expect_same(*s->creator_of(a.outputs[0].hid), a);
   expect_same(*s->creator_of(b.outputs[0].hid), b);
   EXPECT_TRUE(s->consumers_of(a.outputs[0].hid).empty());
@@ -297,6 +300,76 @@ TEST_F(StoreSchema, TheIoColumnOfATrivialCallIsAsDocumented) {
   want.insert(want.end(), {0x01, 0x05, 0x00});
   want.insert(want.end(), c.outputs[0].cid.bytes.begin(), c.outputs[0].cid.bytes.end());
   EXPECT_EQ(io, want);
+}
+
+/// A call with the ids its op, inputs and semantic version give (docs/storage-format.md 2).
+st::CallRecord real_call(const std::string& op, std::vector<st::IoRef> inputs, const std::optional<md::Id>& semantic) {
+  st::CallRecord r = call(op, md::Id{}, std::move(inputs), {});
+  std::vector<std::pair<std::string_view, md::Id>> hids, cids;
+  for (const auto& i : r.inputs) {
+    hids.emplace_back(i.name, i.hid);
+    cids.emplace_back(i.name, i.cid);
+  }
+  const md::Id* code = semantic ? &*semantic : nullptr;
+  r.hid = md::codec::call_id_sorted(op, 0, hids, code);
+  r.cid = md::codec::call_id_sorted(op, 0, cids, code);
+  r.outputs.push_back({"y", md::codec::output_hid(r.hid, "y"), id_of("output of " + r.hid.hex())});
+  r.semantic = semantic;
+  return r;
+}
+
+/// The length of each call's stored content id, by hid.
+std::map<md::Id, int> stored_cid_lengths(const fs::path& db) {
+  std::map<md::Id, int> out;
+  sqlite3* raw = nullptr;
+  EXPECT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(raw, "SELECT hid, length(cid) FROM calls", -1, &q, nullptr), SQLITE_OK);
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    md::Id hid;
+    std::memcpy(hid.bytes.data(), sqlite3_column_blob(q, 0), 16);
+    out[hid] = sqlite3_column_int(q, 1);
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(raw);
+  return out;
+}
+
+// A call whose inputs are all raw values keeps no content id (it is derived from the row, with
+// the call's semantic version), and a lookup by content finds it under the hid any call of that
+// content and raw inputs has. Other calls keep theirs, in the calls_by_cid index.
+TEST_F(StoreSchema, ContentIdsOfCallsOfRawInputsAreDerivedNotStored) {
+  const auto plain = real_call("f", {atom("a", "1"), atom("b", "2")}, std::nullopt);
+  const auto versioned = real_call("f", {atom("a", "3"), atom("b", "4")}, id_of("semantic version"));
+  // Same content as `plain`, but input a came from another call.
+  auto derived_input =
+      real_call("f", {{"a", id_of("history of a"), plain.inputs[0].cid}, plain.inputs[1]}, std::nullopt);
+  ASSERT_EQ(derived_input.cid, plain.cid);
+  auto unusual = real_call("f", {atom("a", "5")}, std::nullopt);
+  unusual.cid = id_of("a content id not derived from the inputs");
+  {
+    auto s = open();
+    s->write(batch_of({plain, versioned, derived_input, unusual}));
+  }
+  const auto lengths = stored_cid_lengths(db);
+  EXPECT_EQ(lengths.at(plain.hid), 0);
+  EXPECT_EQ(lengths.at(versioned.hid), 0);
+  EXPECT_EQ(lengths.at(derived_input.hid), 16);
+  EXPECT_EQ(lengths.at(unusual.hid), 16);
+
+  auto s = open();  // reopened
+  for (const st::CallRecord* c :
+       std::initializer_list<const st::CallRecord*>{&plain, &versioned, &derived_input, &unusual})
+    expect_same(*s->call_by_hid(c->hid), *c);
+  expect_same(s->calls_of("f", std::nullopt).front(), plain);
+  // By content: calls of raw inputs under their hid, the others by their stored content id.
+  expect_same(*s->call_by_content(versioned.cid, &versioned.hid), versioned);
+  EXPECT_FALSE(s->call_by_content(versioned.cid, nullptr).has_value());
+  EXPECT_FALSE(s->call_by_content(versioned.cid, &plain.hid).has_value());  // another content there
+  expect_same(*s->call_by_content(unusual.cid, nullptr), unusual);
+  const auto same_content = s->call_by_content(plain.cid, &plain.hid);
+  ASSERT_TRUE(same_content.has_value());
+  EXPECT_EQ(same_content->cid, plain.cid);
 }
 
 TEST_F(StoreSchema, ADamagedIoColumnIsReportedAsCorruption) {

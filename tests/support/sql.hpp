@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <string>
 
+#include "mandala/mandala.hpp"
+
 namespace mandala::testing {
 
 /// Runs the statements; fails the test when SQLite refuses them.
@@ -20,6 +22,17 @@ inline void sql(const std::filesystem::path& db, const std::string& statements) 
   sqlite3_free(err);
   sqlite3_close(raw);
   ASSERT_EQ(rc, SQLITE_OK) << msg;
+}
+
+/// SQL that gives every call of `s` its content id in its row (a store of schema 6 leaves it
+/// empty for calls of raw inputs) and makes calls_by_cid a full index again: schema 5's layout of
+/// calls, and every older schema's. The caller sets the schema version.
+inline std::string content_ids_as_schema_5(mandala::Storage& s) {
+  std::string out;
+  for (const auto& op : s.ops())
+    for (const auto& c : s.calls_of(op.name, op.version))
+      out += "UPDATE calls SET cid = x'" + c.cid.hex() + "' WHERE hid = x'" + c.hid.hex() + "';";
+  return out + "DROP INDEX calls_by_cid; CREATE INDEX calls_by_cid ON calls(substr(cid, 1, 8));";
 }
 
 /// Turns the call versions of a schema 5 store back into schema 4's layout (a vc_calls table

@@ -334,9 +334,10 @@ TEST_P(Versions, AStoreOfSchema4IsReadAsItIsAndUpgraded) {
   ASSERT_EQ(before.size(), 2u);
   EXPECT_EQ(before[0].second, 2u);
   EXPECT_EQ(before[1].second, 1u);
+  const std::string full_cids = md::testing::content_ids_as_schema_5(storage());
   m_storage.reset();
 
-  md::testing::sql(db_path(), std::string(md::testing::call_versions_as_schema_4) +
+  md::testing::sql(db_path(), full_cids + md::testing::call_versions_as_schema_4 +
                                   "UPDATE meta SET value = '4' WHERE key = 'schema_version'; PRAGMA user_version = 4;"
                                   "PRAGMA wal_checkpoint(TRUNCATE);");
   {
@@ -350,7 +351,7 @@ TEST_P(Versions, AStoreOfSchema4IsReadAsItIsAndUpgraded) {
   }
 
   rebuild(program(f1, h1, "1"));
-  EXPECT_EQ(storage().info().schema_version, 5);
+  EXPECT_EQ(storage().info().schema_version, 6);
   EXPECT_EQ(summary(storage().versions("f")), before);
   EXPECT_EQ(summary(storage().versions("g")), g_before);
   EXPECT_TRUE(storage().check_integrity().ok()) << md::testing::describe(storage().check_integrity().problems);
