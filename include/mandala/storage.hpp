@@ -98,6 +98,8 @@ struct IntegrityProblem {
   ///   "bad_op"            an op's input or output name list is unreadable
   ///   "missing_version"   a call refers to a semantic code version the store does not hold
   ///   "bad_io"            a call's input/output list (its io column) cannot be decoded
+  ///   "bad_cid"           a call's stored content id is neither 16 bytes nor empty
+  ///   "underivable_cid"   a call stores no content id, but it cannot be derived from its row
   ///   "orphan_io"         a ref index row belongs to no stored call, or to a call without that ref
   ///   "unindexed_io"      an input/output of a call has no ref index row
   ///   "missing_output"    a call lacks an output its op declares
