@@ -723,10 +723,9 @@ class SqliteStore final : public Store {
   }
 
  private:
-  /// The columns record_from() reads, in order.
-  /// The columns read_record reads, for a query to append its clauses to: `semantic` is the
-  /// number of the call's semantic version in vc_semantics, or in a legacy store (m_legacy_call_versions)
-  /// the version itself, from vc_calls.
+  /// The columns read_record reads, for a query to append its clauses to. The last one is the
+  /// call's semantic version: its number in vc_semantics, or (m_legacy_call_versions) the
+  /// version itself, from vc_calls.
   [[nodiscard]] const std::string& call_columns() const { return m_call_columns; }
 
   sql::Statement& call_by_hid_statement() {
@@ -1222,23 +1221,31 @@ class SqliteStore final : public Store {
 
   /// Upgrades an older schema in place, in one transaction: 2 lacks the code-version tables,
   /// 3 the counters (computed here once, from the data), 4 calls.semantic (then in vc_calls).
-  void upgrade() {
-    std::string from;
+  /// meta's schema_version; empty when unreadable (check_meta reports what is wrong).
+  std::string stored_schema_version() {
     try {
       sql::Statement st(m_db.get(), "SELECT value FROM meta WHERE key = 'schema_version'");
-      if (st.step()) from = st.text(0);
-    } catch (const Error&) {
-      return;  // check_meta reports what is wrong
-    }
-    if (from != "2" && from != "3" && from != "4" && from != "5") return;
+      if (st.step()) return st.text(0);
+    } catch (const sql::Busy&) {
+      throw;
+    } catch (const Error&) {}
+    return {};
+  }
+
+  void upgrade() {
+    const auto older = [](const std::string& v) { return v == "2" || v == "3" || v == "4" || v == "5"; };
+    if (!older(stored_schema_version())) return;
     sql::Transaction tx(m_db.get());
+    // Read again under the write lock: another process may have upgraded the store meanwhile.
+    const std::string from = stored_schema_version();
+    if (!older(from)) return;
     if (from != "5") versions::upgrade_call_versions(m_db.get());
     if (from == "2" || from == "3") {
       sql::exec(m_db.get(), counters::schema_sql);
       counters::replace(m_db.get(), counters::recount(m_db.get()));
     }
     // Every stored call keeps its content id: all stay in the (now partial) index.
-    sql::exec(m_db.get(), "DROP INDEX calls_by_cid");
+    sql::exec(m_db.get(), "DROP INDEX IF EXISTS calls_by_cid");
     sql::exec(m_db.get(), calls_by_cid_sql);
     sql::exec(
         m_db.get(),
