@@ -305,20 +305,6 @@ TEST(CountersFile, AStoreOfSchema3IsReadAsItIsAndUpgradedWhenOpenedWritable) {
   expect_counts_exact(s);
 }
 
-/// The first column of the first row of a query on the store file, as text.
-std::string query_text(const std::filesystem::path& db, const std::string& query) {
-  sqlite3* raw = nullptr;
-  EXPECT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
-  sqlite3_stmt* q = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(raw, query.c_str(), -1, &q, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
-  std::string out;
-  if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0) != nullptr)
-    out = reinterpret_cast<const char*>(sqlite3_column_text(q, 0));
-  sqlite3_finalize(q);
-  sqlite3_close(raw);
-  return out;
-}
-
 /// (hid, cid) of every call, sorted.
 std::vector<std::pair<md::Id, md::Id>> call_ids(md::Storage& s) {
   std::vector<std::pair<md::Id, md::Id>> out;
@@ -347,7 +333,7 @@ TEST(StoreSchema5, IsReadAsItIsAndUpgradedInPlace) {
                              "UPDATE meta SET value = '5' WHERE key = 'schema_version'; PRAGMA user_version = 5; "
                              "PRAGMA wal_checkpoint(TRUNCATE);");
   const std::string stored_cids = "SELECT COUNT(*) FROM calls WHERE length(cid) = 16";
-  ASSERT_EQ(query_text(path, stored_cids), std::to_string(ids.size()));
+  ASSERT_EQ(md::testing::query(path, stored_cids), std::to_string(ids.size()));
   {
     md::StorageOptions options;
     options.read_only = true;
@@ -370,10 +356,10 @@ TEST(StoreSchema5, IsReadAsItIsAndUpgradedInPlace) {
     EXPECT_EQ(s.counters().reused_by_content, 1u);
     EXPECT_EQ(*inc(100), 101);  // new
   }
-  EXPECT_NE(query_text(path, "SELECT sql FROM sqlite_master WHERE name = 'calls_by_cid'").find(" WHERE "),
+  EXPECT_NE(md::testing::query(path, "SELECT sql FROM sqlite_master WHERE name = 'calls_by_cid'").find(" WHERE "),
             std::string::npos);
-  EXPECT_EQ(query_text(path, stored_cids), std::to_string(ids.size() + 1));              // + inc(inc(0))
-  EXPECT_EQ(query_text(path, "SELECT COUNT(*) FROM calls WHERE length(cid) = 0"), "1");  // inc(100)
+  EXPECT_EQ(md::testing::query(path, stored_cids), std::to_string(ids.size() + 1));              // + inc(inc(0))
+  EXPECT_EQ(md::testing::query(path, "SELECT COUNT(*) FROM calls WHERE length(cid) = 0"), "1");  // inc(100)
   md::Storage s(path);
   expect_counts_exact(s);
   EXPECT_EQ(call_ids(s).size(), ids.size() + 2);

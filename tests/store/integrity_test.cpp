@@ -21,6 +21,7 @@
 
 namespace md = mandala;
 namespace fs = std::filesystem;
+using mandala::testing::query;
 using mandala::testing::sql;
 
 namespace {
@@ -46,30 +47,6 @@ void fill(md::Storage& storage) {
   for (int i = 0; i < 5; ++i) inc(i);
   for (int i = 10; i < 13; ++i) split(i);
   total(big(1000));
-}
-
-/// The first column of the first row, as hex for blobs and text otherwise.
-std::string query(const fs::path& db, const std::string& q) {
-  sqlite3* raw = nullptr;
-  EXPECT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(raw, q.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
-  std::string out;
-  if (sqlite3_step(st) == SQLITE_ROW) {
-    if (sqlite3_column_type(st, 0) == SQLITE_BLOB) {
-      const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(st, 0));
-      static const char* digits = "0123456789abcdef";
-      for (int i = 0; i < sqlite3_column_bytes(st, 0); ++i) {
-        out += digits[p[i] >> 4];
-        out += digits[p[i] & 15];
-      }
-    } else {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    }
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(raw);
-  return out;
 }
 
 /// Rewrites the io column of the call with this hid (hex) through `change`, and its call_refs

@@ -24,6 +24,31 @@ inline void sql(const std::filesystem::path& db, const std::string& statements) 
   ASSERT_EQ(rc, SQLITE_OK) << msg;
 }
 
+/// The first column of the first row of a query, as hex for blobs and text otherwise (empty for
+/// no row or NULL).
+inline std::string query(const std::filesystem::path& db, const std::string& q) {
+  sqlite3* raw = nullptr;
+  EXPECT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(raw, q.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  std::string out;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    if (sqlite3_column_type(st, 0) == SQLITE_BLOB) {
+      const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(st, 0));
+      static const char* digits = "0123456789abcdef";
+      for (int i = 0; i < sqlite3_column_bytes(st, 0); ++i) {
+        out += digits[p[i] >> 4];
+        out += digits[p[i] & 15];
+      }
+    } else if (const auto* text = sqlite3_column_text(st, 0)) {
+      out = reinterpret_cast<const char*>(text);
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(raw);
+  return out;
+}
+
 /// SQL that gives every call of `s` its content id in its row (a store of schema 6 leaves it
 /// empty for calls of raw inputs) and makes calls_by_cid a full index again: schema 5's layout of
 /// calls, and every older schema's. The caller sets the schema version.
