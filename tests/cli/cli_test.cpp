@@ -529,6 +529,32 @@ TEST_F(Cli, BadInputGivesOneClearLine) {
   expect_failure({"show", "store.db", std::string(1, shared)}, 1, "is ambiguous");
 }
 
+TEST_F(Cli, NumbersOutsideTheirRangeAreUsageErrors) {
+  const std::string count_range = "from 0 to 9223372036854775807";
+  expect_failure({"calls", "store.db", "scale", "--limit", "x"}, 2,
+                 "expected a whole number " + count_range + ", got 'x'");
+  expect_failure({"calls", "store.db", "scale", "--limit", "-1"}, 2, "got '-1'");
+  expect_failure({"calls", "store.db", "scale", "--limit", "1.5"}, 2, "got '1.5'");
+  expect_failure({"calls", "store.db", "scale", "--limit", "99999999999999999999999"}, 2,
+                 "99999999999999999999999 is out of range: use a whole number " + count_range);
+  expect_failure({"calls", "store.db", "scale", "--offset", "18446744073709551617"}, 2, "is out of range");
+  expect_failure({"calls", "store.db", "scale", "--offset", "9223372036854775808"}, 2, "is out of range");
+  expect_failure({"info", "store.db", "--top", "0"}, 2, "0 is out of range: use a whole number from 1 to");
+  expect_failure({"calls", "store.db", "scale", "--version", "4294967296"}, 2, "from 0 to 4294967295");
+  expect_failure({"cf", "store.db", "scale", "--version", "-3"}, 2, "from 0 to 4294967295, got '-3'");
+  for (const auto& args : std::vector<std::vector<std::string>>{{"info", "store.db", "--top", "0"},
+                                                                {"calls", "store.db", "scale", "--limit", "x"}}) {
+    const auto r = run(args);
+    EXPECT_LT(r.err.size(), 200u) << r.err;  // one short line, not a range of 300 digits
+  }
+
+  // The largest values are accepted: an offset past the end gives an empty page with a sane footer.
+  const auto page = run({"calls", "store.db", "scale", "--offset", "9223372036854775807"});
+  EXPECT_EQ(page.code, 0) << page.err;
+  EXPECT_NE(page.out.find("from #9223372036854775808"), std::string::npos) << page.out;
+  EXPECT_EQ(run({"info", "store.db", "--top", "9223372036854775807"}).code, 0);
+}
+
 TEST_F(Cli, HelpOnEverySubcommand) {
   const auto top = run({"--help"});
   EXPECT_EQ(top.code, 0);

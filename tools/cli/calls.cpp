@@ -104,9 +104,12 @@ void add_calls(CLI::App& app, Action& action) {
   auto* sub = app.add_subcommand("calls", "A table of an op's calls with their input and output values");
   add_store_arg(*sub, o->store);
   sub->add_option("OP", o->op, "Op name")->required();
-  sub->add_option("--version", o->version, "Only calls of this op version");
-  sub->add_option("--limit", o->limit, "At most this many calls")->default_val(20)->check(CLI::NonNegativeNumber);
-  sub->add_option("--offset", o->offset, "Skip this many calls first")->default_val(0)->check(CLI::NonNegativeNumber);
+  sub->add_option("--version", o->version, "Only calls of this op version")
+      ->check(whole_number(0, std::numeric_limits<std::uint32_t>::max()));
+  sub->add_option("--limit", o->limit, "At most this many calls")->default_val(20)->check(whole_number(0, max_count));
+  sub->add_option("--offset", o->offset, "Skip this many calls first")
+      ->default_val(0)
+      ->check(whole_number(0, max_count));
   sub->add_flag("--newest", o->newest, "Newest calls first (oldest first otherwise)");
   sub->add_flag("--full", o->full, "Whole values (text cells are cut to 40 characters, JSON arrays to 100 items)");
   add_json_flag(*sub, o->json);

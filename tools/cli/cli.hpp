@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -44,6 +45,12 @@ struct Failure : std::runtime_error {
 CLI::Option* add_store_arg(CLI::App& sub, std::string& path);
 /// Adds --json.
 CLI::Option* add_json_flag(CLI::App& sub, bool& json);
+/// A check for a whole-number option: decimal digits only (no sign, no spaces), from `min` to
+/// `max`; anything else is a usage error naming the range and the text given.
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max);
+/// The largest count a --limit or --offset takes (the store's queries count in 64-bit signed
+/// integers).
+inline constexpr std::uint64_t max_count = std::numeric_limits<std::int64_t>::max();
 
 /// Opens a store for reading: read-only, leaving its files exactly as they are.
 Storage open_for_reading(const std::string& path);

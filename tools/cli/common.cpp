@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -298,6 +299,24 @@ void Progress::finish() {
   m_impl->wake.notify_all();
   m_impl->ticker.join();
   std::cerr << "\r\033[K" << std::flush;
+}
+
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max) {
+  const std::string range = std::to_string(min) + " to " + std::to_string(max);
+  return CLI::Validator(
+      [min, max, range](std::string& text) -> std::string {
+        std::uint64_t value = 0;
+        const char* end = text.data() + text.size();
+        const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+        const bool digits_only =
+            !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits_only || ec == std::errc::invalid_argument || ptr != end)
+          return "expected a whole number from " + range + ", got '" + text + "'";
+        if (ec == std::errc::result_out_of_range || value < min || value > max)
+          return text + " is out of range: use a whole number from " + range;
+        return {};
+      },
+      "INT in [" + range + "]");
 }
 
 }  // namespace mandala::cli

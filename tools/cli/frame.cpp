@@ -18,7 +18,8 @@ struct FrameOptions {
 void add_frame_options(CLI::App& sub, FrameOptions& o) {
   add_store_arg(sub, o.store);
   sub.add_option("OP", o.op, "Op whose calls start the frame")->required();
-  sub.add_option("--version", o.version, "Only calls of this op version");
+  sub.add_option("--version", o.version, "Only calls of this op version")
+      ->check(whole_number(0, std::numeric_limits<std::uint32_t>::max()));
   sub.add_option("--expand", o.expand,
                  "Grow the frame: back (what the inputs came from), forward (what used the outputs), all, or none")
       ->check(CLI::IsMember({"none", "back", "forward", "all"}))

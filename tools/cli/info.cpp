@@ -80,7 +80,9 @@ void add_info(CLI::App& app, Action& action) {
   auto* sub = app.add_subcommand("info", "Schema version, counts, sizes, and the largest ops by calls and by bytes");
   add_store_arg(*sub, o->store);
   add_json_flag(*sub, o->json);
-  sub->add_option("--top", o->top, "How many ops each ranking lists")->default_val(5)->check(CLI::PositiveNumber);
+  sub->add_option("--top", o->top, "How many ops each ranking lists")
+      ->default_val(5)
+      ->check(whole_number(1, max_count));
   sub->callback([&action, o] { action = [o] { return run(*o); }; });
 }
 
