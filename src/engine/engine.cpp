@@ -177,11 +177,7 @@ bool StorageCore::value_known_locked(const Id& cid, std::size_t size) {
   return true;
 }
 
-void StorageCore::add_value_locked(const Id& cid, std::vector<std::byte> bytes) {
-  if (value_known_locked(cid, bytes.size())) {
-    note_source_locked(cid, {std::move(bytes), nullptr});
-    return;
-  }
+void StorageCore::push_value_locked(const Id& cid, std::vector<std::byte> bytes) {
   begin_batch_locked();
   m_pending_values.emplace(cid, m_pending.values.size());
   m_pending.values.push_back({cid, std::move(bytes)});
@@ -365,7 +361,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       continue;
     }
     if (!slot.bytes.empty()) {
-      add_value_locked(cid, std::move(slot.bytes));
+      push_value_locked(cid, std::move(slot.bytes));
     } else if (slot.ref) {
       // A ref from elsewhere (another storage): bring its value along.
       std::vector<std::byte> bytes;
@@ -374,7 +370,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
         if (slot.ref->value) bytes = slot.ref->encode(slot.ref->value.get());
       }
       if (bytes.empty()) bytes = load_value_bytes(*slot.ref);
-      add_value_locked(cid, std::move(bytes));
+      push_value_locked(cid, std::move(bytes));
     }
   }
   rec.inputs = std::move(ins);
@@ -382,7 +378,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     auto& [cid, bytes] = values[i];
     // A value stored already is kept at hand by its ref (not its bytes) until the flush.
     if (value_known_locked(cid, bytes.size())) note_source_locked(cid, {{}, outs[i]});
-    else add_value_locked(cid, std::move(bytes));
+    else push_value_locked(cid, std::move(bytes));
   }
   record_locked(std::move(rec));
   ++m_executed;
@@ -444,8 +440,7 @@ std::optional<Error> StorageCore::write_pending_locked() {
           lost.insert(cid);
           continue;
         }
-        m_pending_values.emplace(cid, m_pending.values.size());
-        m_pending.values.push_back({cid, std::move(bytes)});
+        push_value_locked(cid, std::move(bytes));
         m_pending_sources.erase(source);
       }
       if (lost.empty()) continue;

@@ -201,10 +201,12 @@ class StorageCore {
   void record_locked(store::CallRecord record);
   /// Marks the start of a batch (its generation) when nothing is pending yet.
   void begin_batch_locked();
-  /// Whether the value must be added to the pending batch. Small values are not looked up in the
-  /// store (writing one that is there already is a no-op); `size` is 0 when unknown.
+  /// Whether the value is pending or stored (so the batch need not carry it). Small values are
+  /// not looked up in the store (writing one that is there already is a no-op); `size` is 0 when
+  /// unknown.
   bool value_known_locked(const Id& cid, std::size_t size);
-  void add_value_locked(const Id& cid, std::vector<std::byte> bytes);
+  /// Adds the value to the pending batch (the caller found it not known).
+  void push_value_locked(const Id& cid, std::vector<std::byte> bytes);
   const std::string* intern(const std::string& name);
   std::vector<std::shared_ptr<RefState>> lazy_outputs(const std::shared_ptr<StorageCore>& self, const OpInfo& op,
                                                       const Id& call_hid, std::span<const CachedOutput> outputs) const;
