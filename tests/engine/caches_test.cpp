@@ -10,8 +10,8 @@
 
 #include "mandala/mandala.hpp"
 #include "support/backends.hpp"
+#include "support/fingerprints.hpp"
 #include "support/integrity.hpp"
-#include "versioning/components.hpp"
 
 namespace md = mandala;
 using md::testing::BackendTest;
@@ -124,19 +124,8 @@ TEST_P(Caches, AnotherConnectionsDropAndCleanupWhileCallsArePendingLoseNothing) 
 }
 
 TEST_P(Caches, AnotherConnectionsDroppedVersionIsRecordedAndComputedAgain) {
-  auto install = [](const std::string& body) {
-    md::versioning::clear_fingerprints();
-    static std::string code, content;
-    code = body;
-    content = md::detail::content_id(md::encode_value(code)).hex();
-    const md::detail::GeneratedComponent comps[] = {
-        {"v_inc_impl(int)", "function", content.c_str(), "x.cpp", code.c_str()}};
-    const unsigned index[] = {0};
-    const md::detail::GeneratedOp ops[] = {{"v_inc", index, 1}};
-    md::detail::register_fingerprints(comps, 1, ops, 1);
-  };
   auto previous = md::set_warning_sink([](const std::string&) {});
-  install("int v_inc_impl(int x) { return x + 1; }");
+  md::testing::install_code("v_inc", "v_inc_impl(int)", "int v_inc_impl(int x) { return x + 1; }");
   open();
   int runs = 0;
   const auto inc = md::op("v_inc", {"x"}, [&](int x) {
