@@ -71,31 +71,67 @@ CallCounters StorageCore::counters() const {
 void StorageCore::set_version_resolver(std::unique_ptr<VersionResolver> resolver) {
   std::lock_guard lock(m_mutex);
   m_versions = std::move(resolver);
-  m_registered_ops.clear();
+  for (auto& [key, registered] : m_registered_ops) registered.resolved_at.reset();
 }
 
 void StorageCore::forget_op_versions() {
   std::lock_guard lock(m_mutex);
-  m_registered_ops.clear();
+  for (auto& [key, registered] : m_registered_ops) registered.resolved_at.reset();
+}
+
+void StorageCore::sync_caches_locked() {
+  const std::uint64_t generation = m_store->generation();
+  if (generation == m_cache_generation) return;
+  m_cache_generation = generation;
+  m_calls_by_hid.clear();
+  m_hid_by_cid.clear();
+  m_known_values.clear();
+  // Code versions are resolved again (another process may have dropped or decided one); the
+  // declarations stay (a stored op's outputs never change).
+  for (auto& [key, registered] : m_registered_ops) registered.resolved_at.reset();
 }
 
 const std::optional<Id>& StorageCore::register_op_locked(const OpInfo& op) {
-  if (auto it = m_registered_ops.find(std::pair<std::string_view, std::uint32_t>(op.name, op.version));
-      it != m_registered_ops.end())
-    return it->second;
-  auto key = std::make_pair(op.name, op.version);
-  const auto stored = m_store->op(op.name, op.version);
-  if (stored && stored->outputs != op.outputs)
-    throw Error(Errc::output_mismatch, "op " + op.name + " version " + std::to_string(op.version) +
-                                           " was stored with outputs " + join(stored->outputs) +
-                                           " but is declared with " + join(op.outputs) +
-                                           ": give the op a new version (OpOptions::version) when its outputs change");
-  if (!stored || stored->inputs != op.inputs) m_pending.ops.push_back({op.name, op.version, op.inputs, op.outputs});
-  m_op_outputs[op_key(op.name, op.version)] = op.outputs;
-  std::optional<Id> semantic;
-  // Structural calls (collections) are never versioned: their ids are derived elsewhere.
-  if (m_versions && !is_structural(op.name)) semantic = m_versions->resolve(op, *m_store);
-  return m_registered_ops.emplace(std::move(key), semantic).first->second;
+  auto it = m_registered_ops.find(std::pair<std::string_view, std::uint32_t>(op.name, op.version));
+  // A declaration must agree with the one this op has: same outputs, and inputs that are the
+  // same or have parameters added (a new_arg) or left out (an older declaration).
+  const auto require_agreement = [&](const std::vector<std::string>& inputs, const std::vector<std::string>& outputs,
+                                     const char* where) {
+    const bool same_outputs = outputs == op.outputs;
+    if (same_outputs && store::inputs_compatible(inputs, op.inputs)) return;
+    throw Error(
+        same_outputs ? Errc::invalid_argument : Errc::output_mismatch,
+        store::describe_op(op.name, op.version, op.inputs, op.outputs) + " disagrees with " +
+            store::describe_op(op.name, op.version, inputs, outputs) + ", " + where +
+            ": give the op a new version (OpOptions::version) or a new name when its " +
+            (same_outputs ? "parameters change (only added ones, new_arg, keep the version)" : "outputs change"));
+  };
+  const auto declare = [&] {
+    begin_batch_locked();
+    m_pending.ops.push_back({op.name, op.version, op.inputs, op.outputs});
+  };
+  if (it == m_registered_ops.end()) {
+    const auto stored = m_store->op(op.name, op.version);
+    if (stored) require_agreement(stored->inputs, stored->outputs, "as the store holds it");
+    if (!stored || op.inputs.size() > stored->inputs.size()) declare();
+    m_op_outputs[op_key(op.name, op.version)] = op.outputs;
+    it = m_registered_ops.emplace(std::make_pair(op.name, op.version), RegisteredOp{op.inputs, op.outputs, {}, {}})
+             .first;
+  } else if (it->second.inputs != op.inputs || it->second.outputs != op.outputs) {
+    require_agreement(it->second.inputs, it->second.outputs, "as declared before in this program");
+    if (op.inputs.size() > it->second.inputs.size()) {
+      it->second.inputs = op.inputs;
+      declare();
+    }
+  }
+  auto& registered = it->second;
+  if (registered.resolved_at != m_cache_generation) {
+    // Structural calls (collections) are never versioned: their ids are derived elsewhere.
+    registered.semantic.reset();
+    if (m_versions && !is_structural(op.name)) registered.semantic = m_versions->resolve(op, *m_store);
+    registered.resolved_at = m_cache_generation;
+  }
+  return registered.semantic;
 }
 
 StorageCore::CachedCall::CachedCall(const store::CallRecord& record, StorageCore& core)
@@ -141,13 +177,24 @@ bool StorageCore::value_known_locked(const Id& cid, std::size_t size) {
   return true;
 }
 
-void StorageCore::add_value_locked(const Id& cid, std::vector<std::byte> bytes) {
-  if (value_known_locked(cid, bytes.size())) return;
+void StorageCore::push_value_locked(const Id& cid, std::vector<std::byte> bytes) {
+  begin_batch_locked();
   m_pending_values.emplace(cid, m_pending.values.size());
   m_pending.values.push_back({cid, std::move(bytes)});
 }
 
+void StorageCore::note_source_locked(const Id& cid, ValueSource source) {
+  if (m_pending_values.contains(cid)) return;
+  auto [it, fresh] = m_pending_sources.try_emplace(cid, std::move(source));
+  if (!fresh && it->second.bytes.empty() && !source.bytes.empty()) it->second = std::move(source);
+}
+
+void StorageCore::begin_batch_locked() {
+  if (m_pending.empty()) m_pending.generation = m_cache_generation;
+}
+
 void StorageCore::record_locked(store::CallRecord record) {
+  begin_batch_locked();
   m_pending_by_hid.emplace(record.hid, CachedCall(record, *this));
   m_pending_by_cid.emplace(record.cid, record.hid);
   m_pending.calls.push_back(std::move(record));
@@ -206,6 +253,9 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     ins.push_back(std::move(r));
   }
   std::sort(ins.begin(), ins.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  const auto input_cid = [&ins](const std::string& name) -> const Id& {
+    return std::find_if(ins.begin(), ins.end(), [&](const auto& r) { return r.name == name; })->cid;
+  };
   // (name, id) pairs in name order: first the inputs' hids, then (only when the history is not
   // stored) their cids.
   std::vector<std::pair<std::string_view, Id>> ids;
@@ -217,6 +267,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
 
   {
     std::lock_guard lock(m_mutex);
+    sync_caches_locked();
     semantic = register_op_locked(op);
     const Id* code = semantic ? &*semantic : nullptr;
     call_hid = codec::call_id_sorted(op.name, op.version, ids, code);
@@ -245,6 +296,9 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       rec.cid = call_cid;
       rec.op = op.name;
       rec.version = op.version;
+      // The inputs' values are the prototype's: stored, but kept at hand in case another
+      // process removes them before the flush.
+      for (auto& slot : inputs) note_source_locked(input_cid(*slot.name), {std::move(slot.bytes), slot.ref});
       rec.inputs = std::move(ins);
       rec.created_ms = now_ms();
       rec.semantic = semantic;
@@ -301,10 +355,13 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   }
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     auto& slot = inputs[i];
-    const auto it = std::find_if(ins.begin(), ins.end(), [&](const auto& r) { return r.name == *slot.name; });
-    if (value_known_locked(it->cid, slot.bytes.size())) continue;
+    const Id& cid = input_cid(*slot.name);
+    if (value_known_locked(cid, slot.bytes.size())) {
+      note_source_locked(cid, {std::move(slot.bytes), slot.ref});
+      continue;
+    }
     if (!slot.bytes.empty()) {
-      add_value_locked(it->cid, std::move(slot.bytes));
+      push_value_locked(cid, std::move(slot.bytes));
     } else if (slot.ref) {
       // A ref from elsewhere (another storage): bring its value along.
       std::vector<std::byte> bytes;
@@ -313,11 +370,16 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
         if (slot.ref->value) bytes = slot.ref->encode(slot.ref->value.get());
       }
       if (bytes.empty()) bytes = load_value_bytes(*slot.ref);
-      add_value_locked(it->cid, std::move(bytes));
+      push_value_locked(cid, std::move(bytes));
     }
   }
   rec.inputs = std::move(ins);
-  for (auto& [cid, bytes] : values) add_value_locked(cid, std::move(bytes));
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    auto& [cid, bytes] = values[i];
+    // A value stored already is kept at hand by its ref (not its bytes) until the flush.
+    if (value_known_locked(cid, bytes.size())) note_source_locked(cid, {{}, outs[i]});
+    else push_value_locked(cid, std::move(bytes));
+  }
   record_locked(std::move(rec));
   ++m_executed;
   maybe_flush_locked();
@@ -343,7 +405,7 @@ void StorageCore::flush_locked() {
   // Every pending call was looked up by hid in the store (find_by_hid_locked) after the last
   // flush, under this lock, and not found.
   m_pending.calls_looked_up = true;
-  m_store->write(m_pending);  // on failure everything stays pending, and the store unchanged
+  const auto left_out = write_pending_locked();  // on failure everything stays pending
   for (const auto& v : m_pending.values) m_known_values.put(v.cid, true);
   for (auto& [hid, cached] : m_pending_by_hid) {
     m_hid_by_cid.put(cached.cid(), hid);
@@ -353,6 +415,87 @@ void StorageCore::flush_locked() {
   m_pending_by_hid.clear();
   m_pending_by_cid.clear();
   m_pending_values.clear();
+  m_pending_sources.clear();
+  if (left_out) throw *left_out;
+}
+
+std::optional<Error> StorageCore::write_pending_locked() {
+  std::optional<Error> left_out;
+  const auto leave_out = [&](Errc code, const std::string& what) {
+    left_out.emplace(left_out ? left_out->code() : code, (left_out ? std::string(left_out->what()) + "; " : "") + what);
+  };
+  for (;;) {
+    try {
+      m_store->write(m_pending);
+      return left_out;
+    } catch (const store::MissingValues& e) {
+      // Another process removed values since this one saw them stored (a drop and a cleanup):
+      // they are written again from what this process holds; calls that need one it does not
+      // hold are left out.
+      std::unordered_set<Id> lost;
+      for (const auto& cid : e.cids()) {
+        auto source = m_pending_sources.find(cid);
+        auto bytes = source == m_pending_sources.end() ? std::vector<std::byte>() : bytes_from(source->second);
+        if (bytes.empty()) {
+          lost.insert(cid);
+          continue;
+        }
+        push_value_locked(cid, std::move(bytes));
+        m_pending_sources.erase(source);
+      }
+      if (lost.empty()) continue;
+      const auto uses_lost = [&](const store::CallRecord& c) {
+        for (const auto* list : {&c.inputs, &c.outputs})
+          for (const auto& r : *list)
+            if (lost.contains(r.cid)) return true;
+        return false;
+      };
+      const auto n = discard_pending_calls_locked(uses_lost);
+      leave_out(Errc::not_found, std::to_string(n) + " calls were not stored: " + std::to_string(lost.size()) +
+                                     " values they use (" + lost.begin()->hex() + (lost.size() > 1 ? ", ..." : "") +
+                                     ") were removed by another process (a drop and a cleanup) after this process "
+                                     "found them stored, and this process does not hold them; make the calls again "
+                                     "to compute them anew");
+    } catch (const store::OpConflict& e) {
+      // Another process stored a disagreeing declaration of the op first: this one's calls are
+      // refused, and the op's next call here is checked against the stored declaration.
+      const auto n = discard_pending_calls_locked(
+          [&](const store::CallRecord& c) { return c.op == e.op() && c.version == e.version(); });
+      std::erase_if(m_pending.ops, [&](const auto& o) { return o.name == e.op() && o.version == e.version(); });
+      m_registered_ops.erase(std::make_pair(e.op(), e.version()));
+      leave_out(e.code(), std::string(e.what()) + " (" + std::to_string(n) + " calls)");
+    }
+  }
+}
+
+template <class Pred>
+std::size_t StorageCore::discard_pending_calls_locked(Pred&& drop) {
+  const auto before = m_pending.calls.size();
+  std::erase_if(m_pending.calls, [&](const store::CallRecord& c) {
+    if (!drop(c)) return false;
+    m_pending_by_hid.erase(c.hid);
+    if (auto it = m_pending_by_cid.find(c.cid); it != m_pending_by_cid.end() && it->second == c.hid)
+      m_pending_by_cid.erase(it);
+    return true;
+  });
+  return before - m_pending.calls.size();
+}
+
+std::vector<std::byte> StorageCore::bytes_from(ValueSource& source) {
+  if (!source.bytes.empty()) return std::move(source.bytes);
+  if (!source.ref) return {};
+  {
+    std::lock_guard lock(source.ref->mutex);
+    if (source.ref->value && source.ref->encode) return source.ref->encode(source.ref->value.get());
+  }
+  // A ref of another storage still open loads from there (this storage has lost the value).
+  const auto owner = source.ref->storage.lock();
+  if (!source.ref->has_ids || !owner || owner.get() == this) return {};
+  try {
+    return owner->load_value(source.ref->cid);
+  } catch (const Error&) {
+    return {};
+  }
 }
 
 std::vector<std::byte> StorageCore::load_value(const Id& cid) {

@@ -162,18 +162,51 @@ class StorageCore {
     }
   };
 
+  /// A declared op: its declaration (the widest inputs seen) and its code version.
+  struct RegisteredOp {
+    std::vector<std::string> inputs;
+    std::vector<std::string> outputs;
+    std::optional<Id> semantic;
+    /// The cache generation `semantic` was resolved in; none: resolve at the next call.
+    std::optional<std::uint64_t> resolved_at;
+  };
+  /// Where a value a pending call refers to, but the batch does not carry, can be had again:
+  /// its encoded bytes, or a ref holding it (in memory, or in another storage).
+  struct ValueSource {
+    std::vector<std::byte> bytes;
+    std::shared_ptr<RefState> ref;
+  };
+
   void flush_locked();
   void maybe_flush_locked();
+  /// Drops the caches when the store reports that another connection committed since they were
+  /// filled (a drop, cleanup or version change there may have made them wrong).
+  void sync_caches_locked();
+  /// Writes the pending batch, bringing back values another connection removed meanwhile
+  /// (from m_pending_sources) and leaving out calls that cannot be stored; returns the error
+  /// to report for what was left out (none when everything was written).
+  std::optional<Error> write_pending_locked();
+  /// Removes pending calls for which `drop` is true; returns how many.
+  template <class Pred>
+  std::size_t discard_pending_calls_locked(Pred&& drop);
+  /// The bytes of a value from its source; empty when it cannot be had.
+  std::vector<std::byte> bytes_from(ValueSource& source);
+  void note_source_locked(const Id& cid, ValueSource source);
   /// Registers the op (once) and returns its semantic code version (nullopt: not versioned).
+  /// Throws when the declaration disagrees with the op as stored or declared before.
   const std::optional<Id>& register_op_locked(const OpInfo& op);
   const CachedCall* find_by_hid_locked(const Id& hid);
   /// A call with this content id, pending or stored; `raw_hid` as in store::Store::call_by_content.
   const CachedCall* find_by_content_locked(const Id& cid, const Id* raw_hid);
   void record_locked(store::CallRecord record);
-  /// Whether the value must be added to the pending batch. Small values are not looked up in the
-  /// store (writing one that is there already is a no-op); `size` is 0 when unknown.
+  /// Marks the start of a batch (its generation) when nothing is pending yet.
+  void begin_batch_locked();
+  /// Whether the value is pending or stored (so the batch need not carry it). Small values are
+  /// not looked up in the store (writing one that is there already is a no-op); `size` is 0 when
+  /// unknown.
   bool value_known_locked(const Id& cid, std::size_t size);
-  void add_value_locked(const Id& cid, std::vector<std::byte> bytes);
+  /// Adds the value to the pending batch (the caller found it not known).
+  void push_value_locked(const Id& cid, std::vector<std::byte> bytes);
   const std::string* intern(const std::string& name);
   std::vector<std::shared_ptr<RefState>> lazy_outputs(const std::shared_ptr<StorageCore>& self, const OpInfo& op,
                                                       const Id& call_hid, std::span<const CachedOutput> outputs) const;
@@ -188,15 +221,17 @@ class StorageCore {
   // Pending writes (not yet in the store).
   store::WriteBatch m_pending;
   std::unordered_map<Id, CachedCall> m_pending_by_hid;
-  std::unordered_map<Id, Id> m_pending_by_cid;           ///< cid -> hid
-  std::unordered_map<Id, std::size_t> m_pending_values;  ///< cid -> index in m_pending.values
+  std::unordered_map<Id, Id> m_pending_by_cid;            ///< cid -> hid
+  std::unordered_map<Id, std::size_t> m_pending_values;   ///< cid -> index in m_pending.values
+  std::unordered_map<Id, ValueSource> m_pending_sources;  ///< values pending calls use, not in the batch
   std::chrono::steady_clock::time_point m_last_flush;
-  // Caches of what the store holds.
+  // Caches of what the store holds, as of the store's generation m_cache_generation.
+  std::uint64_t m_cache_generation = 0;
   util::GenerationalCache<Id, CachedCall> m_calls_by_hid;
   util::GenerationalCache<Id, Id> m_hid_by_cid;
   util::GenerationalCache<Id, bool> m_known_values;
   std::unordered_set<std::string> m_names;  ///< interned output names
-  std::map<std::pair<std::string, std::uint32_t>, std::optional<Id>, OpKeyLess> m_registered_ops;  ///< -> semantic
+  std::map<std::pair<std::string, std::uint32_t>, RegisteredOp, OpKeyLess> m_registered_ops;
   std::unique_ptr<VersionResolver> m_versions;
   std::unordered_map<std::string, std::vector<std::string>> m_op_outputs;  ///< "name#version" -> outputs
 

@@ -167,31 +167,22 @@ class SqliteStore final : public Store {
   }
 
   bool has_value(const Id& cid) override {
-    return reading([&]() -> bool {
-      auto& st = stmt(m_has_value, "SELECT data IS NULL FROM \"values\" WHERE cid = ?1");
-      st.bind(1, cid);
-      const bool found = st.step();
-      const bool in_file = found && st.int64(0) != 0;
-      st.reset();
-      // A blob value whose file is gone (an interrupted cleanup) counts as absent, so the next
-      // write of it brings the file back.
-      if (in_file && m_blobs) {
-        std::error_code ec;
-        return fs::exists(m_blobs->path_of(cid), ec);
-      }
-      return found;
-    });
+    // A blob value whose file is gone (an interrupted cleanup) counts as absent, so the next
+    // write of it brings the file back.
+    return reading([&] { return value_readable(cid); });
   }
 
   std::optional<OpRecord> op(std::string_view name, std::uint32_t version) override {
-    return reading([&]() -> std::optional<OpRecord> {
-      auto& st = stmt(m_op, "SELECT inputs, outputs FROM ops WHERE name = ?1 AND version = ?2");
-      st.bind(1, name).bind(2, std::int64_t{version});
-      if (!st.step()) return std::nullopt;
-      OpRecord r{std::string(name), version, parse_list(st.text(0)), parse_list(st.text(1))};
-      st.reset();
-      return r;
-    });
+    return reading([&] { return op_locked(name, version); });
+  }
+
+  std::optional<OpRecord> op_locked(std::string_view name, std::uint32_t version) {
+    auto& st = stmt(m_op, "SELECT inputs, outputs FROM ops WHERE name = ?1 AND version = ?2");
+    st.bind(1, name).bind(2, std::int64_t{version});
+    if (!st.step()) return std::nullopt;
+    OpRecord r{std::string(name), version, parse_list(st.text(0)), parse_list(st.text(1))};
+    st.reset();
+    return r;
   }
 
   void write(const WriteBatch& batch) override {
@@ -210,21 +201,27 @@ class SqliteStore final : public Store {
       if (is_blob(v.bytes)) m_blobs->write(v.cid, v.bytes);
 
     try {
-      write_locked(batch);
+      // Under the write lock: no other connection commits between this look and the commit.
+      look();
+      write_locked(batch, m_generation == batch.generation);
       tx.commit();
     } catch (...) {
       m_ops_by_id.clear();  // ids of ops and semantic versions inserted by the rolled-back
       m_op_ids.clear();     // transaction are void
       m_semantic_numbers.clear();
       m_semantics_by_number.clear();
-      m_quiet_since.reset();
+      ++m_generation;  // what the writer learnt is no longer vouched for
       throw;
     }
-    m_quiet_since = data_version();
+  }
+
+  std::uint64_t generation() override {
+    if (m_reading) return m_generation;
+    return reading([&] { return m_generation; });
   }
 
   /// SQLite's data version: it changes when another connection commits to the file (never for
-  /// this connection's own commits).
+  /// this connection's own commits). Starts a read snapshot when the connection has none.
   std::int64_t data_version() {
     auto& st = stmt(m_data_version, "PRAGMA data_version");
     const std::int64_t v = st.step() ? st.int64(0) : -1;
@@ -232,11 +229,13 @@ class SqliteStore final : public Store {
     return v;
   }
 
-  /// Whether the calls of `batch` are known absent: the writer looked each up since this store's
-  /// last write (or open), and no other connection has committed since then. Called inside the
-  /// write transaction, whose snapshot is the newest.
-  bool calls_known_absent(const WriteBatch& batch) {
-    return batch.calls_looked_up && m_quiet_since && data_version() == *m_quiet_since;
+  /// Counts a commit of another connection since the last look into m_generation. Called inside
+  /// a transaction (its snapshot is what the data version describes).
+  void look() {
+    const std::int64_t v = data_version();
+    if (v == m_seen_version) return;
+    m_seen_version = v;
+    ++m_generation;
   }
 
   std::optional<Id> ref_cid(const Id& hid) override {
@@ -735,16 +734,9 @@ class SqliteStore final : public Store {
                : stmt(m_call_by_hid, call_columns() + "WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
   }
 
-  void write_locked(const WriteBatch& batch) {
-    auto& upsert_op = stmt(m_upsert_op,
-                           "INSERT INTO ops(name, version, inputs, outputs) VALUES(?1, ?2, ?3, ?4) "
-                           "ON CONFLICT(name, version) DO UPDATE SET inputs = excluded.inputs");
-    for (const auto& o : batch.ops)
-      upsert_op.bind(1, o.name)
-          .bind(2, std::int64_t{o.version})
-          .bind(3, json_list(o.inputs))
-          .bind(4, json_list(o.outputs))
-          .run();
+  /// `quiet`: no other connection has committed since the batch's generation.
+  void write_locked(const WriteBatch& batch, bool quiet) {
+    write_ops(batch.ops);
 
     // The counters change with the data (store/counters.hpp): added up here, written once.
     BatchCounts counts;
@@ -775,8 +767,21 @@ class SqliteStore final : public Store {
       if (is_blob(v->bytes)) ++counts.blob_values;
     }
 
-    const bool check_stored = !calls_known_absent(batch);
+    const bool check_stored = !(batch.calls_looked_up && quiet);
     auto& exists = stmt(m_call_exists, "SELECT 1 FROM calls WHERE substr(hid, 1, 8) = substr(?1, 1, 8) AND hid = ?1");
+    // The calls to insert (those not stored already: by another process, or earlier).
+    std::vector<const CallRecord*> fresh;
+    fresh.reserve(batch.calls.size());
+    for (const CallRecord& c : batch.calls) {
+      if (check_stored) {
+        exists.bind(1, c.hid);
+        const bool stored = exists.step();
+        exists.reset();
+        if (stored) continue;
+      }
+      fresh.push_back(&c);
+    }
+    if (!quiet) require_values(fresh, counts.sizes);
     auto& put_call =
         stmt(m_put_call, "INSERT INTO calls(hid, cid, op_id, created, io, semantic) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     std::vector<std::byte> io;
@@ -788,13 +793,8 @@ class SqliteStore final : public Store {
     };
     std::vector<RefRow> refs;
     refs.reserve(batch.calls.size() * 2);
-    for (const CallRecord& c : batch.calls) {
-      if (check_stored) {
-        exists.bind(1, c.hid);
-        const bool stored = exists.step();
-        exists.reset();
-        if (stored) continue;  // stored already (another process, or earlier)
-      }
+    for (const CallRecord* call : fresh) {
+      const CallRecord& c = *call;
       const auto op = op_id(c.op, c.version);
       count_new_call(c, op, counts);  // before its call_refs rows exist
       call_io::encode(c, m_ops_by_id.at(op).outputs, io);
@@ -816,6 +816,68 @@ class SqliteStore final : public Store {
                           st.bind(at, r.key).bind(at + 1, r.dir).bind(at + 2, r.call_id);
                         });
     apply(counts);
+  }
+
+  /// Registers the batch's ops, inside the write transaction: a new op is inserted; a stored one
+  /// must have the same outputs and compatible inputs (another process may have stored its own
+  /// declaration since this one was checked), and its inputs grow when parameters were added.
+  void write_ops(const std::vector<OpRecord>& ops) {
+    auto& insert = stmt(m_insert_op, "INSERT INTO ops(name, version, inputs, outputs) VALUES(?1, ?2, ?3, ?4)");
+    auto& widen = stmt(m_widen_op, "UPDATE ops SET inputs = ?3 WHERE name = ?1 AND version = ?2");
+    for (const auto& o : ops) {
+      const auto stored = op_locked(o.name, o.version);
+      if (!stored) {
+        // (One expression: the statement binds the texts without copying them.)
+        insert.bind(1, o.name)
+            .bind(2, std::int64_t{o.version})
+            .bind(3, json_list(o.inputs))
+            .bind(4, json_list(o.outputs))
+            .run();
+        continue;
+      }
+      const bool same_outputs = stored->outputs == o.outputs;
+      if (!same_outputs || !inputs_compatible(stored->inputs, o.inputs))
+        throw OpConflict(same_outputs ? Errc::invalid_argument : Errc::output_mismatch,
+                         describe_op(o.name, o.version, o.inputs, o.outputs) + " disagrees with " +
+                             describe_op(o.name, o.version, stored->inputs, stored->outputs) +
+                             ", which another process has stored meanwhile; the calls of this declaration are not "
+                             "stored: give the changed op a new version (OpOptions::version) or a new name",
+                         o.name, o.version);
+      if (o.inputs.size() > stored->inputs.size())
+        widen.bind(1, o.name).bind(2, std::int64_t{o.version}).bind(3, json_list(o.inputs)).run();
+    }
+  }
+
+  /// Checks, inside the write transaction, that every value the calls refer to is in the batch
+  /// (`in_batch`) or stored and readable; throws MissingValues naming those that are not.
+  void require_values(const std::vector<const CallRecord*>& calls,
+                      const std::unordered_map<Id, std::int64_t>& in_batch) {
+    std::unordered_map<Id, bool> present;
+    std::vector<Id> missing;
+    for (const CallRecord* c : calls)
+      for (const auto* list : {&c->inputs, &c->outputs})
+        for (const auto& r : *list) {
+          if (in_batch.contains(r.cid)) continue;
+          auto [it, fresh] = present.try_emplace(r.cid, false);
+          if (!fresh) continue;
+          it->second = value_readable(r.cid);
+          if (!it->second) missing.push_back(r.cid);
+        }
+    if (!missing.empty()) throw MissingValues(std::move(missing));
+  }
+
+  /// Whether the value is stored with its bytes (a blob value whose file is gone is not).
+  bool value_readable(const Id& cid) {
+    auto& st = stmt(m_has_value, "SELECT data IS NULL FROM \"values\" WHERE cid = ?1");
+    st.bind(1, cid);
+    const bool found = st.step();
+    const bool in_file = found && st.int64(0) != 0;
+    st.reset();
+    if (in_file && m_blobs) {
+      std::error_code ec;
+      return fs::exists(m_blobs->path_of(cid), ec);
+    }
+    return found;
   }
 
   /// calls.semantic for a semantic version, inside the write transaction.
@@ -1083,7 +1145,10 @@ class SqliteStore final : public Store {
   /// snapshot and skip SQLite's per-statement lock round trips.
   void begin_read() {
     if (m_reading) return;
-    if (sqlite3_get_autocommit(m_db.get()) != 0) sql::exec(m_db.get(), "BEGIN");
+    if (sqlite3_get_autocommit(m_db.get()) != 0) {
+      sql::exec(m_db.get(), "BEGIN");
+      look();  // the snapshot starts here
+    }
     m_reading = true;
   }
 
@@ -1140,7 +1205,7 @@ class SqliteStore final : public Store {
     // Another process may be creating or recovering the same file: retry the whole check.
     sql::retry_while_busy(
         m_backoff, [&] { validate_and_prepare(name, memory); }, [&] { abort_transaction(); });
-    m_quiet_since = data_version();
+    m_seen_version = data_version();
   }
 
   /// Validates before anything that could write, so a foreign file is left as it was; creates
@@ -1446,18 +1511,40 @@ class SqliteStore final : public Store {
   std::unordered_map<Id, std::int64_t> m_semantic_numbers;
   std::unordered_map<std::int64_t, Id> m_semantics_by_number;  ///< the converse, as read
   std::string m_call_columns;                                  ///< call_columns(), set when the store's schema is known
-  /// data_version() after this connection's last commit (or open); none after a failed write.
-  std::optional<std::int64_t> m_quiet_since;
+  /// data_version() at the last look (or open), and the count of changes it saw (generation()).
+  std::int64_t m_seen_version = 0;
+  std::uint64_t m_generation = 0;
   std::unordered_map<std::int64_t, OpRow> m_ops_by_id;
   std::map<std::pair<std::string, std::uint32_t>, std::int64_t> m_op_ids;
   std::map<std::pair<std::string, std::size_t>, std::unique_ptr<sql::Statement>> m_chunk_statements;
   std::unique_ptr<sql::Statement> m_semantic_by_number, m_call_by_hid, m_call_by_cid, m_value, m_has_value, m_op,
-      m_upsert_op, m_call_exists, m_put_call, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops, m_del_ref,
-      m_del_call, m_data_version, m_add_to_op, m_add_to_totals, m_value_size, m_ref_rows, m_call_by_id,
+      m_insert_op, m_widen_op, m_call_exists, m_put_call, m_ref_calls, m_ref_calls_dir, m_calls_of_op, m_all_ops,
+      m_del_ref, m_del_call, m_data_version, m_add_to_op, m_add_to_totals, m_value_size, m_ref_rows, m_call_by_id,
       m_call_ids_of_op;
 };
 
 }  // namespace
+
+MissingValues::MissingValues(std::vector<Id> cids)
+    : Error(Errc::not_found, std::to_string(cids.size()) + " values the calls of a write refer to are not stored (" +
+                                 (cids.empty() ? std::string() : cids.front().hex()) +
+                                 (cids.size() > 1 ? ", ..." : "") + "): another process removed them"),
+      m_cids(std::move(cids)) {}
+
+bool inputs_compatible(const std::vector<std::string>& stored, const std::vector<std::string>& declared) {
+  const auto& shorter = stored.size() <= declared.size() ? stored : declared;
+  const auto& longer = stored.size() <= declared.size() ? declared : stored;
+  std::size_t matched = 0;
+  for (const auto& name : longer)
+    if (matched < shorter.size() && shorter[matched] == name) ++matched;
+  return matched == shorter.size();
+}
+
+std::string describe_op(const std::string& name, std::uint32_t version, const std::vector<std::string>& inputs,
+                        const std::vector<std::string>& outputs) {
+  return "op " + name + " version " + std::to_string(version) + " with inputs " + nlohmann::json(inputs).dump() +
+         " and outputs " + nlohmann::json(outputs).dump();
+}
 
 std::unique_ptr<Store> open_sqlite_store(const fs::path& path, const SqliteOptions& options) {
   return std::make_unique<SqliteStore>(path, options);

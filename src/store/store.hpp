@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mandala/error.hpp"
 #include "mandala/id.hpp"
 #include "mandala/storage.hpp"
 
@@ -90,14 +91,19 @@ struct ValueRecord {
 };
 
 /// Everything one flush writes; applied atomically (all or nothing). Calls whose hid is already
-/// stored are skipped, as are values whose cid is.
+/// stored are skipped, as are values whose cid is. The calls may refer to values that are not in
+/// the batch but stored; the store makes sure they still are (see Store::write).
 struct WriteBatch {
   std::vector<OpRecord> ops;
   std::vector<ValueRecord> values;
   std::vector<CallRecord> calls;
+  /// Store::generation() when the writer began collecting the batch: its lookups and the values
+  /// it left out as stored are facts of then. While the store's generation is unchanged at the
+  /// write, no other connection has committed since, and the store trusts them.
+  std::uint64_t generation = 0;
   /// Set by a writer that looked up every call of the batch by hid in this store (call_by_hid)
   /// since the store's previous write and found none of them. The store then skips its own
-  /// check for stored calls unless another connection has written to the file since then.
+  /// check for stored calls unless its generation changed since `generation`.
   bool calls_looked_up = false;
   [[nodiscard]] bool empty() const { return ops.empty() && values.empty() && calls.empty(); }
 };
@@ -106,6 +112,40 @@ struct WriteBatch {
 /// between calls (copy what is kept). When another connection's lock makes the store retry the
 /// read from the start, calls already seen are seen again.
 using CallSink = std::function<void(const CallRecord&)>;
+
+/// Thrown by Store::write, which then wrote nothing: calls of the batch refer to values that are
+/// neither in the batch nor stored (another connection removed them since the writer saw them).
+/// The writer adds them to the batch (or leaves out the calls that need them) and writes again.
+class MissingValues : public Error {
+ public:
+  explicit MissingValues(std::vector<Id> cids);
+  [[nodiscard]] const std::vector<Id>& cids() const { return m_cids; }
+
+ private:
+  std::vector<Id> m_cids;
+};
+
+/// Thrown by Store::write, which then wrote nothing: an op of the batch disagrees with the op of
+/// that name and version another connection has stored meanwhile (Errc::output_mismatch or
+/// Errc::invalid_argument, naming both declarations).
+class OpConflict : public Error {
+ public:
+  OpConflict(Errc code, const std::string& message, std::string op, std::uint32_t version)
+      : Error(code, message), m_op(std::move(op)), m_version(version) {}
+  [[nodiscard]] const std::string& op() const { return m_op; }
+  [[nodiscard]] std::uint32_t version() const { return m_version; }
+
+ private:
+  std::string m_op;
+  std::uint32_t m_version;
+};
+
+/// Whether `declared` inputs may stand for an op stored with `stored` inputs: one list is the
+/// other with parameters added (a new_arg), in the same order.
+bool inputs_compatible(const std::vector<std::string>& stored, const std::vector<std::string>& declared);
+/// "op NAME version V with inputs [..] and outputs [..]" for error messages.
+std::string describe_op(const std::string& name, std::uint32_t version, const std::vector<std::string>& inputs,
+                        const std::vector<std::string>& outputs);
 
 class Store {
  public:
@@ -123,7 +163,18 @@ class Store {
   /// Whether the value is stored and readable (a blob value whose file is missing is not).
   virtual bool has_value(const Id& cid) = 0;
   virtual std::optional<OpRecord> op(std::string_view name, std::uint32_t version) = 0;
+  /// Writes the batch in one transaction. When the store's generation differs from the batch's,
+  /// it checks what the writer assumed: calls already stored are skipped, and every value a new
+  /// call refers to must be in the batch or stored (else MissingValues). An op whose stored
+  /// declaration disagrees with the batch's is refused (OpConflict). Inputs of a stored op grow
+  /// when the batch declares it with parameters added; they never shrink.
   virtual void write(const WriteBatch& batch) = 0;
+  /// Changes whenever the store finds that another connection has committed to the file since
+  /// it last looked (it looks when a read snapshot starts, here when none is open, and in each
+  /// write), and after a failed write. What a reader learnt from the store stays true while it
+  /// is unchanged (this connection's own drop_calls and cleanup aside). Costs no query while a
+  /// read snapshot is open.
+  virtual std::uint64_t generation() = 0;
 
   virtual std::optional<Id> ref_cid(const Id& hid) = 0;
   virtual std::optional<CallRecord> creator_of(const Id& ref_hid) = 0;

@@ -15,6 +15,7 @@
 #include "engine/engine.hpp"
 #include "mandala/mandala.hpp"
 #include "support/backends.hpp"
+#include "support/fingerprints.hpp"
 #include "support/integrity.hpp"
 #include "support/sql.hpp"
 #include "versioning/components.hpp"
@@ -178,17 +179,7 @@ TEST_P(Counters, BlobValuesAreCounted) {
 }
 
 TEST_P(Counters, DropVersionAdjustsTheCounts) {
-  auto install = [](const std::string& body) {
-    md::versioning::clear_fingerprints();
-    static std::string code, content;
-    code = body;
-    content = md::detail::content_id(md::encode_value(code)).hex();
-    const md::detail::GeneratedComponent comps[] = {
-        {"inc_impl(int)", "function", content.c_str(), "x.cpp", code.c_str()}};
-    const unsigned index[] = {0};
-    const md::detail::GeneratedOp ops[] = {{"inc", index, 1}};
-    md::detail::register_fingerprints(comps, 1, ops, 1);
-  };
+  auto install = [](const std::string& body) { md::testing::install_code("inc", "inc_impl(int)", body); };
   auto previous = md::set_warning_sink([](const std::string&) {});
   install("int inc_impl(int x) { return x + 1; }");
   open();

@@ -141,6 +141,67 @@ TEST(Concurrency, FourProcessesTwoThreadsEach) {
   expect_exactly_steps(storage, steps, blob_every);
 }
 
+// ---- another process's drop and cleanup under a live writer (docs/guarantees.md) -------------
+
+/// Runs `mandala_reliability_workload remove STORE OPS...` (drop every call of the ops, then
+/// cleanup) to its end; returns how many calls it dropped.
+int remove_in_another_process(const fs::path& dir, const fs::path& store, std::vector<std::string> ops) {
+  ops.insert(ops.begin(), {"remove", store.string()});
+  rel::Child child(MANDALA_WORKLOAD, ops, dir / "remove.out", dir / "remove.err");
+  EXPECT_EQ(child.wait(), 0) << md::testing::read_file(dir / "remove.err");
+  std::istringstream out(md::testing::read_file(dir / "remove.out"));
+  std::string word;
+  int dropped = -1;
+  out >> word >> dropped;
+  std::filesystem::remove(dir / "remove.out");
+  return dropped;
+}
+
+TEST(CrossProcess, DropAndCleanupUnderALiveWriterLoseNothing) {
+  md::testing::TempDir dir;
+  const fs::path store = dir / "store.db";
+  int incs = 0;
+  const auto inc = md::op("xp_inc", {"x"}, [&](int x) {
+    ++incs;
+    return x + 1;
+  });
+  const auto add = md::op("xp_add", {"x", "y"}, [](int x, int y) { return x + y; });
+  md::Storage writer(store);
+  md::Ref<int> y;
+  {
+    md::Session s(writer);
+    y = inc(41);
+  }
+  // Between two flushes of the writer.
+  ASSERT_EQ(remove_in_another_process(dir.path(), store, {"xp_inc"}), 1);
+  {
+    md::Session s(writer);
+    EXPECT_EQ(*add(y, 1), 43);
+    EXPECT_EQ(*inc(41), 42);
+  }
+  EXPECT_EQ(incs, 2) << "the dropped call is computed again, not reused from the writer's caches";
+  EXPECT_EQ(writer.calls_of(inc).size(), 1u);
+  // While the writer's calls are pending: nothing uses y's value any more, so it is removed.
+  {
+    md::Session s(writer);
+    auto z = add(y, 2);
+    ASSERT_EQ(remove_in_another_process(dir.path(), store, {"xp_inc", "xp_add"}), 2);
+    EXPECT_EQ(*z, 44);
+  }
+  auto report = writer.check_integrity();
+  EXPECT_TRUE(report.ok()) << md::testing::describe(report.problems);
+  {
+    md::Storage reopened(store);
+    report = reopened.check_integrity();
+    EXPECT_TRUE(report.ok()) << md::testing::describe(report.problems);
+    const auto adds = reopened.calls_of(add);
+    ASSERT_EQ(adds.size(), 1u);
+    EXPECT_EQ(adds[0].input("x")->as<int>().get(), 42);
+    EXPECT_EQ(adds[0].input("y")->as<int>().get(), 2);
+    EXPECT_TRUE(reopened.calls_of(inc).empty());
+  }
+}
+
 /// Holds the store's write lock from another connection for `hold`.
 class LockHolder {
  public:

@@ -8,6 +8,9 @@
 //   threads STORE FIRST COUNT THREADS BLOB_EVERY
 //       THREADS threads share one Storage; thread t runs steps FIRST + t*COUNT/2 ...
 //       (+COUNT), so neighbours overlap by half. Prints "executed <n>".
+//   remove STORE OP...
+//       drops every call of the ops (not their dependents), then cleans up, as `mandala drop
+//       --yes` and `mandala gc --yes` do. Prints "dropped <calls> <values removed>".
 // Exit status 0 on success; 2 with the error on stderr when anything throws.
 
 #include <fcntl.h>
@@ -99,6 +102,17 @@ int threads(char** argv) {
   return status;
 }
 
+int remove(int argc, char** argv) {
+  md::Storage storage(argv[2]);
+  std::vector<md::Id> hids;
+  for (int i = 3; i < argc; ++i)
+    for (const auto& call : storage.calls_of(argv[i])) hids.push_back(call.hid);
+  const auto dropped = storage.drop_calls(hids);
+  const auto report = storage.cleanup();
+  std::cout << "dropped " << dropped << ' ' << report.values_removed << '\n';
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,10 +123,12 @@ int main(int argc, char** argv) {
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "writer" && argc == 7) return writer(argv);
     if (mode == "threads" && argc == 7) return threads(argv);
+    if (mode == "remove" && argc >= 4) return remove(argc, argv);
     std::cerr << "usage: " << argv[0]
               << " writer STORE PROGRESS STEPS BLOB_EVERY FLUSH_EVERY\n"
                  "       "
-              << argv[0] << " threads STORE FIRST COUNT THREADS BLOB_EVERY\n";
+              << argv[0] << " threads STORE FIRST COUNT THREADS BLOB_EVERY\n"
+              << "       " << argv[0] << " remove STORE OP...\n";
     return 64;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << '\n';
