@@ -22,6 +22,7 @@
 #include "store/file_system.hpp"
 #include "store/integrity.hpp"
 #include "store/sqlite.hpp"
+#include "store/sqlite_store.hpp"
 #include "store/store.hpp"
 #include "store/version_tables.hpp"
 
@@ -118,7 +119,7 @@ std::string immutable_uri(const fs::path& path) {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(const fs::path& path, const SqliteOptions& options) : m_options(options) {
+  SqliteStore(const fs::path& path, const StoreOptions& options) : m_options(options) {
     const bool memory = path.empty();
     if (!memory) m_blobs.emplace(fs::path(path.string() + ".blobs"));
     open(path, memory);
@@ -1498,7 +1499,7 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  SqliteOptions m_options;
+  StoreOptions m_options;
   fs::path m_path;
   sql::Backoff m_backoff{m_options.lock_timeout};
   sql::DbHandle m_db;
@@ -1546,7 +1547,7 @@ std::string describe_op(const std::string& name, std::uint32_t version, const st
          " and outputs " + nlohmann::json(outputs).dump();
 }
 
-std::unique_ptr<Store> open_sqlite_store(const fs::path& path, const SqliteOptions& options) {
+std::unique_ptr<Store> open_sqlite_store(const fs::path& path, const StoreOptions& options) {
   return std::make_unique<SqliteStore>(path, options);
 }
 
