@@ -782,6 +782,8 @@ def shape_multi_output():
         ("pair_back", "storage.cf(pair).expand_back(recursive=True)"),
         ("divmod_all", "storage.cf(divmod_).expand_all()"),
         ("sq_all", "storage.cf(sq).expand_all()"),
+        # divmod_ first joined by `q` (calls n < 6), then reached back through `r` (calls of even n)
+        ("q_then_r_back", "(storage.cf(half).expand_back(recursive=True).rename(vars={'a': 'qa'}) | storage.cf(sq)).expand_back(recursive=True)"),
     ])
 
 
@@ -820,7 +822,7 @@ def shape_union():
 
 
 def shape_intersection():
-    """Intersections of expanded frames (the diamond of shape_diamond)."""
+    """Intersections and a union of expanded frames (the diamond of shape_diamond)."""
     storage = Storage()
 
     @op(output_names=["y"])
@@ -857,6 +859,7 @@ def shape_intersection():
         ("all_and_add", "storage.cf(inc).expand_all() & storage.cf(add).expand_all()"),
         ("add_back_and_fwd", f"storage.cf(add).expand_back(recursive=True) & {fwd}"),
         ("fwd_once_and_all", "storage.cf(inc).expand_forward() & storage.cf(inc).expand_all()"),
+        ("fwd_or_back", f"{fwd} | {back}"),
     ])
 
 
