@@ -141,8 +141,9 @@ class ShapesOracle : public BackendTest {
         std::vector<std::vector<std::string>> edges;
         for (const auto& e : frame.edges()) edges.push_back({e.source, e.target, e.label});
         EXPECT_EQ(edges, (want.at("edges").get<std::vector<std::vector<std::string>>>()));
-        if (!want.at("columns").is_null())
+        if (!want.at("columns").is_null()) {
           EXPECT_EQ(md::testing::row_set(table), md::testing::row_set(want.at("rows")));
+        }
       }
       EXPECT_EQ(elements(frame), elements(want.at("elements")));
       std::map<std::string, std::size_t> funcs;
