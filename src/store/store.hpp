@@ -234,7 +234,6 @@ struct SqliteOptions {
   bool read_only = false;
   std::chrono::milliseconds lock_timeout{60'000};
   bool durable_flush = false;
-  bool leave_untouched = false;  ///< StorageOptions::leave_untouched
 };
 
 /// Opens (creating when absent) an SQLite store; an empty path means a private in-memory one.

@@ -202,6 +202,60 @@ TEST(CrossProcess, DropAndCleanupUnderALiveWriterLoseNothing) {
   }
 }
 
+// ---- a read beside a writer (docs/guarantees.md, "Read commands beside writers") ------------
+
+TEST(ReadBesideWriter, CheckStartedBeforeAWriterReportsNoDamage) {
+  // What `mandala check STORE &` followed by a writer does: the reader opens a store nobody is
+  // writing, then another process appends (its checkpoints rewrite database pages) while the
+  // reader checks it again and again. Every check sees one consistent snapshot: no damage.
+  md::testing::TempDir dir;
+  const fs::path store = dir / "store.db";
+  constexpr std::int64_t initial = 2000;
+  constexpr std::int64_t appended = 800;
+  {
+    md::Storage storage(store, rel::workload_options());
+    md::Session s(storage);
+    for (std::int64_t x = 0; x < initial; ++x) rel::run_step(x, 0);
+  }
+  auto read_only = rel::workload_options();
+  read_only.read_only = true;
+  read_only.leave_untouched = true;  // as the mandala command opened stores to read (no effect now)
+  std::int64_t steps = initial;
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_FALSE(fs::exists(store.string() + "-wal")) << "each round starts with nobody writing";
+    md::Storage reader(store, read_only);
+    const auto first = reader.check_integrity();
+    ASSERT_TRUE(first.ok()) << md::testing::describe(first.problems);
+    rel::Child writer(MANDALA_WORKLOAD,
+                      {"threads", store.string(), std::to_string(steps), std::to_string(appended), "1", "0"},
+                      dir / "writer.out", dir / "writer.err");
+    int status = -1;
+    int checks = 0;
+    for (bool done = false; !done; ++checks) {
+      done = writer.poll(status);
+      try {
+        const auto report = reader.check_integrity();
+        EXPECT_TRUE(report.ok()) << "round " << round << ", check " << checks << ": "
+                                 << md::testing::describe(report.problems);
+        EXPECT_GE(report.calls, rel::calls_of_steps(steps, 0));
+        EXPECT_LE(report.calls, rel::calls_of_steps(steps + appended, 0));
+      } catch (const md::Error& e) {
+        ADD_FAILURE() << "round " << round << ", check " << checks << ": " << e.what();
+      }
+      if (::testing::Test::HasFailure()) break;
+    }
+    if (::testing::Test::HasFailure()) break;
+    EXPECT_EQ(status, 0) << md::testing::read_file(dir / "writer.err");
+    EXPECT_GE(checks, 2);
+    std::cout << "round " << round << ": " << checks << " checks while another process wrote\n";
+    steps += appended;
+    EXPECT_EQ(reader.check_integrity().calls, rel::calls_of_steps(steps, 0)) << "the next check sees every write";
+  }
+  if (::testing::Test::HasFailure()) return;
+  md::Storage storage(store, contention_options());
+  expect_exactly_steps(storage, steps, 0);
+}
+
 /// Holds the store's write lock from another connection for `hold`.
 class LockHolder {
  public:
