@@ -1392,6 +1392,10 @@ class SqliteStore final : public Store {
   /// directory and linked into place once complete, so a failure (a full disk) leaves no file,
   /// and of two processes creating the same store at once, one creates it and both open it.
   static void create_store_file(const fs::path& path) {
+    if (!writable(directory_of(path)))
+      throw Error(Errc::io, "cannot create the store " + path.string() + ": this process may not write the directory " +
+                                directory_of(path).string() + " (" + std::strerror(errno) +
+                                "): choose another path, or make the directory writable");
     remove_abandoned_creations(path);
     const auto clock = std::chrono::steady_clock::now().time_since_epoch().count();
     const fs::path temporary =
@@ -1401,11 +1405,7 @@ class SqliteStore final : public Store {
       const int rc = sqlite3_open_v2(temporary.c_str(), &raw,
                                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
       sql::DbHandle db(raw);
-      const auto fail = [&](int code) {
-        sql::throw_sqlite(db.get(), code,
-                          "creating the store " + path.string() + " (as " + temporary.filename().string() + ")",
-                          temporary.string());
-      };
+      const auto fail = [&](int code) { sql::throw_sqlite(db.get(), code, "creating it", temporary.string()); };
       if (rc != SQLITE_OK) fail(rc);
       sqlite3_extended_result_codes(db.get(), 1);
       // A rollback journal while the schema is written, synced at the commit; then WAL, the
@@ -1419,8 +1419,7 @@ class SqliteStore final : public Store {
       {
         sql::Statement mode(db.get(), "PRAGMA journal_mode=WAL");
         if (!mode.step() || mode.text(0) != "wal")
-          throw Error(Errc::io, "creating the store " + path.string() + ": SQLite could not switch " +
-                                    temporary.string() + " to WAL mode");
+          throw Error(Errc::io, "SQLite could not switch " + temporary.string() + " to WAL mode");
       }
       // The last connection's close removes the (empty) log and its index.
       const int closed = sqlite3_close(db.get());
@@ -1431,9 +1430,13 @@ class SqliteStore final : public Store {
         // process created meanwhile.
         const int link_error = errno;
         if (::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0 && errno != EEXIST)
-          throw Error(Errc::io, "cannot create the store " + path.string() + ": " + std::strerror(link_error) +
+          throw Error(Errc::io, "cannot link " + temporary.string() + " into place: " + std::strerror(link_error) +
                                     "; check that this user may write " + directory_of(path).string());
       }
+    } catch (const Error& e) {
+      remove_with_logs(temporary);
+      throw Error(e.code(), "cannot create the store " + path.string() +
+                                " (nothing was left on disk; it is written as a temporary file first): " + e.what());
     } catch (...) {
       remove_with_logs(temporary);
       throw;
@@ -1455,6 +1458,7 @@ class SqliteStore final : public Store {
     } catch (const sql::Busy&) {
       throw;
     } catch (const Error& e) {
+      if (std::string_view(e.what()).starts_with(name)) throw;  // SQLite's errors name the file
       throw Error(e.code(), "cannot open store " + name + ": " + e.what());
     }
     if (app_id != application_id && !(app_id == 0 && tables == 0)) {

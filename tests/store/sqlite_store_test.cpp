@@ -3,10 +3,13 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 
 #include "mandala/mandala.hpp"
 #include "support/files.hpp"
@@ -194,6 +197,32 @@ TEST(SqliteStoreOpen, ReadOnlyStoreAnswersQueriesAndRefusesWrites) {
   }
   EXPECT_FALSE(fs::exists(dir / "missing.db"));
   md::Storage storage(path);
+  EXPECT_EQ(storage.calls_of(inc).size(), 1u);
+}
+
+TEST(SqliteStoreOpen, CreationLeavesNoTemporaryAndRemovesThoseOfKilledCreators) {
+  // A new store is written as `.<name>.new-<pid>-<clock>` and linked into place; a creator killed
+  // meanwhile leaves its temporary files, which the next creation removes.
+  md::testing::TempDir dir;
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string killed = ".store.db.new-" + std::to_string(dead) + "-12345";
+  const std::string running = ".store.db.new-" + std::to_string(::getpid()) + "-1";  // a creator still at work
+  for (const auto& name : {killed, killed + "-journal", running, std::string(".store.db.new-x"),
+                           std::string(".other.db.new-") + std::to_string(dead) + "-1"})
+    write_file(dir / name, "partial");
+  {
+    md::Storage storage(dir / "store.db");
+    md::Session s(storage);
+    inc(1);
+  }
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir.path())) names.insert(e.path().filename().string());
+  EXPECT_EQ(names, (std::set<std::string>{"store.db", running, ".store.db.new-x",
+                                          ".other.db.new-" + std::to_string(dead) + "-1"}));
+  md::Storage storage(dir / "store.db");
   EXPECT_EQ(storage.calls_of(inc).size(), 1u);
 }
 
