@@ -1499,7 +1499,7 @@ class SqliteStore final : public Store {
       if (t.step() && t.int64(0) > 0) {
         t.reset();
         tx.commit();
-        check_meta("the store");
+        check_meta(m_path.empty() ? std::string(":memory:") : m_path.string());
         return;
       }
     }
