@@ -150,11 +150,12 @@ std::optional<FileStamp> stamp_of(const fs::path& path) {
   return FileStamp{st.st_dev, st.st_ino, st.st_size, ns(st.st_mtim), ns(st.st_ctim)};
 }
 
-/// The -wal and -shm files a read-only connection made SQLite create beside a store, removed once
-/// that connection is closed. SQLite removes them when the last connection closes only if that
-/// connection may write (it checkpoints, then deletes them); a reader that could create them may
-/// write the directory, so it opens the store writable for a moment and closes it again, which
-/// removes them when no other connection is open (and leaves them to the last one otherwise).
+/// The -wal and -shm files a read-only connection made SQLite create beside a store, or that a
+/// writer could not remove because the reader was open, removed once the reader is closed.
+/// SQLite removes them when the last connection closes only if that connection may write (it
+/// checkpoints, then deletes them); a reader that could create them may write the directory, so
+/// it opens the store writable for a moment and closes it again, which removes them when no
+/// other connection is open (and leaves them to the last one otherwise).
 /// Declared before the connection it cleans up after, so it runs once that one is closed, also
 /// when opening failed.
 class ReaderLogs {
@@ -169,17 +170,18 @@ class ReaderLogs {
   /// Called before the read-only connection opens `db`.
   void watch(const fs::path& db) {
     m_db = db;
-    m_log_had_writes = has_write_ahead_log(db);
+    m_log_at_open = stamp_of(beside(db, "-wal"));
   }
 
  private:
   void remove_unused() const noexcept {
-    std::error_code ec;
-    const auto size = fs::file_size(beside(m_db, "-wal"), ec);
-    if (ec) return;  // no log: nothing was left
-    // A log with writes in it from before this reader (a writer open elsewhere, or one that did
-    // not close cleanly) is left to the writers.
-    if (m_log_had_writes && size > 0) return;
+    const auto log = stamp_of(beside(m_db, "-wal"));
+    if (!log) return;  // no log: nothing was left
+    // A log with writes in it that nobody touched while this reader was open (left by a writer
+    // that did not close cleanly) stays as it was: moving it into the store would change the
+    // store's file. A log that changed meanwhile is what a writer would have removed, had this
+    // reader not been open when it closed.
+    if (m_log_at_open && m_log_at_open->size > 0 && log == m_log_at_open) return;
     if (!writable(m_db) || !writable(directory_of(m_db))) return;
     sqlite3* raw = nullptr;
     if (sqlite3_open_v2(m_db.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK &&
@@ -192,7 +194,7 @@ class ReaderLogs {
   }
 
   fs::path m_db;
-  bool m_log_had_writes = false;
+  std::optional<FileStamp> m_log_at_open;
 };
 
 /// Temporary files of a store being created: `.<name>.new-<pid>-<clock>`, and SQLite's

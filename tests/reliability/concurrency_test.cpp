@@ -256,6 +256,36 @@ TEST(ReadBesideWriter, CheckStartedBeforeAWriterReportsNoDamage) {
   expect_exactly_steps(storage, steps, 0);
 }
 
+TEST(ReadBesideWriter, AReaderClosedAfterTheWriterLeavesNoLogFiles) {
+  // The writer closes while the reader is open, so it cannot remove the log; the reader, closed
+  // last, has it removed as the writer would have.
+  md::testing::TempDir dir;
+  const fs::path store = dir / "store.db";
+  auto writer = std::make_unique<md::Storage>(store, rel::workload_options());
+  {
+    md::Session s(*writer);
+    for (std::int64_t x = 0; x < 50; ++x) rel::run_step(x, 0);
+  }
+  ASSERT_GT(fs::file_size(store.string() + "-wal"), 0u) << "the writer's log holds its writes";
+  auto read_only = rel::workload_options();
+  read_only.read_only = true;
+  {
+    md::Storage reader(store, read_only);
+    EXPECT_EQ(reader.stats().calls, rel::calls_of_steps(50, 0));
+    {
+      md::Session s(*writer);
+      for (std::int64_t x = 50; x < 100; ++x) rel::run_step(x, 0);
+    }
+    writer.reset();
+    EXPECT_TRUE(fs::exists(store.string() + "-wal")) << "the reader is open: the writer leaves the log";
+    EXPECT_EQ(reader.stats().calls, rel::calls_of_steps(100, 0));
+  }
+  EXPECT_FALSE(fs::exists(store.string() + "-wal"));
+  EXPECT_FALSE(fs::exists(store.string() + "-shm"));
+  md::Storage storage(store, contention_options());
+  expect_exactly_steps(storage, 100, 0);
+}
+
 /// Holds the store's write lock from another connection for `hold`.
 class LockHolder {
  public:
