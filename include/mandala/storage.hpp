@@ -34,6 +34,10 @@ struct StorageOptions {
   /// as many (about 200 bytes each).
   std::size_t call_cache_capacity = 1'000'000;
   /// Open an existing store read-only: lookups and queries work, writes fail with Errc::io.
+  /// Reads see consistent snapshots beside writers in other processes, and a store nobody writes
+  /// is left byte-identical, with no file added (docs/guarantees.md, "Read commands beside
+  /// writers"). Works also where this process may not write (a read-only directory, another
+  /// user's store).
   bool read_only = false;
   /// How long to wait for other processes' locks on the store (with backoff) before an
   /// operation fails with Errc::io. Contention shorter than this never reaches the caller.
@@ -44,11 +48,8 @@ struct StorageOptions {
   /// What happens when an op's tracked code differs from the code its calls were stored with
   /// (mandala/versioning.hpp).
   OnCodeChange on_code_change = OnCodeChange::new_version;
-  /// With read_only: leave every file of the store exactly as it was, creating none (SQLite
-  /// would otherwise leave `-wal` and `-shm` files beside it). The store is then read as a
-  /// snapshot taken at open: writes other processes make while it is open are not seen. A store
-  /// with a non-empty write-ahead log (open for writing elsewhere, or not closed cleanly) is
-  /// opened as with read_only alone.
+  /// No effect (kept for compatibility): every read_only open now leaves the store's files as it
+  /// found them.
   bool leave_untouched = false;
 };
 

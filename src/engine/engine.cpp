@@ -51,7 +51,6 @@ StorageCore::StorageCore(const std::filesystem::path& path, const StorageOptions
   so.read_only = options.read_only;
   so.lock_timeout = options.lock_timeout;
   so.durable_flush = options.durable_flush;
-  so.leave_untouched = options.leave_untouched;
   m_store = store::open_store(path.string(), so);
 }
 

@@ -1,22 +1,87 @@
 #include "store/sqlite.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <thread>
 
 namespace mandala::store::sql {
 
-void throw_sqlite(sqlite3* db, int rc, std::string_view doing) {
+namespace {
+
+/// The file a connection reads (empty for an in-memory database).
+std::string database_file(sqlite3* db) {
+  const char* name = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
+  return name != nullptr ? std::string(name) : std::string();
+}
+
+/// Why this process cannot write `path` ("Permission denied", "Read-only file system"); empty
+/// when it can, or when that cannot be told.
+std::string write_denied(const std::string& path) {
+  if (path.empty() || ::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) == 0) return {};
+  return std::strerror(errno);
+}
+
+std::string directory_of(const std::string& file) {
+  auto dir = std::filesystem::path(file).parent_path().string();
+  return dir.empty() ? std::string(".") : dir;
+}
+
+}  // namespace
+
+void throw_sqlite(sqlite3* db, int rc, std::string_view doing, std::string_view fallback_file) {
   const int primary = rc & 0xFF;
-  std::string msg = std::string(doing) + ": " + sqlite3_errstr(rc);
+  std::string file = database_file(db);
+  if (file.empty()) file = std::string(fallback_file);
+  std::string msg = (file.empty() ? std::string() : file + ": ") + std::string(doing) + ": " + sqlite3_errstr(rc);
   if (db != nullptr && sqlite3_errmsg(db) != nullptr && std::strcmp(sqlite3_errmsg(db), sqlite3_errstr(rc)) != 0)
     msg += " (" + std::string(sqlite3_errmsg(db)) + ")";
+  // SQLite keeps the operating system's error of failed opens and I/O only.
+  const int os_error =
+      db != nullptr && (primary == SQLITE_CANTOPEN || primary == SQLITE_IOERR) ? sqlite3_system_errno(db) : 0;
+  if (os_error != 0) msg += std::string(": ") + std::strerror(os_error);
+  const std::string the_file = file.empty() ? std::string("the database") : file;
   switch (primary) {
     case SQLITE_NOTADB:
       throw Error(Errc::corrupt_store, msg + "; the file is not an SQLite database: pass the path of a mandala store");
     case SQLITE_CORRUPT: throw Error(Errc::corrupt_store, msg + "; the database is damaged: restore it from a backup");
     case SQLITE_FULL: throw Error(Errc::io, msg + "; the disk is full: free space and retry (stored calls are intact)");
-    case SQLITE_READONLY: throw Error(Errc::io, msg + "; the store is read-only: open it writable to record calls");
+    case SQLITE_CANTOPEN:
+      throw Error(Errc::io, msg + "; check that " + the_file +
+                                " exists and that this user may read it (and, unless it is opened read-only, write it "
+                                "and its directory)");
+    case SQLITE_READONLY: {
+      const std::string dir = directory_of(file);
+      switch (rc) {
+        case SQLITE_READONLY_DIRECTORY: {
+          const std::string why = write_denied(dir);
+          throw Error(Errc::io, msg + "; this process may not write the directory " + dir +
+                                    (why.empty() ? "" : " (" + why + ")") +
+                                    ", where SQLite keeps the store's log: make it writable, or open the store "
+                                    "read-only (StorageOptions::read_only) to read it");
+        }
+        case SQLITE_READONLY_RECOVERY:
+        case SQLITE_READONLY_CANTINIT:
+        case SQLITE_READONLY_CANTLOCK:
+          throw Error(Errc::io, msg +
+                                    "; the store's write-ahead log must be recovered first, which needs write "
+                                    "access to " +
+                                    dir + ": open the store once writable, as a user who may write there");
+        case SQLITE_READONLY_DBMOVED:
+          throw Error(Errc::io, msg + "; the file was moved or deleted while open: open it again");
+        default: {
+          const std::string why = write_denied(file);
+          throw Error(Errc::io, msg + "; this process may not write " + the_file +
+                                    (why.empty() ? "" : " (" + why + ")") +
+                                    ": fix its permissions (and its directory's) to record calls, or open it "
+                                    "read-only (StorageOptions::read_only) to read it");
+        }
+      }
+    }
     case SQLITE_BUSY:
     case SQLITE_LOCKED: throw Busy(Errc::io, msg + "; another connection holds the store's lock");
     default: throw Error(Errc::io, msg);

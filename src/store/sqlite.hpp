@@ -22,9 +22,11 @@ struct DbCloser {
 };
 using DbHandle = std::unique_ptr<sqlite3, DbCloser>;
 
-/// Throws the Error matching an SQLite result code, naming what was being done. Lock contention
-/// (SQLITE_BUSY, SQLITE_LOCKED) throws Busy, which retry_while_busy() retries.
-[[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view doing);
+/// Throws the Error matching an SQLite result code, naming what was being done, the database file
+/// (the connection's, else `file`), the operating system's cause where SQLite keeps it, and what
+/// to do. Lock contention (SQLITE_BUSY, SQLITE_LOCKED) throws Busy, which retry_while_busy()
+/// retries.
+[[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view doing, std::string_view file = {});
 
 /// Another connection held a lock SQLite needed (Errc::io once the wait gives up).
 class Busy : public Error {

@@ -1,8 +1,15 @@
 // The SQLite backend of Store. Schema and on-disk rules: docs/storage-format.md.
 
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <bit>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstring>
@@ -93,11 +100,21 @@ struct OpRow {
   std::vector<std::string> outputs;
 };
 
+fs::path beside(const fs::path& db, std::string_view suffix) { return fs::path(db.string() + std::string(suffix)); }
+
+fs::path directory_of(const fs::path& file) {
+  auto dir = file.parent_path();
+  return dir.empty() ? fs::path(".") : dir;
+}
+
 bool has_write_ahead_log(const fs::path& path) {
   std::error_code ec;
-  const auto size = fs::file_size(fs::path(path.string() + "-wal"), ec);
+  const auto size = fs::file_size(beside(path, "-wal"), ec);
   return !ec && size > 0;
 }
+
+/// Whether this process may write `path` (a file or a directory; judged with its effective ids).
+bool writable(const fs::path& path) { return ::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) == 0; }
 
 /// `file:` URI of the path with immutable=1 (RFC 3986 percent-encoding of everything but
 /// unreserved characters and '/').
@@ -115,6 +132,104 @@ std::string immutable_uri(const fs::path& path) {
     }
   }
   return uri + "?immutable=1";
+}
+
+/// What tells that a file has been written: its identity, size and change times.
+struct FileStamp {
+  dev_t device = 0;
+  ino_t inode = 0;
+  off_t size = 0;
+  std::int64_t modified_ns = 0;
+  std::int64_t changed_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+std::optional<FileStamp> stamp_of(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  const auto ns = [](const timespec& t) { return std::int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; };
+  return FileStamp{st.st_dev, st.st_ino, st.st_size, ns(st.st_mtim), ns(st.st_ctim)};
+}
+
+/// The -wal and -shm files a read-only connection made SQLite create beside a store, or that a
+/// writer could not remove because the reader was open, removed once the reader is closed.
+/// SQLite removes them when the last connection closes only if that connection may write (it
+/// checkpoints, then deletes them); a reader that could create them may write the directory, so
+/// it opens the store writable for a moment and closes it again, which removes them when no
+/// other connection is open (and leaves them to the last one otherwise).
+/// Declared before the connection it cleans up after, so it runs once that one is closed, also
+/// when opening failed.
+class ReaderLogs {
+ public:
+  ReaderLogs() = default;
+  ReaderLogs(const ReaderLogs&) = delete;
+  ReaderLogs& operator=(const ReaderLogs&) = delete;
+  ~ReaderLogs() {
+    if (!m_db.empty()) remove_unused();
+  }
+
+  /// Called before the read-only connection opens `db`.
+  void watch(const fs::path& db) {
+    m_db = db;
+    m_log_at_open = stamp_of(beside(db, "-wal"));
+  }
+
+ private:
+  void remove_unused() const noexcept {
+    const auto log = stamp_of(beside(m_db, "-wal"));
+    if (!log) return;  // no log: nothing was left
+    // A log with writes in it that nobody touched while this reader was open (left by a writer
+    // that did not close cleanly) stays as it was: moving it into the store would change the
+    // store's file. A log that changed meanwhile is what a writer would have removed, had this
+    // reader not been open when it closed.
+    if (m_log_at_open && m_log_at_open->size > 0 && log == m_log_at_open) return;
+    if (!writable(m_db) || !writable(directory_of(m_db))) return;
+    sqlite3* raw = nullptr;
+    if (sqlite3_open_v2(m_db.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK &&
+        sqlite3_db_readonly(raw, "main") == 0) {
+      // A read opens the log; the close checkpoints it (nothing, unless another process wrote
+      // while this one read) and removes both files when this is the last connection.
+      sqlite3_exec(raw, "SELECT 1 FROM sqlite_master LIMIT 1", nullptr, nullptr, nullptr);
+    }
+    sqlite3_close_v2(raw);
+  }
+
+  fs::path m_db;
+  std::optional<FileStamp> m_log_at_open;
+};
+
+/// Temporary files of a store being created: `.<name>.new-<pid>-<clock>`, and SQLite's
+/// `-journal` / `-wal` / `-shm` beside it.
+std::string creation_prefix(const fs::path& path) { return "." + path.filename().string() + ".new-"; }
+
+void remove_with_logs(const fs::path& db) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(beside(db, suffix), ec);
+}
+
+/// Removes the temporary files of creations of this store by processes that no longer run
+/// (killed while creating it).
+void remove_abandoned_creations(const fs::path& path) {
+  const std::string prefix = creation_prefix(path);
+  std::error_code ec;
+  std::vector<fs::path> abandoned;
+  for (fs::directory_iterator it(directory_of(path), ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    long long pid = 0;
+    const char* first = name.data() + prefix.size();
+    const auto [last, err] = std::from_chars(first, name.data() + name.size(), pid);
+    if (err != std::errc() || last == first || *last != '-' || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) abandoned.push_back(it->path());
+  }
+  for (const auto& file : abandoned) fs::remove(file, ec);
+}
+
+void sync_directory(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
 }
 
 class SqliteStore final : public Store {
@@ -686,9 +801,16 @@ class SqliteStore final : public Store {
 
   IntegrityReport check_integrity(const ProgressCallback& progress) override {
     end_read();
-    return sql::retry_while_busy(
-        m_backoff, [&] { return store::check_integrity(m_db.get(), m_blobs ? &*m_blobs : nullptr, progress); },
-        [&] { abort_transaction(); });
+    try {
+      auto report = sql::retry_while_busy(
+          m_backoff, [&] { return store::check_integrity(m_db.get(), m_blobs ? &*m_blobs : nullptr, progress); },
+          [&] { abort_transaction(); });
+      if (!report.ok()) throw_if_written_meanwhile();
+      return report;
+    } catch (const Error& e) {
+      if (e.code() == Errc::corrupt_store) throw_if_written_meanwhile();
+      throw;
+    }
   }
 
   std::vector<CommitRecord> commits_of(std::string_view component) override {
@@ -1161,7 +1283,12 @@ class SqliteStore final : public Store {
         m_backoff,
         [&] {
           begin_read();
-          return read();
+          try {
+            return read();
+          } catch (const Error& e) {
+            if (e.code() == Errc::corrupt_store) throw_if_written_meanwhile();
+            throw;
+          }
         },
         [&] { abort_transaction(); });
   }
@@ -1181,32 +1308,144 @@ class SqliteStore final : public Store {
   }
 
   void open(const fs::path& path, bool memory) {
-    const bool existed = !memory && fs::exists(path);
+    bool existed = false;
+    if (!memory) {
+      std::error_code ec;
+      const auto status = fs::status(path, ec);
+      if (ec && status.type() != fs::file_type::not_found)
+        throw Error(Errc::io, "cannot open the store " + path.string() + ": " + ec.message() +
+                                  "; check that this user may search every directory on its path");
+      existed = fs::exists(status);
+      if (fs::is_directory(status))
+        throw Error(Errc::invalid_argument, path.string() + " is a directory; pass the path of a store file");
+    }
     if (m_options.read_only && !existed)
       throw Error(Errc::not_found, "no store at " + path.string() + " (opened read-only, so none is created)");
-    if (existed && fs::is_directory(path))
-      throw Error(Errc::invalid_argument, path.string() + " is a directory; pass the path of a store file");
-    int flags = SQLITE_OPEN_NOMUTEX;
-    flags |= m_options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     const std::string name = memory ? std::string(":memory:") : path.string();
     if (!memory) warn_if_network_file_system(path);
     m_path = memory ? fs::path() : path;
+    if (!memory && !existed && !m_options.read_only) create_store_file(path);
+    int flags = SQLITE_OPEN_NOMUTEX;
+    flags |= m_options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     std::string open_name = name;
-    if (m_options.read_only && m_options.leave_untouched && !has_write_ahead_log(path)) {
-      // Immutable: SQLite takes no locks and creates no -wal/-shm files; the file is not changed.
-      open_name = immutable_uri(path);
-      flags |= SQLITE_OPEN_URI;
+    if (m_options.read_only && !memory) {
+      if (needs_unlocked_snapshot(path)) {
+        // Immutable: SQLite takes no locks and creates no -wal/-shm files. Only a process that
+        // may not write the store reads it so: it cannot create the files that locking needs.
+        m_unlocked = true;
+        m_unlocked_since = stamp_of(path);
+        open_name = immutable_uri(path);
+        flags |= SQLITE_OPEN_URI;
+      } else {
+        m_reader_logs.watch(path);
+      }
     }
     sqlite3* raw = nullptr;
     const int rc = sqlite3_open_v2(open_name.c_str(), &raw, flags, nullptr);
     m_db.reset(raw);
-    if (rc != SQLITE_OK) sql::throw_sqlite(m_db.get(), rc, "opening " + name);
+    if (rc != SQLITE_OK) sql::throw_sqlite(m_db.get(), rc, "opening the store", name);
     sqlite3_extended_result_codes(m_db.get(), 1);
+    if (!m_options.read_only && !memory && sqlite3_db_readonly(m_db.get(), "main") == 1) {
+      const std::string why = writable(path) ? std::string() : std::string(" (") + std::strerror(errno) + ")";
+      throw Error(Errc::io, name + " is not writable by this process" + why +
+                                ": fix its permissions to record calls, or open it read-only "
+                                "(StorageOptions::read_only, the mandala read commands) to read it");
+    }
     sql::install_busy_handler(m_db.get(), m_backoff);
     // Another process may be creating or recovering the same file: retry the whole check.
-    sql::retry_while_busy(
-        m_backoff, [&] { validate_and_prepare(name, memory); }, [&] { abort_transaction(); });
+    try {
+      sql::retry_while_busy(
+          m_backoff, [&] { validate_and_prepare(name, memory); }, [&] { abort_transaction(); });
+    } catch (const Error& e) {
+      if (e.code() == Errc::corrupt_store) throw_if_written_meanwhile();
+      throw;
+    }
     m_seen_version = data_version();
+  }
+
+  /// Whether a read-only open of `path` must read it without locks (SQLite's immutable mode):
+  /// when this process may not write the store or its directory, so it can neither create the
+  /// -wal and -shm files a locking reader needs nor remove them afterwards. A store with a
+  /// write-ahead log but no -shm index is refused then: its last writes are in the log, which
+  /// only a process that may write the directory can read.
+  [[nodiscard]] static bool needs_unlocked_snapshot(const fs::path& path) {
+    if (writable(path) && writable(directory_of(path))) return false;
+    std::error_code ec;
+    const bool wal = fs::exists(beside(path, "-wal"), ec);
+    const bool shm = fs::exists(beside(path, "-shm"), ec);
+    if (wal && shm) return false;  // SQLite reads the log through the existing index
+    if (has_write_ahead_log(path))
+      throw Error(Errc::io, path.string() + " has writes in its write-ahead log (" + beside(path, "-wal").string() +
+                                ") but no -shm index, and this process may not write " + directory_of(path).string() +
+                                " to make one: open the store once writable, as a user who may write there "
+                                "(that moves the log into the store), then read it");
+    return true;
+  }
+
+  /// In the unlocked read of a store this process may not write: damage met after another
+  /// process wrote the file is that write, not damage (immutable mode reads pages as they are).
+  void throw_if_written_meanwhile() const {
+    if (!m_unlocked || stamp_of(m_path) == m_unlocked_since) return;
+    throw Error(Errc::io, m_path.string() +
+                              " was written by another process while it was read (this process may not write it or "
+                              "its directory, so it reads the store without locks); run the command again");
+  }
+
+  /// Creates a new store at `path` with its schema: written under a temporary name in the same
+  /// directory and linked into place once complete, so a failure (a full disk) leaves no file,
+  /// and of two processes creating the same store at once, one creates it and both open it.
+  static void create_store_file(const fs::path& path) {
+    if (!writable(directory_of(path)))
+      throw Error(Errc::io, "cannot create the store " + path.string() + ": this process may not write the directory " +
+                                directory_of(path).string() + " (" + std::strerror(errno) +
+                                "): choose another path, or make the directory writable");
+    remove_abandoned_creations(path);
+    const auto clock = std::chrono::steady_clock::now().time_since_epoch().count();
+    const fs::path temporary =
+        directory_of(path) / (creation_prefix(path) + std::to_string(::getpid()) + "-" + std::to_string(clock));
+    try {
+      sqlite3* raw = nullptr;
+      const int rc = sqlite3_open_v2(temporary.c_str(), &raw,
+                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+      sql::DbHandle db(raw);
+      const auto fail = [&](int code) { sql::throw_sqlite(db.get(), code, "creating it", temporary.string()); };
+      if (rc != SQLITE_OK) fail(rc);
+      sqlite3_extended_result_codes(db.get(), 1);
+      // A rollback journal while the schema is written, synced at the commit; then WAL, the
+      // store's mode (recorded in the file's header).
+      sql::exec(db.get(), "PRAGMA synchronous=FULL");
+      {
+        sql::Transaction tx(db.get());
+        write_schema(db.get());
+        tx.commit();
+      }
+      {
+        sql::Statement mode(db.get(), "PRAGMA journal_mode=WAL");
+        if (!mode.step() || mode.text(0) != "wal")
+          throw Error(Errc::io, "SQLite could not switch " + temporary.string() + " to WAL mode");
+      }
+      // The last connection's close removes the (empty) log and its index.
+      const int closed = sqlite3_close(db.get());
+      if (closed != SQLITE_OK) fail(closed);
+      (void)db.release();
+      if (::link(temporary.c_str(), path.c_str()) != 0 && errno != EEXIST) {
+        // File systems without hard links: a rename that does not replace a store another
+        // process created meanwhile.
+        const int link_error = errno;
+        if (::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0 && errno != EEXIST)
+          throw Error(Errc::io, "cannot link " + temporary.string() + " into place: " + std::strerror(link_error) +
+                                    "; check that this user may write " + directory_of(path).string());
+      }
+    } catch (const Error& e) {
+      remove_with_logs(temporary);
+      throw Error(e.code(), "cannot create the store " + path.string() +
+                                " (nothing was left on disk; it is written as a temporary file first): " + e.what());
+    } catch (...) {
+      remove_with_logs(temporary);
+      throw;
+    }
+    remove_with_logs(temporary);
+    sync_directory(directory_of(path));
   }
 
   /// Validates before anything that could write, so a foreign file is left as it was; creates
@@ -1222,6 +1461,7 @@ class SqliteStore final : public Store {
     } catch (const sql::Busy&) {
       throw;
     } catch (const Error& e) {
+      if (std::string_view(e.what()).starts_with(name)) throw;  // SQLite's errors name the file
       throw Error(e.code(), "cannot open store " + name + ": " + e.what());
     }
     if (app_id != application_id && !(app_id == 0 && tables == 0)) {
@@ -1249,7 +1489,8 @@ class SqliteStore final : public Store {
     // Lookups hit random index pages (ids are uniformly distributed): a large page cache and
     // memory-mapped reads keep them off the read() path. Both grow only as pages are used.
     sql::exec(m_db.get(), "PRAGMA cache_size=-262144");
-    if (!memory) sql::exec(m_db.get(), "PRAGMA mmap_size=1073741824");
+    // (Not for an unlocked read: another process may shorten the file under the mapping.)
+    if (!memory && !m_unlocked) sql::exec(m_db.get(), "PRAGMA mmap_size=1073741824");
   }
 
   void initialize(bool memory) {
@@ -1261,17 +1502,23 @@ class SqliteStore final : public Store {
       if (t.step() && t.int64(0) > 0) {
         t.reset();
         tx.commit();
-        check_meta("the store");
+        check_meta(m_path.empty() ? std::string(":memory:") : m_path.string());
         return;
       }
     }
-    sql::exec(m_db.get(), schema_sql);
-    sql::exec(m_db.get(), calls_by_cid_sql);
-    sql::exec(m_db.get(), versions::schema_sql);
-    sql::exec(m_db.get(), counters::schema_sql);
-    sql::exec(m_db.get(), ("PRAGMA application_id=" + std::to_string(application_id)).c_str());
-    sql::exec(m_db.get(), ("PRAGMA user_version=" + std::to_string(schema_version)).c_str());
-    sql::Statement meta(m_db.get(), "INSERT INTO meta(key, value) VALUES(?1, ?2)");
+    write_schema(m_db.get());
+    tx.commit();
+  }
+
+  /// The tables, identity and meta rows of a new store (inside the caller's transaction).
+  static void write_schema(sqlite3* db) {
+    sql::exec(db, schema_sql);
+    sql::exec(db, calls_by_cid_sql);
+    sql::exec(db, versions::schema_sql);
+    sql::exec(db, counters::schema_sql);
+    sql::exec(db, ("PRAGMA application_id=" + std::to_string(application_id)).c_str());
+    sql::exec(db, ("PRAGMA user_version=" + std::to_string(schema_version)).c_str());
+    sql::Statement meta(db, "INSERT INTO meta(key, value) VALUES(?1, ?2)");
     const std::pair<const char*, std::string> rows[] = {
         {"format", format_name},
         {"schema_version", std::to_string(schema_version)},
@@ -1282,7 +1529,6 @@ class SqliteStore final : public Store {
                                           .count())},
     };
     for (const auto& [k, v] : rows) meta.bind(1, std::string_view(k)).bind(2, v).run();
-    tx.commit();
   }
 
   /// Upgrades an older schema in place, in one transaction: 2 lacks the code-version tables,
@@ -1502,6 +1748,10 @@ class SqliteStore final : public Store {
   StoreOptions m_options;
   fs::path m_path;
   sql::Backoff m_backoff{m_options.lock_timeout};
+  /// Whether the store is read without locks (needs_unlocked_snapshot), and its file as opened.
+  bool m_unlocked = false;
+  std::optional<FileStamp> m_unlocked_since;
+  ReaderLogs m_reader_logs;  ///< before m_db: cleans up after it is closed
   sql::DbHandle m_db;
   std::optional<BlobFiles> m_blobs;
   bool m_reading = false;

@@ -236,7 +236,6 @@ struct StoreOptions {
   bool read_only = false;
   std::chrono::milliseconds lock_timeout{60'000};
   bool durable_flush = false;
-  bool leave_untouched = false;  ///< StorageOptions::leave_untouched
 };
 
 /// Opens (creating when absent) the store at `location`, choosing its backend by the location's

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include "mandala/mandala.hpp"
@@ -193,7 +194,7 @@ std::map<std::string, std::string> files_in(const std::filesystem::path& dir) {
   return out;
 }
 
-TEST(InspectFile, LeaveUntouchedKeepsEveryFileByteIdentical) {
+TEST(InspectFile, ReadOnlyOpenKeepsEveryFileByteIdentical) {
   md::testing::TempDir dir;
   const auto path = dir / "store.db";
   {
@@ -205,10 +206,10 @@ TEST(InspectFile, LeaveUntouchedKeepsEveryFileByteIdentical) {
   }
   const auto before = files_in(dir.path());
   ASSERT_EQ(before.size(), 2u);  // the database and one blob file; no -wal or -shm
-  {
+  for (int round = 0; round < 2; ++round) {
     md::StorageOptions o;
     o.read_only = true;
-    o.leave_untouched = true;
+    o.leave_untouched = round == 1;  // no effect any more: kept for compatibility
     md::Storage storage(path, o);
     EXPECT_EQ(storage.info().stats.calls, 2u);
     EXPECT_EQ(storage.find_calls("text").at(0).output("output_0")->to_text(), "\"" + std::string(21, 'a') + "\"");
@@ -216,7 +217,23 @@ TEST(InspectFile, LeaveUntouchedKeepsEveryFileByteIdentical) {
     (void)storage.cleanup_preview();
     (void)storage.cf("text").expand_all().eval();
     EXPECT_THROW(storage.cleanup(), md::Error);
-    EXPECT_EQ(files_in(dir.path()), before);
+    // While it is open, SQLite's log and its index lie beside the store; the store's own files
+    // do not change.
+    auto open_files = files_in(dir.path());
+    open_files.erase("store.db-wal");
+    open_files.erase("store.db-shm");
+    EXPECT_EQ(open_files, before);
+  }
+  EXPECT_EQ(files_in(dir.path()), before) << "closed, the reader leaves exactly the files it found";
+  {
+    // Two readers at once: whichever closes last removes the log files.
+    md::StorageOptions o;
+    o.read_only = true;
+    auto first = std::make_unique<md::Storage>(path, o);
+    md::Storage second(path, o);
+    EXPECT_EQ(first->info().stats.calls, 2u);
+    EXPECT_EQ(second.info().stats.calls, 2u);
+    first.reset();
   }
   EXPECT_EQ(files_in(dir.path()), before);
 }

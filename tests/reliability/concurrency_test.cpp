@@ -202,6 +202,90 @@ TEST(CrossProcess, DropAndCleanupUnderALiveWriterLoseNothing) {
   }
 }
 
+// ---- a read beside a writer (docs/guarantees.md, "Read commands beside writers") ------------
+
+TEST(ReadBesideWriter, CheckStartedBeforeAWriterReportsNoDamage) {
+  // What `mandala check STORE &` followed by a writer does: the reader opens a store nobody is
+  // writing, then another process appends (its checkpoints rewrite database pages) while the
+  // reader checks it again and again. Every check sees one consistent snapshot: no damage.
+  md::testing::TempDir dir;
+  const fs::path store = dir / "store.db";
+  constexpr std::int64_t initial = 2000;
+  constexpr std::int64_t appended = 800;
+  {
+    md::Storage storage(store, rel::workload_options());
+    md::Session s(storage);
+    for (std::int64_t x = 0; x < initial; ++x) rel::run_step(x, 0);
+  }
+  auto read_only = rel::workload_options();
+  read_only.read_only = true;
+  read_only.leave_untouched = true;  // as the mandala command opened stores to read (no effect now)
+  std::int64_t steps = initial;
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_FALSE(fs::exists(store.string() + "-wal")) << "each round starts with nobody writing";
+    md::Storage reader(store, read_only);
+    const auto first = reader.check_integrity();
+    ASSERT_TRUE(first.ok()) << md::testing::describe(first.problems);
+    rel::Child writer(MANDALA_WORKLOAD,
+                      {"threads", store.string(), std::to_string(steps), std::to_string(appended), "1", "0"},
+                      dir / "writer.out", dir / "writer.err");
+    int status = -1;
+    int checks = 0;
+    for (bool done = false; !done; ++checks) {
+      done = writer.poll(status);
+      try {
+        const auto report = reader.check_integrity();
+        EXPECT_TRUE(report.ok()) << "round " << round << ", check " << checks << ": "
+                                 << md::testing::describe(report.problems);
+        EXPECT_GE(report.calls, rel::calls_of_steps(steps, 0));
+        EXPECT_LE(report.calls, rel::calls_of_steps(steps + appended, 0));
+      } catch (const md::Error& e) {
+        ADD_FAILURE() << "round " << round << ", check " << checks << ": " << e.what();
+      }
+      if (::testing::Test::HasFailure()) break;
+    }
+    if (::testing::Test::HasFailure()) break;
+    EXPECT_EQ(status, 0) << md::testing::read_file(dir / "writer.err");
+    EXPECT_GE(checks, 2);
+    std::cout << "round " << round << ": " << checks << " checks while another process wrote\n";
+    steps += appended;
+    EXPECT_EQ(reader.check_integrity().calls, rel::calls_of_steps(steps, 0)) << "the next check sees every write";
+  }
+  if (::testing::Test::HasFailure()) return;
+  md::Storage storage(store, contention_options());
+  expect_exactly_steps(storage, steps, 0);
+}
+
+TEST(ReadBesideWriter, AReaderClosedAfterTheWriterLeavesNoLogFiles) {
+  // The writer closes while the reader is open, so it cannot remove the log; the reader, closed
+  // last, has it removed as the writer would have.
+  md::testing::TempDir dir;
+  const fs::path store = dir / "store.db";
+  auto writer = std::make_unique<md::Storage>(store, rel::workload_options());
+  {
+    md::Session s(*writer);
+    for (std::int64_t x = 0; x < 50; ++x) rel::run_step(x, 0);
+  }
+  ASSERT_GT(fs::file_size(store.string() + "-wal"), 0u) << "the writer's log holds its writes";
+  auto read_only = rel::workload_options();
+  read_only.read_only = true;
+  {
+    md::Storage reader(store, read_only);
+    EXPECT_EQ(reader.stats().calls, rel::calls_of_steps(50, 0));
+    {
+      md::Session s(*writer);
+      for (std::int64_t x = 50; x < 100; ++x) rel::run_step(x, 0);
+    }
+    writer.reset();
+    EXPECT_TRUE(fs::exists(store.string() + "-wal")) << "the reader is open: the writer leaves the log";
+    EXPECT_EQ(reader.stats().calls, rel::calls_of_steps(100, 0));
+  }
+  EXPECT_FALSE(fs::exists(store.string() + "-wal"));
+  EXPECT_FALSE(fs::exists(store.string() + "-shm"));
+  md::Storage storage(store, contention_options());
+  expect_exactly_steps(storage, 100, 0);
+}
+
 /// Holds the store's write lock from another connection for `hold`.
 class LockHolder {
  public:

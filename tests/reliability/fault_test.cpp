@@ -14,6 +14,7 @@
 #include "fault_vfs.hpp"
 #include "mandala/mandala.hpp"
 #include "store/blob_files.hpp"
+#include "support/files.hpp"
 #include "support/integrity.hpp"
 #include "support/temp_dir.hpp"
 #include "workload.hpp"
@@ -61,6 +62,11 @@ void expect_error(md::Errc code, const std::string& fragment, F&& work) {
   }
 }
 
+void remove_store(const fs::path& db) {
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db.string() + suffix);
+  fs::remove_all(db.string() + ".blobs");
+}
+
 class Faults : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -81,9 +87,50 @@ TEST_F(Faults, DiskFullDuringAFlush) {
     expect_error(md::Errc::io, "disk is full", [&] { storage.flush(); });
     EXPECT_TRUE(full.fired());
     expect_error(md::Errc::io, "disk is full", [&] { storage.flush(); });  // still full: same clear error
+    expect_error(md::Errc::io, db().string(), [&] { storage.flush(); });   // naming the store's file
   }  // space freed: the session's exit flushes what was pending
   storage.flush();
   expect_store(db(), 40);
+}
+
+TEST_F(Faults, DiskFullWhileCreatingAStoreLeavesNoFile) {
+  // The disk fills up at the 1st, 2nd, ... write of creating a store, until a creation needs
+  // fewer writes than that: each failure is a clear error naming the store, and leaves no file.
+  const fs::path fresh = m_dir / "fresh.db";
+  const auto before = md::testing::snapshot(m_dir.path());
+  int failures = 0;
+  for (int skip = 0; skip < 100; ++skip) {
+    bool failed = false;
+    {
+      rel::ArmedFault full(rel::FaultOn::write, skip, SQLITE_FULL, /*sticky=*/true);
+      try {
+        md::Storage storage(fresh, options());
+      } catch (const md::Error& e) {
+        failed = true;
+        EXPECT_EQ(e.code(), md::Errc::io) << e.what();
+        EXPECT_NE(std::string(e.what()).find("disk is full"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(fresh.string()), std::string::npos) << e.what();
+      }
+      EXPECT_EQ(failed, full.fired());
+    }
+    if (!failed) break;
+    ++failures;
+    auto after = md::testing::snapshot(m_dir.path());
+    if (after.contains("fresh.db")) {
+      // The disk filled up after the store was complete and in place (opening it writes): what
+      // is there is a whole store.
+      after.erase("fresh.db");
+      EXPECT_EQ(after, before) << "write " << skip;
+      expect_store(fresh, 0);
+      remove_store(fresh);
+    } else {
+      EXPECT_EQ(after, before) << "a failed creation (write " << skip << ") left a file";
+    }
+  }
+  EXPECT_GE(failures, 2) << "creating a store makes several writes";
+  expect_store(fresh, 0);
+  pend(*std::make_unique<md::Storage>(fresh, options()), 0, 5);
+  expect_store(fresh, 5);
 }
 
 TEST_F(Faults, WriteErrorAtEachPointOfAFlush) {

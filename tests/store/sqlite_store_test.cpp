@@ -3,10 +3,13 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 
 #include "mandala/mandala.hpp"
 #include "support/files.hpp"
@@ -24,18 +27,23 @@ const auto inc = md::op("inc", {"x"}, [](int x) { return x + 1; });
 
 void write_file(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
-/// Opening `path` throws `code` with a message containing `fragment`, and leaves the
-/// directory byte-identical.
+/// Opening `path`, writable and read-only, throws `code` with a message containing `fragment`
+/// and leaves the directory byte-identical (no -wal or -shm file either).
 void expect_refused(const fs::path& path, md::Errc code, const std::string& fragment) {
-  const auto before = snapshot(path.parent_path());
-  try {
-    md::Storage storage(path);
-    ADD_FAILURE() << "opening " << path << " must fail";
-  } catch (const md::Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  for (const bool read_only : {false, true}) {
+    const auto before = snapshot(path.parent_path());
+    md::StorageOptions o;
+    o.read_only = read_only;
+    const char* how = read_only ? "read-only" : "writable";
+    try {
+      md::Storage storage(path, o);
+      ADD_FAILURE() << "opening " << path << " " << how << " must fail";
+    } catch (const md::Error& e) {
+      EXPECT_EQ(e.code(), code) << how << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << how << ": " << e.what();
+    }
+    EXPECT_EQ(snapshot(path.parent_path()), before) << "a refused " << how << " open must not change anything on disk";
   }
-  EXPECT_EQ(snapshot(path.parent_path()), before) << "a refused open must not change anything on disk";
 }
 
 TEST(SqliteStoreOpen, NonSqliteFileIsRefused) {
@@ -62,6 +70,36 @@ TEST(SqliteStoreOpen, ForeignSqliteDatabaseIsRefused) {
   const auto path = dir / "other.db";
   sql(path, "CREATE TABLE people(name TEXT); INSERT INTO people VALUES('ada');");
   expect_refused(path, md::Errc::foreign_database, "not a mandala store");
+}
+
+TEST(SqliteStoreOpen, ForeignWalDatabaseIsRefused) {
+  // In WAL mode, SQLite's readers create -wal and -shm files beside it.
+  md::testing::TempDir dir;
+  const auto path = dir / "other.db";
+  sql(path, "PRAGMA journal_mode=WAL; CREATE TABLE people(name TEXT); INSERT INTO people VALUES('ada');");
+  ASSERT_FALSE(fs::exists(dir / "other.db-wal"));
+  expect_refused(path, md::Errc::foreign_database, "not a mandala store");
+}
+
+TEST(SqliteStoreOpen, DamagedStoreIsRefused) {
+  md::testing::TempDir dir;
+  const auto path = dir / "store.db";
+  {
+    md::Storage storage(path);
+    md::Session s(storage);
+    inc(1);
+  }
+  // The schema page (page 1 after its 100-byte header) overwritten.
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    const std::string garbage(3000, '\x5a');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  expect_refused(path, md::Errc::corrupt_store, "");
+  // Truncated to its first page.
+  fs::resize_file(path, 4096);
+  expect_refused(path, md::Errc::corrupt_store, "");
 }
 
 TEST(SqliteStoreOpen, NewerSchemaIsRefused) {
@@ -146,13 +184,9 @@ TEST(SqliteStoreOpen, ReadOnlyStoreAnswersQueriesAndRefusesWrites) {
     }
     EXPECT_THROW(storage.cleanup(), md::Error);
   }
-  // SQLite's read-only WAL readers may leave an empty -wal and a -shm index behind; the
-  // database itself stays byte-identical.
-  const auto after = snapshot(dir.path());
-  EXPECT_EQ(after.at("store.db"), before.at("store.db")) << "a read-only store must stay byte-identical";
-  if (after.contains("store.db-wal")) {
-    EXPECT_EQ(fs::file_size(dir / "store.db-wal"), 0u);
-  }
+  // Closed, a read-only storage leaves exactly the files it found (SQLite's -wal and -shm
+  // included), byte-identical.
+  EXPECT_EQ(snapshot(dir.path()), before) << "a read-only store must stay byte-identical";
   md::StorageOptions ro;
   ro.read_only = true;
   try {
@@ -163,6 +197,32 @@ TEST(SqliteStoreOpen, ReadOnlyStoreAnswersQueriesAndRefusesWrites) {
   }
   EXPECT_FALSE(fs::exists(dir / "missing.db"));
   md::Storage storage(path);
+  EXPECT_EQ(storage.calls_of(inc).size(), 1u);
+}
+
+TEST(SqliteStoreOpen, CreationLeavesNoTemporaryAndRemovesThoseOfKilledCreators) {
+  // A new store is written as `.<name>.new-<pid>-<clock>` and linked into place; a creator killed
+  // meanwhile leaves its temporary files, which the next creation removes.
+  md::testing::TempDir dir;
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string killed = ".store.db.new-" + std::to_string(dead) + "-12345";
+  const std::string running = ".store.db.new-" + std::to_string(::getpid()) + "-1";  // a creator still at work
+  for (const auto& name : {killed, killed + "-journal", running, std::string(".store.db.new-x"),
+                           std::string(".other.db.new-") + std::to_string(dead) + "-1"})
+    write_file(dir / name, "partial");
+  {
+    md::Storage storage(dir / "store.db");
+    md::Session s(storage);
+    inc(1);
+  }
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir.path())) names.insert(e.path().filename().string());
+  EXPECT_EQ(names, (std::set<std::string>{"store.db", running, ".store.db.new-x",
+                                          ".other.db.new-" + std::to_string(dead) + "-1"}));
+  md::Storage storage(dir / "store.db");
   EXPECT_EQ(storage.calls_of(inc).size(), 1u);
 }
 

@@ -41,7 +41,6 @@ Storage open_for_reading(const std::string& path) {
   require_file(path);
   StorageOptions options;
   options.read_only = true;
-  options.leave_untouched = true;
   return Storage(path, options);
 }
 
