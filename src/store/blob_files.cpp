@@ -1,6 +1,7 @@
 #include "store/blob_files.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -38,11 +39,6 @@ class Fd {
   int m_fd;
 };
 
-void fsync_dir(const fs::path& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() >= 0) ::fsync(fd.get());
-}
-
 constexpr std::string_view tmp_marker = ".tmp.";
 
 std::atomic<BlobFaultHook> fault_hook{nullptr};
@@ -51,6 +47,31 @@ std::atomic<BlobFaultHook> fault_hook{nullptr};
 int injected(const char* step) {
   const BlobFaultHook hook = fault_hook.load(std::memory_order_relaxed);
   return hook != nullptr ? hook(step) : 0;
+}
+
+/// Syncs a directory's entries; the errno of the failure, 0 on success.
+int fsync_dir(const fs::path& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return errno;
+  if (const int fault = injected("sync_dir")) return fault;
+  return ::fsync(fd.get()) == 0 ? 0 : errno;
+}
+
+/// Creates `dir` and its missing parents, syncing the directory above each one created so that
+/// the new entries survive a crash. Errc::io on failure.
+void create_directories_durably(const fs::path& dir, BlobFiles::Sync sync) {
+  std::error_code ec;
+  if (fs::is_directory(dir, ec)) return;
+  const fs::path parent = dir.parent_path();
+  if (!parent.empty() && parent != dir) create_directories_durably(parent, sync);
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    const int err = errno;
+    if (err == EEXIST && fs::is_directory(dir, ec)) return;  // made meanwhile by another process
+    throw_io("cannot create blob directory", dir, err);
+  }
+  const fs::path above = parent.empty() ? fs::path(".") : parent;
+  if (sync == BlobFiles::Sync::yes)
+    if (const int err = fsync_dir(above)) throw_io("cannot sync blob file directory", above, err);
 }
 
 }  // namespace
@@ -66,8 +87,7 @@ void BlobFiles::write(const Id& cid, std::span<const std::byte> bytes) const {
   const fs::path final_path = path_of(cid);
   std::error_code ec;
   if (fs::exists(final_path, ec)) return;
-  fs::create_directories(final_path.parent_path(), ec);
-  if (ec) throw_io("cannot create blob directory", final_path.parent_path(), ec.value());
+  create_directories_durably(final_path.parent_path(), m_sync);
 
   static std::atomic<unsigned> counter{0};
   const fs::path tmp = final_path.string() + std::string(tmp_marker) + std::to_string(::getpid()) + "." +
@@ -91,7 +111,7 @@ void BlobFiles::write(const Id& cid, std::span<const std::byte> bytes) const {
   }
   const int sync_fault = injected("sync");
   if (sync_fault != 0) errno = sync_fault;
-  if (sync_fault != 0 || ::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
+  if (sync_fault != 0 || (m_sync == Sync::yes && ::fsync(fd.get()) != 0) || ::close(fd.release()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
     throw_io("cannot sync blob file", tmp, err);
@@ -103,7 +123,14 @@ void BlobFiles::write(const Id& cid, std::span<const std::byte> bytes) const {
     ::unlink(tmp.c_str());
     throw_io("cannot rename blob file into place", final_path, err);
   }
-  fsync_dir(final_path.parent_path());
+  if (m_sync == Sync::no) return;
+  if (const int err = fsync_dir(final_path.parent_path())) {
+    // The file might not survive a crash: take it away again, so that the write fails with no
+    // trace (no committed row refers to it: under the write lock, a file that was there already
+    // returned above) and the retry writes it anew.
+    ::unlink(final_path.c_str());
+    throw_io("cannot sync the directory of blob file", final_path, err);
+  }
 }
 
 std::optional<std::vector<std::byte>> BlobFiles::read(const Id& cid) const {
