@@ -105,10 +105,11 @@ int write_all(int fd, const char* p, std::size_t n, off_t offset) {
 
 // Large files are written with O_DIRECT: the bytes go from the process to the disk without
 // being copied into the page cache first (that copy, not the disk, was what limited writing a
-// large value), through two aligned buffers: a helper thread writes one while the caller fills
-// the other.
+// large value). They pass through aligned buffers: helper threads write filled buffers, several
+// at once, while the caller fills the next, so the disk always has a write queued.
 constexpr std::size_t direct_min_bytes = std::size_t{8} << 20;
 constexpr std::size_t direct_chunk_bytes = std::size_t{8} << 20;
+constexpr std::size_t direct_buffers = 4;       // up to this many chunks in flight
 constexpr std::size_t direct_alignment = 4096;  // a multiple of every disk's logical block size
 
 struct FreeDeleter {
@@ -120,34 +121,38 @@ using AlignedBuffer = std::unique_ptr<std::byte, FreeDeleter>;
 /// chunk is written padded to the alignment). 0, or the errno of the failure; EINVAL when the
 /// file system refuses direct I/O for this file (the caller then writes it without).
 int write_direct(int fd, std::span<const std::byte> bytes) {
-  AlignedBuffer buffers[2] = {
-      AlignedBuffer(static_cast<std::byte*>(std::aligned_alloc(direct_alignment, direct_chunk_bytes))),
-      AlignedBuffer(static_cast<std::byte*>(std::aligned_alloc(direct_alignment, direct_chunk_bytes)))};
-  if (!buffers[0] || !buffers[1]) return ENOMEM;
-  std::future<int> in_flight;  // the write of the previous chunk
-  const auto finish_in_flight = [&] { return in_flight.valid() ? in_flight.get() : 0; };
+  AlignedBuffer buffers[direct_buffers];
+  for (auto& b : buffers) {
+    b.reset(static_cast<std::byte*>(std::aligned_alloc(direct_alignment, direct_chunk_bytes)));
+    if (!b) return ENOMEM;
+  }
+  // (Declared after the buffers: a future of std::async waits for its write when destroyed,
+  // before the buffers are freed.)
+  std::future<int> in_flight[direct_buffers];
+  const auto finish = [](std::future<int>& f) { return f.valid() ? f.get() : 0; };
   int err = 0;
   std::size_t k = 0;
   for (std::size_t offset = 0; offset < bytes.size(); offset += direct_chunk_bytes, ++k) {
+    const std::size_t slot = k % direct_buffers;
+    err = finish(in_flight[slot]);  // the write of chunk k - direct_buffers, from this buffer
+    if (err != 0) break;
     const std::size_t n = std::min(direct_chunk_bytes, bytes.size() - offset);
     const std::size_t padded = (n + direct_alignment - 1) / direct_alignment * direct_alignment;
-    // This buffer's previous write (chunk k - 2) finished before chunk k - 1 was handed over.
-    std::byte* buffer = buffers[k % 2].get();
+    std::byte* buffer = buffers[slot].get();
     std::memcpy(buffer, bytes.data() + offset, n);
     std::memset(buffer + n, 0, padded - n);
-    err = finish_in_flight();
-    if (err != 0) break;
     const auto write_chunk = [fd, buffer, padded, offset] {
       return write_all(fd, reinterpret_cast<const char*>(buffer), padded, static_cast<off_t>(offset));
     };
     try {
-      in_flight = std::async(std::launch::async, write_chunk);
+      in_flight[slot] = std::async(std::launch::async, write_chunk);
     } catch (const std::system_error&) {
       err = write_chunk();  // no thread to be had: write it here
       if (err != 0) break;
     }
   }
-  if (const int last = finish_in_flight(); err == 0) err = last;
+  for (auto& f : in_flight)
+    if (const int e = finish(f); err == 0) err = e;
   if (err == 0 && bytes.size() % direct_alignment != 0 && ::ftruncate(fd, static_cast<off_t>(bytes.size())) != 0)
     err = errno;
   return err;

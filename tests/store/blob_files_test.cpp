@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -58,8 +60,9 @@ TEST_P(BlobFilesTest, EverySizeReadsBackExactly) {
   EXPECT_TRUE(blobs.stale_temporaries(std::chrono::seconds(0)).empty());
 }
 
+// (Atomic: large files are written by several threads.)
 const char* g_fail_step = "";
-int g_fail_after = 0;  // calls of that step that succeed first
+std::atomic<int> g_fail_after{0};  // calls of that step that succeed first
 int g_fail_errno = EIO;
 
 int fail_step(const char* step) {
@@ -102,7 +105,7 @@ TEST_P(BlobFilesTest, AFailureAtAnyStepOfALargeWriteLeavesNoFile) {
   EXPECT_TRUE(*back == bytes);
 }
 
-int g_einval_left = 0;
+std::atomic<int> g_einval_left{0};
 int refuse_direct_io_once(const char* step) { return std::string(step) == "write" && g_einval_left-- > 0 ? EINVAL : 0; }
 
 TEST(BlobFiles, DirectIoRefusedAtWriteTimeFallsBackToBufferedWrites) {
