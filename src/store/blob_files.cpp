@@ -185,9 +185,9 @@ void BlobFiles::write(const Id& cid, std::span<const std::byte> bytes) const {
                        std::to_string(counter.fetch_add(1));
   if (const int err = injected("create")) throw_io("cannot create blob file", tmp, err);
   constexpr int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
-  // Direct I/O for large files that are synced anyway (an in-memory store's files are not: the
-  // page cache is then the faster place for them).
-  bool direct = m_sync == Sync::yes && bytes.size() >= direct_min_bytes;
+  // Direct I/O for large files, synced or not: copying them into the page cache costs more than
+  // writing them to the disk (and would leave as much memory to write back later).
+  bool direct = bytes.size() >= direct_min_bytes;
   Fd fd(::open(tmp.c_str(), flags | (direct ? O_DIRECT : 0), 0644));
   if (fd.get() < 0 && direct && errno == EINVAL) {  // a file system without direct I/O
     direct = false;
