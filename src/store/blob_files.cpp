@@ -1,6 +1,7 @@
 #include "store/blob_files.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <future>
@@ -86,6 +88,26 @@ void create_directories_durably(const fs::path& dir, BlobFiles::Sync sync) {
     if (const int err = fsync_dir(above)) throw_io("cannot sync blob file directory", above, err);
 }
 
+// Large files are written and read with direct I/O (below), in chunks through aligned buffers.
+constexpr std::size_t direct_min_bytes = std::size_t{8} << 20;
+constexpr std::size_t direct_chunk_bytes = std::size_t{8} << 20;
+constexpr std::size_t direct_buffers = 4;       // up to this many chunks in flight
+constexpr std::size_t direct_alignment = 4096;  // a multiple of every disk's logical block size
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+
+/// Faults in a large buffer at once rather than a page at a time as it is written (advice
+/// only: where the kernel refuses it, pages are faulted in as before).
+void populate(std::byte* data, std::size_t size) {
+  if (size < direct_min_bytes) return;
+  constexpr std::uintptr_t page = 4096;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
+  const auto end = reinterpret_cast<std::uintptr_t>(data + size) & ~(page - 1);
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+}
+
 /// Writes all `n` bytes at `offset`; 0, or the errno of the failure.
 int write_all(int fd, const char* p, std::size_t n, off_t offset) {
   while (n > 0) {
@@ -107,10 +129,6 @@ int write_all(int fd, const char* p, std::size_t n, off_t offset) {
 // being copied into the page cache first (that copy, not the disk, was what limited writing a
 // large value). They pass through aligned buffers: helper threads write filled buffers, several
 // at once, while the caller fills the next, so the disk always has a write queued.
-constexpr std::size_t direct_min_bytes = std::size_t{8} << 20;
-constexpr std::size_t direct_chunk_bytes = std::size_t{8} << 20;
-constexpr std::size_t direct_buffers = 4;       // up to this many chunks in flight
-constexpr std::size_t direct_alignment = 4096;  // a multiple of every disk's logical block size
 
 struct FreeDeleter {
   void operator()(void* p) const noexcept { std::free(p); }
@@ -156,6 +174,69 @@ int write_direct(int fd, std::span<const std::byte> bytes) {
   if (err == 0 && bytes.size() % direct_alignment != 0 && ::ftruncate(fd, static_cast<off_t>(bytes.size())) != 0)
     err = errno;
   return err;
+}
+
+/// Reads all `n` bytes at `offset` into `p`; the count read (less at the end of the file), or
+/// -errno.
+ssize_t read_all(int fd, std::byte* p, std::size_t n, off_t offset) {
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::pread(fd, p + got, n - got, offset + static_cast<off_t>(got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (r == 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  return static_cast<ssize_t>(got);
+}
+
+/// Reads the first `out.size()` bytes of `fd`, opened with O_DIRECT, into `out` through aligned
+/// buffers (helper threads read ahead, up to four chunks at once, while the caller copies). The
+/// count read (less when the file is shorter), or -errno; -EINVAL when the file system refuses
+/// direct I/O for this file.
+ssize_t read_direct(int fd, std::span<std::byte> out) {
+  AlignedBuffer buffers[direct_buffers];
+  for (auto& b : buffers) {
+    b.reset(static_cast<std::byte*>(std::aligned_alloc(direct_alignment, direct_chunk_bytes)));
+    if (!b) return -ENOMEM;
+  }
+  std::future<ssize_t> in_flight[direct_buffers];  // (after the buffers: see write_direct)
+  const std::size_t chunks = (out.size() + direct_chunk_bytes - 1) / direct_chunk_bytes;
+  const auto start = [&](std::size_t k) {
+    const std::size_t offset = k * direct_chunk_bytes;
+    const std::size_t n = std::min(direct_chunk_bytes, out.size() - offset);
+    const std::size_t padded = (n + direct_alignment - 1) / direct_alignment * direct_alignment;
+    std::byte* buffer = buffers[k % direct_buffers].get();
+    const auto read_chunk = [fd, buffer, padded, offset] {
+      return read_all(fd, buffer, padded, static_cast<off_t>(offset));
+    };
+    try {
+      in_flight[k % direct_buffers] = std::async(std::launch::async, read_chunk);
+    } catch (const std::system_error&) {
+      in_flight[k % direct_buffers] = std::async(std::launch::deferred, read_chunk);  // read when needed
+    }
+  };
+  for (std::size_t k = 0; k < std::min(chunks, direct_buffers); ++k) start(k);
+  std::size_t got = 0;
+  ssize_t result = 0;
+  for (std::size_t k = 0; k < chunks; ++k) {
+    const ssize_t r = in_flight[k % direct_buffers].get();
+    if (r < 0) {
+      result = r;
+      break;
+    }
+    const std::size_t want = std::min(direct_chunk_bytes, out.size() - k * direct_chunk_bytes);
+    const std::size_t n = std::min(static_cast<std::size_t>(r), want);
+    std::memcpy(out.data() + got, buffers[k % direct_buffers].get(), n);
+    got += n;
+    if (n < want) break;  // the file ended early
+    if (k + direct_buffers < chunks) start(k + direct_buffers);
+  }
+  for (auto& f : in_flight)
+    if (f.valid()) f.wait();
+  return result < 0 ? result : static_cast<ssize_t>(got);
 }
 
 /// Writes `bytes` to `fd` through the page cache, from offset 0, and cuts the file to their
@@ -237,18 +318,20 @@ std::optional<std::vector<std::byte>> BlobFiles::read(const Id& cid) const {
   }
   const off_t size = ::lseek(fd.get(), 0, SEEK_END);
   if (size < 0 || ::lseek(fd.get(), 0, SEEK_SET) < 0) throw_io("cannot seek blob file", path, errno);
-  std::vector<std::byte> out(static_cast<std::size_t>(size));
-  std::size_t got = 0;
-  while (got < out.size()) {
-    const ssize_t n = ::read(fd.get(), out.data() + got, out.size() - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_io("cannot read blob file", path, errno);
-    }
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
+  std::vector<std::byte> out;
+  out.reserve(static_cast<std::size_t>(size));
+  populate(out.data(), out.capacity());
+  out.resize(static_cast<std::size_t>(size));
+  ssize_t got = -EINVAL;
+  if (out.size() >= direct_min_bytes) {
+    // Large files are read with direct I/O, like they are written (the copy out of the page
+    // cache is the slow part); a file system that refuses it is read as usual.
+    Fd direct(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT));
+    if (direct.get() >= 0) got = read_direct(direct.get(), out);
   }
-  out.resize(got);
+  if (got == -EINVAL) got = read_all(fd.get(), out.data(), out.size(), 0);
+  if (got < 0) throw_io("cannot read blob file", path, static_cast<int>(-got));
+  out.resize(static_cast<std::size_t>(got));
   if (codec::content_id(out) != cid)
     throw Error(Errc::corrupt_store, "blob file " + path.string() +
                                          " is damaged (its content does not match its id); restore it from a backup "
