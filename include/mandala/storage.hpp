@@ -85,6 +85,11 @@ struct IdMatch {
 
 enum class Dependents { no, yes };
 
+/// The file a store location names (a plain path, or the path of an `sqlite:` location; empty
+/// for ""), or nullopt for a location of another backend (docs/storage-format.md, "Store
+/// locations"). Errc::invalid_argument for a malformed `sqlite:` location.
+[[nodiscard]] std::optional<std::filesystem::path> store_file(const std::string& location);
+
 class ComputationFrame;  // mandala/frame.hpp
 
 class Storage {

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "engine/engine.hpp"
+#include "store/store.hpp"
 
 namespace mandala {
 namespace detail {
@@ -20,6 +21,8 @@ std::optional<AnyRef> find_named(const std::vector<std::pair<std::string, AnyRef
 
 std::optional<AnyRef> CallInfo::input(std::string_view name) const { return find_named(inputs, name); }
 std::optional<AnyRef> CallInfo::output(std::string_view name) const { return find_named(outputs, name); }
+
+std::optional<std::filesystem::path> store_file(const std::string& location) { return store::sqlite_path(location); }
 
 // The constructors are in src/versioning/storage_versions.cpp (they install the code versions).
 

@@ -529,6 +529,26 @@ TEST_F(Cli, BadInputGivesOneClearLine) {
   expect_failure({"show", "store.db", std::string(1, shared)}, 1, "is ambiguous");
 }
 
+TEST_F(Cli, EveryCommandTakesAStoreLocation) {
+  const auto by_path = run_json({"info", "store.db", "--json"});
+  const std::string absolute = "sqlite://" + (m_dir / "store.db").string();
+  for (const std::string& location : {absolute, std::string("sqlite:store.db")}) {
+    const auto by_url = run_json({"info", location, "--json"});
+    EXPECT_EQ(by_url["calls"], by_path["calls"]) << location;
+    EXPECT_EQ(by_url["values"], by_path["values"]) << location;
+    EXPECT_EQ(run_json({"calls", location, "scale", "--json"})["calls"].size(), 4U) << location;
+  }
+  const auto before = read_file(m_dir / "store.db");
+  EXPECT_EQ(run({"check", absolute}).code, 0);
+  EXPECT_EQ(read_file(m_dir / "store.db"), before);
+  // A location never creates a store, and one of no backend of this build is refused.
+  expect_failure({"info", "sqlite:missing.db"}, 1, "no store at missing.db");
+  EXPECT_FALSE(std::filesystem::exists(m_dir / "missing.db"));
+  expect_failure({"ops", "sqlite://elsewhere/store.db"}, 1, "names another host");
+  expect_failure({"ops", "postgresql://alice:pw@db/runs"}, 1, "no PostgreSQL backend");
+  expect_failure({"ops", "postgresql://alice:pw@db/runs"}, 1, "alice:***@db");
+}
+
 TEST_F(Cli, NumbersOutsideTheirRangeAreUsageErrors) {
   const std::string count_range = "from 0 to 9223372036854775807";
   expect_failure({"calls", "store.db", "scale", "--limit", "x"}, 2,

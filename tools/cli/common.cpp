@@ -21,7 +21,11 @@ namespace mandala::cli {
 namespace fs = std::filesystem;
 
 CLI::Option* add_store_arg(CLI::App& sub, std::string& path) {
-  return sub.add_option("STORE", path, "Path of the store file (an SQLite database made by mandala)")->required();
+  return sub
+      .add_option("STORE", path,
+                  "The store: the path of its file (an SQLite database made by mandala), sqlite:///ABSOLUTE/PATH or "
+                  "sqlite:RELATIVE/PATH")
+      ->required();
 }
 
 CLI::Option* add_json_flag(CLI::App& sub, bool& json) {
@@ -29,7 +33,11 @@ CLI::Option* add_json_flag(CLI::App& sub, bool& json) {
 }
 
 namespace {
-void require_file(const std::string& path) {
+/// Read and write commands never create a store: the file a location names must exist.
+void require_file(const std::string& location) {
+  const auto file = store_file(location);
+  if (!file) return;  // another backend: it says itself whether the store exists
+  const std::string path = file->string();
   std::error_code ec;
   const auto status = fs::status(path, ec);
   if (!fs::exists(status)) throw Failure("no store at " + path + ": check the path");
