@@ -254,6 +254,8 @@ void Encoder::collection(CollectionKind kind, std::span<const std::string> keys,
   p.pack_ext_body(reinterpret_cast<const char*>(body.data()), n);
 }
 
+void Encoder::reserve(std::size_t more) { reserve_more(m_out, more); }
+
 void Encoder::raw(std::span<const std::byte> encoded) { m_out.insert(m_out.end(), encoded.begin(), encoded.end()); }
 
 void Encoder::map_sorted(std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries) {
