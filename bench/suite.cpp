@@ -573,19 +573,22 @@ json w4(const Config& cfg) {
   return r;
 }
 
-/// `--w4 --huge`: a value above 4 GiB (five blocks of 1 GiB of doubles: one typed block is at most
-/// 2^32 - 1 bytes, docs/guarantees.md) made by an op, stored, and read back in a new storage, in a
-/// file store and in an in-memory store (whose files go to TMPDIR: SQLite holds no value above
-/// about 1 GB).
+/// `--w4 --huge`: a value above 4 GiB (three blocks of 1.5 GiB of doubles: one typed block is at
+/// most 2^32 - 1 bytes, docs/guarantees.md) made by an op, stored, and read back in a new
+/// storage, in a file store and in an in-memory store (whose files go to TMPDIR: SQLite holds no
+/// value above about 1 GB).
 json w4_huge(const Config& cfg) {
-  constexpr long blocks = 5;
-  constexpr long per_block = (1L << 30) / 8;
+  constexpr long blocks = 3;
+  constexpr long per_block = (3L << 29) / 8;
+  static double body_s = 0;  // time spent inside `make_huge` itself
   const auto make_huge = md::op("make_huge", {"blocks", "per_block"}, [](long k, long m) {
+    const auto t0 = Clock::now();
     std::vector<std::vector<double>> v(static_cast<std::size_t>(k));
     for (std::size_t b = 0; b < v.size(); ++b) {
       v[b].resize(static_cast<std::size_t>(m));
       for (std::size_t i = 0; i < v[b].size(); ++i) v[b][i] = static_cast<double>(b * v[b].size() + i) * 0.5;
     }
+    body_s = since(t0);
     return v;
   });
   const auto check = [&](const std::vector<std::vector<double>>& v) {
@@ -612,7 +615,9 @@ json w4_huge(const Config& cfg) {
         md::Session session(*storage);
         hid = make_huge(blocks, per_block).hid();
       }  // flushed here: the value is stored
-      run["store_s"] = since(t0);
+      run["make_and_store_s"] = since(t0);
+      run["make_body_s"] = body_s;
+      run["store_s"] = since(t0) - body_s;  // beyond the op's own work
       const auto stats = storage->stats();
       run["blob_files"] = stats.blob_files;
       run["value_bytes"] = stats.value_bytes;
@@ -637,11 +642,11 @@ json w4_huge(const Config& cfg) {
       if (!report.ok()) throw std::runtime_error("W4 huge: the integrity check found problems");
     }
     std::printf(
-        "  W4 huge, %s store: %.2f GiB value stored in %.2f s (%.0f MB/s, %ld blob file), read back and "
-        "checked in %.2f s; peak resident %.1f GiB\n",
-        memory ? "in-memory" : "file", bytes / double(1 << 30), run["store_s"].get<double>(),
-        bytes / run["store_s"].get<double>() / 1e6, run["blob_files"].get<long>(), run["load_s"].get<double>(),
-        run["peak_rss_gib"].get<double>());
+        "  W4 huge, %s store: %.2f GiB value made in %.2f s, stored in %.2f s beyond that (%.0f MB/s, %ld blob "
+        "file), read back and checked in %.2f s; peak resident %.1f GiB\n",
+        memory ? "in-memory" : "file", bytes / double(1 << 30), run["make_body_s"].get<double>(),
+        run["store_s"].get<double>(), bytes / run["store_s"].get<double>() / 1e6, run["blob_files"].get<long>(),
+        run["load_s"].get<double>(), run["peak_rss_gib"].get<double>());
     std::fflush(stdout);
     r[memory ? "memory" : "file"] = run;
     remove_store(db);

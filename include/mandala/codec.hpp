@@ -84,6 +84,9 @@ class Encoder {
   void collection(CollectionKind kind, std::span<const std::string> keys, std::span<const Id> cids);
   /// Appends bytes that are already one canonical encoded value.
   void raw(std::span<const std::byte> encoded);
+  /// Makes room for at least `more` further bytes (a hint: writing a large value into room made
+  /// up front spares the copies of a growing buffer and the memory they take).
+  void reserve(std::size_t more);
 
   [[nodiscard]] const std::vector<std::byte>& bytes() const& noexcept { return m_out; }
   [[nodiscard]] std::vector<std::byte> take() && noexcept { return std::move(m_out); }
@@ -276,9 +279,22 @@ void block_from_view(ValueView v, Out* out, std::size_t expected_count, bool exa
   if (n != 0) std::memcpy(out, t.data.data(), n * sizeof(Elem));
 }
 
+template <class T>
+inline constexpr bool is_block_vector = false;
+template <BlockElement T, class A>
+inline constexpr bool is_block_vector<std::vector<T, A>> = true;
+
 template <class Container>
 void encode_sequence(Encoder& e, const Container& c) {
   e.array_header(c.size());
+  using Element = std::remove_cvref_t<decltype(*std::begin(c))>;
+  if constexpr (is_block_vector<Element>) {
+    // A sequence of typed blocks (a vector of vectors of numbers, a large value's usual shape):
+    // its size is known before writing it.
+    std::size_t bytes = 0;
+    for (const auto& x : c) bytes += x.size() * sizeof(typename Element::value_type) + 16;  // + ext header, shape
+    e.reserve(bytes);
+  }
   for (const auto& x : c) Codec<std::remove_cvref_t<decltype(x)>>::encode(e, x);
 }
 }  // namespace detail

@@ -82,19 +82,33 @@ void canonicalize_nans(std::byte* data, std::size_t size_bytes, Bits infinity, B
 /// memory to find them.)
 constexpr std::size_t prefault_min_bytes = std::size_t{8} << 20;
 
+/// Faults in the pages of [begin, end) at once (advice only: where the kernel refuses it, pages
+/// are faulted in as they are written).
+void populate(const std::byte* begin, const std::byte* end) {
+  constexpr std::uintptr_t page = 4096;
+  const auto first = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) & ~(page - 1);
+  const auto last = reinterpret_cast<std::uintptr_t>(end) & ~(page - 1);
+  if (last > first) (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE);
+}
+
 /// Makes room for `extra` more bytes, growing the buffer at least geometrically (one exact
 /// reservation per typed block made encoding many blocks quadratic), and faults in a large
-/// room in one go.
+/// room in one go. A large buffer that must grow is copied into memory faulted in beforehand.
 void reserve_more(std::vector<std::byte>& out, std::size_t extra) {
   const std::size_t needed = out.size() + extra;
-  if (needed > out.capacity()) out.reserve(std::max(needed, out.capacity() * 2));
-  if (extra < prefault_min_bytes) return;
-  constexpr std::uintptr_t page = 4096;
-  const auto begin = (reinterpret_cast<std::uintptr_t>(out.data() + out.size()) + page - 1) & ~(page - 1);
-  const auto end = reinterpret_cast<std::uintptr_t>(out.data() + needed) & ~(page - 1);
-  if (end <= begin) return;
-  // Advice only: where the kernel refuses it, pages are faulted in as they are written.
-  (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+  if (needed > out.capacity()) {
+    const std::size_t capacity = std::max(needed, out.capacity() * 2);
+    if (out.size() < prefault_min_bytes) {
+      out.reserve(capacity);
+    } else {
+      std::vector<std::byte> bigger;
+      bigger.reserve(capacity);
+      populate(bigger.data(), bigger.data() + out.size());
+      bigger.insert(bigger.end(), out.begin(), out.end());
+      out.swap(bigger);
+    }
+  }
+  if (extra >= prefault_min_bytes) populate(out.data() + out.size(), out.data() + needed);
 }
 
 /// Appends a typed block's element bytes in pieces that stay in the processor's cache, each
@@ -239,6 +253,8 @@ void Encoder::collection(CollectionKind kind, std::span<const std::string> keys,
   p.pack_ext(n, wire::ext_collection);
   p.pack_ext_body(reinterpret_cast<const char*>(body.data()), n);
 }
+
+void Encoder::reserve(std::size_t more) { reserve_more(m_out, more); }
 
 void Encoder::raw(std::span<const std::byte> encoded) { m_out.insert(m_out.end(), encoded.begin(), encoded.end()); }
 

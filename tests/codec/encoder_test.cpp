@@ -329,6 +329,20 @@ TEST(Encoder, ManyTypedBlocksGrowTheBufferGeometrically) {
   EXPECT_TRUE(std::equal(one.begin(), one.end(), e.bytes().end() - static_cast<std::ptrdiff_t>(one.size())));
 }
 
+TEST(Encoder, AVectorOfTypedBlocksIsWrittenIntoRoomMadeOnce) {
+  // Its size is known up front: no growing buffer (copies, and memory twice over).
+  const std::vector<std::vector<double>> blocks(4, std::vector<double>(300'000, 2.5));
+  Encoder e;
+  Codec<std::vector<std::vector<double>>>::encode(e, blocks);
+  EXPECT_EQ(e.bytes().capacity(), e.size());
+  std::vector<std::byte> expected{std::byte{0x94}};  // fixarray of 4
+  for (const auto& b : blocks) {
+    const auto one = encode_value(b);
+    expected.insert(expected.end(), one.begin(), one.end());
+  }
+  EXPECT_TRUE(e.bytes() == expected);
+}
+
 TEST(Encoder, MapSortedRejectsDuplicateKeys) {
   Encoder e;
   std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries;
