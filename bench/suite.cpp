@@ -7,6 +7,7 @@
 // Phases that need a new process (memoized calls after reopening a store, opening a large
 // store) run this program again as `mandala_bench child TASK ...`, which prints one JSON object.
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -23,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -72,9 +74,15 @@ const auto h_op = md::op("h", {"b"}, [](long b) { return b * b; }, {.outputs = {
 constexpr long w3_calls_per_item = 7;
 
 // W4: a large vector made by one op and consumed by another.
+double g_make_body_s = 0;      // time spent inside `make_big` itself
+double g_make_body_cpu_s = 0;  // and its CPU time
 const auto make_big = md::op("make_big", {"n"}, [](long n) {
+  const auto t0 = Clock::now();
+  const double c0 = cpu_s();
   std::vector<double> v(static_cast<std::size_t>(n));
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i) * 0.5;
+  g_make_body_s = since(t0);
+  g_make_body_cpu_s = cpu_s() - c0;
   return v;
 });
 double g_consume_body_s = 0;  // time spent inside `total` itself
@@ -267,6 +275,34 @@ PerCall sqlite_floor_us_per_call(const fs::path& db_path, long n,
   return per;
 }
 
+/// The disk baseline of W4: seconds to write `bytes` bytes to a new file in `dir` and
+/// fdatasync it (what `dd bs=8M conv=fdatasync` does), from a buffer filled beforehand. With
+/// `direct`, the file is opened with O_DIRECT (`dd oflag=direct`): the disk without the copy
+/// into the page cache (bytes is then a multiple of 4096).
+double disk_write_s(const fs::path& dir, std::uint64_t bytes, bool direct = false) {
+  const fs::path path = dir / "disk-baseline.bin";
+  constexpr std::size_t chunk = 8u << 20;
+  std::unique_ptr<char, decltype(&std::free)> buffer(static_cast<char*>(std::aligned_alloc(4096, chunk)), &std::free);
+  for (std::size_t i = 0; i < chunk; ++i) buffer.get()[i] = static_cast<char>(i * 7 + 1);
+  const auto t0 = Clock::now();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (direct ? O_DIRECT : 0), 0644);
+  if (fd < 0) throw std::runtime_error("disk baseline: cannot create " + path.string());
+  for (std::uint64_t done = 0; done < bytes;) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, bytes - done));
+    const ssize_t w = ::write(fd, buffer.get(), n);
+    if (w <= 0) {
+      ::close(fd);
+      throw std::runtime_error("disk baseline: cannot write " + path.string());
+    }
+    done += static_cast<std::uint64_t>(w);
+  }
+  if (::fdatasync(fd) != 0) throw std::runtime_error("disk baseline: cannot sync " + path.string());
+  ::close(fd);
+  const double s = since(t0);
+  fs::remove(path);
+  return s;
+}
+
 // ---- child tasks (run in a new process) ------------------------------------------------------
 
 /// `again STORE N`: the N calls of W1 again, memoized, in this new process; the heap the
@@ -322,6 +358,8 @@ struct Config {
   std::string self;
   std::vector<long> w3_only;  ///< --w3: run only W3, at these numbers of calls
   bool keep = false;          ///< --keep: W3 reuses a store of DIR and leaves it there
+  bool w4_only = false;       ///< --w4: run only W4
+  bool huge = false;          ///< --huge (with --w4): a value above 4 GiB round-trips
 };
 
 json w1_w2_w5(const Config& cfg) {
@@ -464,13 +502,28 @@ json w4(const Config& cfg) {
   r["hash_vs_memcpy"] = memcpy_s / hash_s;
   v = {};
   (void)id;
+  // Disk baseline: the same number of bytes written and synced in the same directory, before
+  // and after the store (the disk's speed drifts; their mean is the baseline).
+  const auto encoded_bytes = static_cast<std::uint64_t>(n) * 8;
+  const double disk_before_s = disk_write_s(cfg.dir, encoded_bytes);
   {
-    md::Storage storage(db);
+    md::StorageOptions options;
+    options.flush_interval = std::chrono::hours(1);  // the flush below is the only one
+    md::Storage storage(db, options);
     md::Session session(storage);
     t0 = Clock::now();
+    const double c0 = cpu_s();
     auto big = make_big(n);
+    // Up to here: the op, then encoding and hashing its output; the flush writes and syncs it.
+    r["encode_and_hash_s"] = since(t0) - g_make_body_s;
+    const auto t_flush = Clock::now();
     storage.flush();
-    r["store_output_s"] = since(t0);
+    r["flush_s"] = since(t_flush);
+    const double make_and_store_s = since(t0);
+    r["store_output_cpu_s"] = cpu_s() - c0 - g_make_body_cpu_s;
+    r["make_body_s"] = g_make_body_s;
+    // Storing: everything but the op's own work (encoding, hashing, writing, syncing).
+    r["store_output_s"] = make_and_store_s - g_make_body_s;
     t0 = Clock::now();
     auto s1 = total(big);
     const double pass_s = since(t0);
@@ -484,16 +537,115 @@ json w4(const Config& cfg) {
     if (s1.cid() != s2.cid()) throw std::runtime_error("W4: memoized result differs");
     if (storage.counters().executed != 2) throw std::runtime_error("W4: wrong count");
   }
+  const double disk_after_s = disk_write_s(cfg.dir, encoded_bytes);
+  double direct_s = 0;
+  try {
+    direct_s = disk_write_s(cfg.dir, encoded_bytes, /*direct=*/true);
+  } catch (const std::exception&) {
+    // a file system without direct I/O: no such figure
+  }
+  r["disk_direct_write_s"] = direct_s;
+  r["store_vs_disk_direct"] = direct_s > 0 ? direct_s / r["store_output_s"].get<double>() : 0.0;
+  const double disk_s = (disk_before_s + disk_after_s) / 2;
+  r["disk_write_s"] = disk_s;
+  r["disk_write_before_s"] = disk_before_s;
+  r["disk_write_after_s"] = disk_after_s;
+  r["disk_mb_s"] = static_cast<double>(encoded_bytes) / disk_s / 1e6;
+  r["store_mb_s"] = static_cast<double>(encoded_bytes) / r["store_output_s"].get<double>() / 1e6;
+  r["store_vs_disk"] = disk_s / r["store_output_s"].get<double>();
   std::printf(
       "  W4 %.2f GiB: memcpy %.2f GiB/s, sum %.2f GiB/s, hash %.2f GiB/s (x%.2f of sum, x%.2f of memcpy); "
-      "store as output %.2f s; pass to an op: %.3f s of which %.3f s in the op (overhead %.2f ms); "
-      "memoized again %.1f us\n",
+      "store as output %.2f s beyond the op's %.2f s (encode + hash %.2f s, flush %.2f s; CPU %.2f s; %.0f MB/s; "
+      "disk baseline %.2f s = %.0f MB/s "
+      "(%.2f s before, %.2f s after): x%.2f of the disk; with O_DIRECT %.2f s: x%.2f); pass to an op: %.3f s of which "
+      "%.3f s in the op (overhead "
+      "%.2f ms); memoized again %.1f us\n",
       gib, r["memcpy_gib_s"].get<double>(), r["sum_gib_s"].get<double>(), r["hash_gib_s"].get<double>(),
       r["hash_vs_sum"].get<double>(), r["hash_vs_memcpy"].get<double>(), r["store_output_s"].get<double>(),
+      r["make_body_s"].get<double>(), r["encode_and_hash_s"].get<double>(), r["flush_s"].get<double>(),
+      r["store_output_cpu_s"].get<double>(), r["store_mb_s"].get<double>(), r["disk_write_s"].get<double>(),
+      r["disk_mb_s"].get<double>(), r["disk_write_before_s"].get<double>(), r["disk_write_after_s"].get<double>(),
+      r["store_vs_disk"].get<double>(), r["disk_direct_write_s"].get<double>(), r["store_vs_disk_direct"].get<double>(),
       r["pass_to_op_s"].get<double>(), r["pass_to_op_body_s"].get<double>(), r["pass_to_op_overhead_ms"].get<double>(),
       r["memoized_us"].get<double>());
   std::fflush(stdout);
   remove_store(db);
+  return r;
+}
+
+/// `--w4 --huge`: a value above 4 GiB (five blocks of 1 GiB of doubles: one typed block is at most
+/// 2^32 - 1 bytes, docs/guarantees.md) made by an op, stored, and read back in a new storage, in a
+/// file store and in an in-memory store (whose files go to TMPDIR: SQLite holds no value above
+/// about 1 GB).
+json w4_huge(const Config& cfg) {
+  constexpr long blocks = 5;
+  constexpr long per_block = (1L << 30) / 8;
+  const auto make_huge = md::op("make_huge", {"blocks", "per_block"}, [](long k, long m) {
+    std::vector<std::vector<double>> v(static_cast<std::size_t>(k));
+    for (std::size_t b = 0; b < v.size(); ++b) {
+      v[b].resize(static_cast<std::size_t>(m));
+      for (std::size_t i = 0; i < v[b].size(); ++i) v[b][i] = static_cast<double>(b * v[b].size() + i) * 0.5;
+    }
+    return v;
+  });
+  const auto check = [&](const std::vector<std::vector<double>>& v) {
+    if (v.size() != static_cast<std::size_t>(blocks)) throw std::runtime_error("W4 huge: wrong number of blocks");
+    for (std::size_t b = 0; b < v.size(); ++b) {
+      if (v[b].size() != static_cast<std::size_t>(per_block)) throw std::runtime_error("W4 huge: wrong block size");
+      for (std::size_t i = 0; i < v[b].size(); i += 4097)
+        if (v[b][i] != static_cast<double>(b * v[b].size() + i) * 0.5)
+          throw std::runtime_error("W4 huge: wrong value read back");
+    }
+  };
+  const double bytes = static_cast<double>(blocks * per_block * 8);
+  json r{{"bytes", blocks * per_block * 8}};
+  for (const bool memory : {false, true}) {
+    const fs::path db = cfg.dir / "w4-huge.db";
+    remove_store(db);
+    json run;
+    const auto t0 = Clock::now();
+    md::Id hid;
+    {
+      std::unique_ptr<md::Storage> storage =
+          memory ? std::make_unique<md::Storage>() : std::make_unique<md::Storage>(db);
+      {
+        md::Session session(*storage);
+        hid = make_huge(blocks, per_block).hid();
+      }  // flushed here: the value is stored
+      run["store_s"] = since(t0);
+      const auto stats = storage->stats();
+      run["blob_files"] = stats.blob_files;
+      run["value_bytes"] = stats.value_bytes;
+      if (memory) {
+        // An in-memory store cannot be reopened: read the value back through a new lazy ref.
+        const auto t1 = Clock::now();
+        const auto back = storage->ref<std::vector<std::vector<double>>>(hid);
+        if (!back) throw std::runtime_error("W4 huge: the value is not in the in-memory store");
+        check(back->get());
+        run["load_s"] = since(t1);
+      }
+      run["peak_rss_gib"] = static_cast<double>(max_rss_kib()) / double(1 << 20);
+    }
+    if (!memory) {
+      const auto t1 = Clock::now();
+      md::Storage storage(db);
+      const auto back = storage.ref<std::vector<std::vector<double>>>(hid);
+      if (!back) throw std::runtime_error("W4 huge: the value is not in the reopened store");
+      check(back->get());
+      run["load_s"] = since(t1);
+      const auto report = storage.check_integrity();
+      if (!report.ok()) throw std::runtime_error("W4 huge: the integrity check found problems");
+    }
+    std::printf(
+        "  W4 huge, %s store: %.2f GiB value stored in %.2f s (%.0f MB/s, %ld blob file), read back and "
+        "checked in %.2f s; peak resident %.1f GiB\n",
+        memory ? "in-memory" : "file", bytes / double(1 << 30), run["store_s"].get<double>(),
+        bytes / run["store_s"].get<double>() / 1e6, run["blob_files"].get<long>(), run["load_s"].get<double>(),
+        run["peak_rss_gib"].get<double>());
+    std::fflush(stdout);
+    r[memory ? "memory" : "file"] = run;
+    remove_store(db);
+  }
   return r;
 }
 
@@ -540,6 +692,9 @@ json targets(const json& w12, const json& w3r, const json& w4r, bool full) {
   add("5. W4 hashing >= 0.5x memory scan, no rehash when passed on, memoized in us", buf,
       w4r["hash_vs_sum"].get<double>() >= 0.5 && w4r["pass_to_op_overhead_ms"].get<double>() < 50 &&
           w4r["memoized_us"].get<double>() < 1000);
+  std::snprintf(buf, sizeof buf, "stored at %.0f MB/s, disk %.0f MB/s (write + fdatasync, same run): x%.2f",
+                w4r["store_mb_s"].get<double>(), w4r["disk_mb_s"].get<double>(), w4r["store_vs_disk"].get<double>());
+  add("5b. W4 storing the value at >= 0.5x the disk's write speed", buf, w4r["store_vs_disk"].get<double>() >= 0.5);
   std::snprintf(buf, sizeof buf, "open %.2f ms (store %ld KiB, resident growth %ld KiB)",
                 big["w5_open_ms"].get<double>(), big["w5_store_kib"].get<long>(), big["w5_rss_growth_kib"].get<long>());
   add("6. W5 open <= 50 ms without reading all calls", buf,
@@ -557,8 +712,9 @@ json targets(const json& w12, const json& w3r, const json& w4r, bool full) {
 int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--short] [--dir DIR] [--json FILE]\n"
-               "       %s --w3 N[,N...] [--keep] [--dir DIR] [--json FILE]\n",
-               argv0, argv0);
+               "       %s --w3 N[,N...] [--keep] [--dir DIR] [--json FILE]\n"
+               "       %s --w4 [--short | --huge] [--dir DIR] [--json FILE]\n",
+               argv0, argv0, argv0);
   return 2;
 }
 
@@ -595,7 +751,17 @@ int main(int argc, char** argv) {
           cfg.w3_only.push_back(v);
         }
       } else if (a == "--keep") cfg.keep = true;
+      else if (a == "--w4") cfg.w4_only = true;
+      else if (a == "--huge") cfg.huge = true;
       else return usage(argv[0]);
+    }
+    if (cfg.huge && (!cfg.w4_only || !cfg.full)) {
+      std::fprintf(stderr, "--huge only applies with --w4 (and not with --short)\n");
+      return usage(argv[0]);
+    }
+    if (cfg.w4_only && !cfg.w3_only.empty()) {
+      std::fprintf(stderr, "--w3 and --w4 are separate runs\n");
+      return usage(argv[0]);
     }
     if (cfg.keep && cfg.w3_only.empty()) {
       std::fprintf(stderr, "--keep only applies with --w3\n");
@@ -604,6 +770,8 @@ int main(int argc, char** argv) {
     fs::create_directories(cfg.dir);
     std::printf("mandala benchmark suite (%s mode), work directory %s\n",
                 !cfg.w3_only.empty() ? "W3 only"
+                : cfg.huge           ? "W4 huge"
+                : cfg.w4_only        ? (cfg.full ? "W4 only" : "W4 only, short")
                 : cfg.full           ? "full"
                                      : "short",
                 cfg.dir.c_str());
@@ -623,6 +791,18 @@ int main(int argc, char** argv) {
       std::printf("W3 took %.1f s; load average at end: %s\n", report["suite_s"].get<double>(),
                   report["load_average_end"].get<std::string>().c_str());
       if (!json_path.empty()) std::ofstream(json_path) << report.dump(2) << '\n';
+      return 0;
+    }
+    if (cfg.w4_only) {
+      report["mode"] = cfg.huge ? "w4-huge" : "w4";
+      report["w4"] = cfg.huge ? w4_huge(cfg) : w4(cfg);
+      report["suite_s"] = since(t0);
+      report["load_average_end"] = load_average();
+      std::printf("W4 took %.1f s; load average at end: %s\n", report["suite_s"].get<double>(),
+                  report["load_average_end"].get<std::string>().c_str());
+      if (!json_path.empty()) std::ofstream(json_path) << report.dump(2) << '\n';
+      std::error_code ec;
+      fs::remove(cfg.dir, ec);  // only when empty
       return 0;
     }
     report["w1_w2_w5"] = w1_w2_w5(cfg);

@@ -7,9 +7,17 @@
 //   auto frame = storage.cf(inc).expand_forward();
 //   std::cout << frame.graph_description() << '\n' << frame.eval() << '\n';
 //
-// Invariant (spec 5.2): when variable `v` is joined to function node `f` by label `L`, the
-// input/output `L` of every call in `f` is in `v`. Every operation keeps it (raw predicate
-// restriction excepted, see Closure), invariant_violations() checks it.
+// Invariant: an element sits in the variable(s) its own call connects it to. When function node
+// `f` has edges labelled `L`, the input/output `L` of every call in `f` is in at least one of the
+// variables joined to `f` by `L`, not necessarily in all of them: when `final(t)` consumes the
+// outputs of `mul -> w` and of `add -> z`, mul's outputs stay out of `z`, so the table shows no
+// value of mul under `z` and no row that only restates another. (Calls placed later bring their
+// inputs/outputs to every variable joined by then; expanding forward from `inc` in that diamond
+// places final's calls fed by mul first, so add's outputs also show under `w`, as in the
+// original.) Expansion, restriction by reachability, union, difference, merging and renaming keep
+// it. As in the original, raw predicate restriction (see Closure), removing a variable
+// (select_nodes, drop) and intersecting frames that hold a call's input/output in different
+// variables may leave that input/output in none of them. invariant_violations() checks it.
 //
 // Conventions:
 // - Every operation that changes a frame has a returning form, which leaves the frame alone and
@@ -23,11 +31,15 @@
 //   what a frame already holds is not refreshed.
 //
 // Where this differs from the original (shared/reference/mandala-spec.md section 5):
-// - Expansion keeps the invariant: when it glues an edge onto a reused function node, the
-//   inputs/outputs of the calls already in that node join the variable too (the original leaves
-//   them out and its own _check() fails, e.g. upstream test_merge before merge_vars).
-// - merge_vars() also merges a variable into another with an equal ref set (the later name into
-//   the earlier), so such duplicates (see the previous point) disappear.
+// - Expansion places calls as the original does: a call new to a function node brings its
+//   inputs/outputs to the variables joined to the node by their labels at that moment; calls
+//   already in the node bring nothing. One addition: when a label gets its first edge at a node
+//   that already holds calls, those calls' inputs/outputs along it join the variable (the original
+//   leaves them in no variable, so they lose their history in df()).
+// - Unions are refused only when they break the invariant above; the original refuses a union
+//   unless every input/output is in every variable of its label.
+// - A function node keeps a label only through an edge: an intersection that keeps the node but
+//   none of the edges of a label shows no `@label` for it (the original keeps the empty label).
 // - df() of one node gives its values (or calls); frames of unconnected parts or of isolated
 //   variables give the union of their rows (the original raises IndexError).
 // - Empty function nodes are valid (printable, drawable); cleanup() and difference() remove
@@ -40,8 +52,10 @@
 //   deterministic topological order (ties by name).
 // - df() joins: null matches null as in pandas, except that a row whose shared columns are all
 //   null matches nothing (pandas pairs it with every such row: a cartesian product).
-// - Restrictions keep the invariant: weak reachability and the given nodes' own calls bring their
-//   complete inputs/outputs; difference() removes calls left with a missing input/output.
+// - Restrictions keep the invariant: after weak reachability, a kept call's input/output that is
+//   in none of its label's variables returns to those that held it before; difference() removes
+//   calls left with an input/output in none of its label's variables. df() reads the strong
+//   midstream as it is, as the original.
 // - isin() compares canonical encodings (content ids); the `closed` restriction variants keep
 //   whole computations, so the result satisfies the invariant.
 
@@ -264,8 +278,8 @@ class ComputationFrame {
 
   // ---- set operations (spec 5.7; over node names) ---------------------------------------------
   /// Union of graphs and elements; nodes of the same name merge. Errc::invalid_argument when a
-  /// name is a variable in one frame and a function in the other, or the frames come from
-  /// different storages.
+  /// name is a variable in one frame and a function in the other, the frames come from different
+  /// storages, or the union breaks the invariant.
   [[nodiscard]] ComputationFrame union_with(const ComputationFrame& other) const;
   /// Nodes, edges and elements present in both.
   [[nodiscard]] ComputationFrame intersection_with(const ComputationFrame& other) const;
@@ -297,8 +311,8 @@ class ComputationFrame {
   /// Moves the elements of `node` into `into` (same kind), redirects its edges and drops it.
   [[nodiscard]] ComputationFrame merge_into(std::string_view node, std::string_view into) const;
   ComputationFrame& merge_into_inplace(std::string_view node, std::string_view into);
-  /// Repeatedly merges a variable into another that contains its refs (strictly, or an equal
-  /// set under an earlier name) until none is left; the original requires strict containment.
+  /// Repeatedly merges a variable into another that strictly contains its refs until none is
+  /// left (as the original).
   [[nodiscard]] ComputationFrame merge_vars() const;
   ComputationFrame& merge_vars_inplace();
   /// Removes empty nodes.

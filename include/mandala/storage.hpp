@@ -18,6 +18,7 @@
 #include "mandala/id.hpp"
 #include "mandala/op.hpp"
 #include "mandala/ref.hpp"
+#include "mandala/reports.hpp"
 
 namespace mandala {
 
@@ -75,112 +76,6 @@ struct CallCounters {
   [[nodiscard]] std::uint64_t reused() const { return reused_by_history + reused_by_content; }
 };
 
-struct StorageStats {
-  std::uint64_t ops = 0;
-  std::uint64_t calls = 0;
-  std::uint64_t values = 0;
-  std::uint64_t refs = 0;         ///< distinct history ids among call inputs and outputs
-  std::uint64_t blob_files = 0;   ///< values whose bytes are kept in a blob file
-  std::uint64_t value_bytes = 0;  ///< encoded bytes of all stored values
-  friend bool operator==(const StorageStats&, const StorageStats&) = default;
-};
-
-struct CleanupReport {
-  std::uint64_t values_removed = 0;
-  std::uint64_t bytes_freed = 0;
-  std::uint64_t blob_files_removed = 0;
-};
-
-/// One thing wrong in a store, found by Storage::check_integrity().
-struct IntegrityProblem {
-  /// Stable name of the kind of problem (scripts may switch on it):
-  ///   "sqlite"            SQLite's own integrity check reports damaged pages, rows or indexes
-  ///   "missing_op"        a call refers to an op the ops table does not hold
-  ///   "bad_op"            an op's input or output name list is unreadable
-  ///   "missing_version"   a call refers to a semantic code version the store does not hold
-  ///   "bad_io"            a call's input/output list (its io column) cannot be decoded
-  ///   "bad_cid"           a call's stored content id is neither 16 bytes nor empty
-  ///   "underivable_cid"   a call stores no content id, but it cannot be derived from its row
-  ///   "orphan_io"         a ref index row belongs to no stored call, or to a call without that ref
-  ///   "unindexed_io"      an input/output of a call has no ref index row
-  ///   "missing_output"    a call lacks an output its op declares
-  ///   "unexpected_output" a call has an output its op does not declare
-  ///   "duplicate_call"    one ref is the output of more than one stored call (a call recorded twice)
-  ///   "ref_conflict"      one ref (history id) appears with more than one content id
-  ///   "missing_value"     a ref's value is stored neither inline nor as a blob file row
-  ///   "value_mismatch"    an inline value's bytes (or recorded size) do not match its id
-  ///   "missing_blob"      a value recorded as a blob file has no file
-  ///   "blob_mismatch"     a blob file's content does not match its id, or cannot be read
-  ///   "index_count"       an index and its table disagree on the number of rows
-  ///   "count_mismatch"    a maintained count (calls, output bytes or last call of an op; values,
-  ///                       value bytes, blob values or refs of the store) differs from a recount
-  std::string kind;
-  /// What is wrong, naming the call, ref or value id involved.
-  std::string message;
-};
-
-/// The result of Storage::check_integrity(): what was checked and every problem found.
-struct IntegrityReport {
-  std::vector<IntegrityProblem> problems;
-  /// Harmless findings that do not make the store inconsistent, with the same shape as problems:
-  ///   "stray_blob"      a blob file no value row refers to (left by an interrupted or failed
-  ///                     flush, or written by another process that has not committed yet);
-  ///                     cleanup() removes it
-  ///   "stale_temporary" a temporary blob file older than an hour (an interrupted write);
-  ///                     cleanup() removes it
-  ///   "unused_value_without_blob"  a value no call uses lacks its blob file (a cleanup was
-  ///                     interrupted); cleanup() removes the row
-  ///   "detached_ref"    a call input whose creating call is no longer stored (dropped without
-  ///                     its dependents); its value is still there
-  std::vector<IntegrityProblem> warnings;
-  std::uint64_t ops = 0;
-  std::uint64_t calls = 0;
-  std::uint64_t io_rows = 0;              ///< inputs and outputs of calls
-  std::uint64_t refs = 0;                 ///< distinct history ids among them
-  std::uint64_t values = 0;               ///< value rows, each hashed and compared with its id
-  std::uint64_t blob_files = 0;           ///< blob files found on disk
-  std::uint64_t unreferenced_values = 0;  ///< values no call uses (kept until cleanup())
-  [[nodiscard]] bool ok() const { return problems.empty(); }
-};
-
-/// Progress of a long operation: `done` of `total` units of work.
-using ProgressCallback = std::function<void(std::uint64_t done, std::uint64_t total)>;
-
-// ---- inspection (what the `mandala` command shows; read-only queries) -------------------------
-
-/// One op (name and version) known to a store, with what its stored calls add up to.
-struct OpSummary {
-  std::string name;
-  std::uint32_t version = 0;
-  std::vector<std::string> inputs;   ///< input names as declared
-  std::vector<std::string> outputs;  ///< output names as declared
-  std::uint64_t calls = 0;           ///< stored calls
-  /// Encoded bytes of the outputs of its stored calls (a value output by k calls counts k times).
-  std::uint64_t output_bytes = 0;
-  /// When its most recently recorded call was recorded; nullopt without calls.
-  std::optional<std::chrono::system_clock::time_point> last_call;
-  friend bool operator==(const OpSummary&, const OpSummary&) = default;
-};
-
-/// A summary of a whole store.
-struct StorageInfo {
-  std::filesystem::path path;  ///< empty for an in-memory storage
-  int schema_version = 0;
-  std::optional<std::chrono::system_clock::time_point> created;
-  StorageStats stats;
-  std::uint64_t database_bytes = 0;   ///< the database file and its write-ahead log
-  std::uint64_t blob_file_bytes = 0;  ///< the files of large values
-  std::vector<OpSummary> ops;         ///< by name, then version
-};
-
-/// Which calls of an op Storage::find_calls returns.
-struct CallQuery {
-  std::optional<std::uint32_t> version;  ///< all versions when empty
-  std::size_t limit = SIZE_MAX;
-  std::size_t offset = 0;
-  bool newest_first = false;  ///< storage order (oldest first) otherwise
-};
-
 /// A call or ref whose history id starts with a given prefix (Storage::find_by_prefix).
 struct IdMatch {
   enum class Kind { call, ref };
@@ -196,7 +91,10 @@ class Storage {
  public:
   /// A private in-memory storage.
   Storage();
-  /// Opens or creates a store file. Errc::corrupt_store for a file that is not SQLite,
+  /// Opens or creates the store at a location: a file path, `sqlite:///ABSOLUTE/PATH` or
+  /// `sqlite:RELATIVE/PATH` (an SQLite file), or `postgresql://...` (docs/storage-format.md,
+  /// "Store locations"); Errc::invalid_argument for an unknown scheme or a backend this build
+  /// lacks. Errc::corrupt_store for a file that is not SQLite,
   /// Errc::foreign_database for an SQLite database that is not a mandala store,
   /// Errc::schema_mismatch for a store of another schema; nothing on disk changes then.
   explicit Storage(const std::filesystem::path& path, StorageOptions options = {});
@@ -229,7 +127,8 @@ class Storage {
   [[nodiscard]] Mode mode() const;
   [[nodiscard]] CallCounters counters() const;
   [[nodiscard]] StorageStats stats();
-  /// Empty for an in-memory storage.
+  /// The store's file (the path an `sqlite:` location names), the location itself for other
+  /// backends; empty for an in-memory storage.
   [[nodiscard]] const std::filesystem::path& path() const;
 
   // ---- queries (pending calls are flushed first) ------------------------------------------

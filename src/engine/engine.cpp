@@ -40,18 +40,18 @@ std::shared_ptr<RefState> make_lazy(const std::shared_ptr<StorageCore>& self, co
 }  // namespace
 
 StorageCore::StorageCore(const std::filesystem::path& path, const StorageOptions& options)
-    : m_path(path),
+    : m_path(store::sqlite_path(path.string()).value_or(path)),
       m_options(options),
       m_last_flush(std::chrono::steady_clock::now()),
       m_calls_by_hid(options.call_cache_capacity),
       m_hid_by_cid(options.call_cache_capacity),
       m_known_values(options.call_cache_capacity) {
-  store::SqliteOptions so;
+  store::StoreOptions so;
   so.blob_threshold_bytes = options.blob_threshold_bytes;
   so.read_only = options.read_only;
   so.lock_timeout = options.lock_timeout;
   so.durable_flush = options.durable_flush;
-  m_store = store::open_sqlite_store(path, so);
+  m_store = store::open_store(path.string(), so);
 }
 
 StorageCore::~StorageCore() {

@@ -233,8 +233,8 @@ Table ComputationFrame::df(const DfOptions& options) const {
   if (wanted.empty()) return Table();
   if (wanted.size() == 1) return single_node(self, wanted.front(), options.values);
 
-  const auto restricted = midstream(wanted);
-  const FrameImpl& r = *restricted.m_impl;
+  const auto restricted = detail::midstream_of(self, wanted, Reach::strong);
+  const FrameImpl& r = *restricted;
   auto pool = std::make_shared<detail::CollectionPool>();
   RowTable result;
   if (r.nodes.empty()) {

@@ -319,7 +319,7 @@ ComputationFrame stream(const ComputationFrame& self, const std::vector<std::str
   NodeSets initial;
   for (const auto& n : given) initial[n] = impl->node(n).elems;
   impl->select_subsets(impl->reachable(initial, direction, how));
-  impl->complete_ios();  // weak reach, and calls of the given nodes, may miss inputs/outputs
+  impl->complete_ios(self.impl());  // weak reach, and calls of the given nodes, may miss inputs/outputs
   return ComputationFrame(std::move(impl));
 }
 }  // namespace
@@ -331,8 +331,9 @@ ComputationFrame ComputationFrame::upstream(const std::vector<std::string>& node
   return stream(*this, nodes, Direction::back, how);
 }
 
-ComputationFrame ComputationFrame::midstream(const std::vector<std::string>& nodes, Reach how) const {
-  auto impl = std::make_unique<FrameImpl>(*m_impl);
+namespace detail {
+std::unique_ptr<FrameImpl> midstream_of(const FrameImpl& self, const std::vector<std::string>& nodes, Reach how) {
+  auto impl = std::make_unique<FrameImpl>(self);
   const auto given = checked_nodes(*impl, nodes);
   // Nodes on edges of paths between two distinct given nodes: (a, b) lies on a path from s to e
   // when a is reachable from s and e from b.
@@ -354,7 +355,13 @@ ComputationFrame ComputationFrame::midstream(const std::vector<std::string>& nod
   for (auto& [name, elems] : impl->source_elements())
     if (given.contains(name)) initial[name] = std::move(elems);
   impl->select_subsets(impl->reachable(initial, Direction::forward, how));
-  impl->complete_ios();  // weak reach, and calls of the given nodes, may miss inputs/outputs
+  return impl;
+}
+}  // namespace detail
+
+ComputationFrame ComputationFrame::midstream(const std::vector<std::string>& nodes, Reach how) const {
+  auto impl = detail::midstream_of(*m_impl, nodes, how);
+  impl->complete_ios(*m_impl);  // weak reach, and calls of the given nodes, may miss inputs/outputs
   return ComputationFrame(std::move(impl));
 }
 
@@ -630,9 +637,8 @@ ComputationFrame& ComputationFrame::merge_vars_inplace() {
       if (!na.is_var) continue;
       for (const auto& [b, nb] : m_impl->nodes) {
         if (!nb.is_var || a == b) continue;
-        // contained in another variable (equal sets: the later name goes into the earlier one)
-        const bool smaller = na.elems.size() < nb.elems.size() || (na.elems.size() == nb.elems.size() && b < a);
-        if (smaller && detail::is_subset(na.elems, nb.elems)) {
+        // strictly contained in another variable, as in the original
+        if (na.elems.size() < nb.elems.size() && detail::is_subset(na.elems, nb.elems)) {
           const std::string from = a, to = b;
           m_impl->merge_into(from, to);
           merged = true;

@@ -74,11 +74,12 @@ struct FrameImpl {
   void select_nodes(const std::set<std::string>& keep);
   void select_subsets(const NodeSets& elems);
   void drop_unreachable(Direction direction, Reach how);
-  /// Adds every connected input/output of the calls present to the variables across the edge
-  /// (after a weak restriction, which keeps calls with only some of them).
-  void complete_ios();
-  /// Removes calls with a connected input/output missing from a variable across the edge, then
-  /// what is no longer reachable from sources (after element sets were cut arbitrarily).
+  /// After a restriction of `before` (weak reach keeps calls with only some inputs/outputs): a
+  /// connected input/output of a call that is in none of the variables joined by its label goes
+  /// back into those of them that held it in `before` (all of them when none did).
+  void complete_ios(const FrameImpl& before);
+  /// Removes calls with a connected input/output in none of the variables joined by its label,
+  /// then what is no longer reachable from sources (after element sets were cut arbitrarily).
   void prune_to_invariant();
   void cleanup();
   void expand(Direction direction, const std::vector<std::string>& vars, Recursive recursive,
@@ -93,5 +94,9 @@ struct FrameImpl {
   [[nodiscard]] std::size_t num_calls() const;
   [[nodiscard]] std::vector<std::string> violations() const;
 };
+
+/// midstream() without completing the inputs/outputs of the calls kept: what df() reads, as the
+/// original's df() does.
+std::unique_ptr<FrameImpl> midstream_of(const FrameImpl& self, const std::vector<std::string>& nodes, Reach how);
 
 }  // namespace mandala::detail

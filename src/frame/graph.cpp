@@ -504,13 +504,44 @@ void FrameImpl::select_subsets(const NodeSets& elems) {
 
 void FrameImpl::drop_unreachable(Direction direction, Reach how) {
   const auto initial = direction == Direction::forward ? source_elements() : sink_elements();
+  if (how == Reach::strong) {  // keeps the invariant
+    select_subsets(reachable(initial, direction, how));
+    return;
+  }
+  const FrameImpl before = *this;
   select_subsets(reachable(initial, direction, how));
-  complete_ios();  // weak reach may keep calls with only some inputs/outputs
+  complete_ios(before);  // weak reach may keep calls with only some inputs/outputs
 }
 
-void FrameImpl::complete_ios() {
-  for (const auto& [name, n] : nodes)
-    if (!n.is_var) pend_ios(n, n.elems);
+void FrameImpl::complete_ios(const FrameImpl& before) {
+  for (const auto& [name, n] : nodes) {
+    if (n.is_var) continue;
+    for (const auto* adj : {&n.in, &n.out}) {
+      const bool inputs = adj == &n.in;
+      for (const auto& [label, vars] : *adj) {
+        const auto l = u->find_name(label);
+        if (l == no_name) continue;
+        for (auto c : n.elems)
+          for (const auto& io : inputs ? u->call(c).inputs : u->call(c).outputs) {
+            if (io.label != l) continue;
+            if (std::any_of(vars.begin(), vars.end(),
+                            [&](const std::string& v) { return contains(node(v).elems, io.ref); }))
+              continue;
+            // back into the variables that held it before the restriction (all of them when none did)
+            bool placed = false;
+            for (const auto& v : vars) {
+              auto b = before.nodes.find(v);
+              if (b != before.nodes.end() && contains(b->second.elems, io.ref)) {
+                m_pending[v].push_back(io.ref);
+                placed = true;
+              }
+            }
+            if (!placed)
+              for (const auto& v : vars) m_pending[v].push_back(io.ref);
+          }
+      }
+    }
+  }
   finish_adds();
 }
 
@@ -526,8 +557,9 @@ void FrameImpl::prune_to_invariant() {
         for (const auto& io : *side) {
           auto it = adj.find(u->name(io.label));
           if (it == adj.end()) continue;
-          for (const auto& v : it->second)
-            if (!contains(node(v).elems, io.ref)) return true;
+          if (std::none_of(it->second.begin(), it->second.end(),
+                           [&](const std::string& v) { return contains(node(v).elems, io.ref); }))
+            return true;
         }
       }
       return false;
@@ -663,21 +695,20 @@ std::set<std::string> FrameImpl::expand_step(Direction direction, const std::set
       add_func(fname, op);
       added.insert(fname);
     }
-    // Edges added to a node that already holds calls: those calls' inputs/outputs along the
-    // label join the variable too, so the invariant holds (the original leaves it broken here).
-    std::vector<std::pair<std::string, std::string>> new_in, new_out;  // (var, label)
-    for (const auto& [label, vs] : key.second)
+    // Labels that get their first edge at this node (on either side) while it holds calls.
+    const bool had_calls = !node(fname).elems.empty();
+    std::vector<std::string> new_in_labels, new_out_labels;
+    for (const auto& [label, vs] : key.second) {
+      const Node& f = node(fname);
+      if (had_calls && !(back ? f.out : f.in).contains(label)) (back ? new_out_labels : new_in_labels).push_back(label);
       for (const auto& v : vs) {
         if (back) {
-          if (!has_edge(fname, v, label)) {
-            add_edge(fname, v, label);
-            new_out.emplace_back(v, label);
-          }
+          if (!has_edge(fname, v, label)) add_edge(fname, v, label);
         } else if (!has_edge(v, fname, label)) {
           add_edge(v, fname, label);
-          new_in.emplace_back(v, label);
         }
       }
+    }
     // Variables for the other side (inputs when going back, outputs going forward).
     std::map<std::uint32_t, ElemSet> dual_ids;
     for (auto c : group)
@@ -703,20 +734,29 @@ std::set<std::string> FrameImpl::expand_step(Direction direction, const std::set
         add_var(vname);
         added.insert(vname);
       }
-      if (back) {
-        add_edge(vname, fname, label);
-        new_in.emplace_back(vname, label);
-      } else {
-        add_edge(fname, vname, label);
-        new_out.emplace_back(vname, label);
-      }
+      if (had_calls) (back ? new_in_labels : new_out_labels).push_back(label);
+      if (back) add_edge(vname, fname, label);
+      else add_edge(fname, vname, label);
     }
-    const ElemSet existing = node(fname).elems;
-    add_calls(fname, group);
-    if (!existing.empty() && (!new_in.empty() || !new_out.empty())) {
+    // The calls new to the node bring their inputs/outputs to every variable now joined to it by
+    // their labels (calls already there bring nothing, as in the original). A label new to a node
+    // that held calls gets those calls' inputs/outputs too, so each of them has a variable.
+    const ElemSet& existing = node(fname).elems;  // unchanged until finish_adds()
+    if (existing.empty()) {
+      add_calls(fname, group);
+    } else {
+      ElemSet fresh;
+      for (auto c : group)
+        if (!contains(existing, c)) fresh.push_back(c);
+      add_calls(fname, fresh);
+    }
+    if (!new_in_labels.empty() || !new_out_labels.empty()) {
+      const Node& f = node(fname);
       std::vector<std::pair<ElemSet*, std::uint32_t>> ins, outs;  // (pending list, label id)
-      for (const auto& [v, label] : new_in) ins.emplace_back(&m_pending[v], u->find_name(label));
-      for (const auto& [v, label] : new_out) outs.emplace_back(&m_pending[v], u->find_name(label));
+      for (const auto& label : new_in_labels)
+        for (const auto& v : f.in.at(label)) ins.emplace_back(&m_pending[v], u->find_name(label));
+      for (const auto& label : new_out_labels)
+        for (const auto& v : f.out.at(label)) outs.emplace_back(&m_pending[v], u->find_name(label));
       for (auto c : existing) {
         const CallRow& row = u->call(c);
         for (const auto& [pending, l] : ins)
@@ -818,10 +858,15 @@ std::vector<std::string> FrameImpl::violations() const {
         for (const auto& io : ios) {
           auto it = adj.find(u->name(io.label));
           if (it == adj.end()) continue;
-          for (const auto& v : it->second)
-            if (has(v) && !contains(node(v).elems, io.ref))
-              out.push_back(node_name + ": " + what + " " + u->name(io.name) + " of call " + row.hid.hex() +
-                            " is missing from variable " + v);
+          const bool held = std::any_of(it->second.begin(), it->second.end(), [&](const std::string& v) {
+            return has(v) && contains(node(v).elems, io.ref);
+          });
+          if (!held) {
+            std::string vars;
+            for (const auto& v : it->second) vars += (vars.empty() ? "" : " | ") + v;
+            out.push_back(node_name + ": " + what + " " + u->name(io.name) + " of call " + row.hid.hex() +
+                          " is in none of the variables joined by its label: " + vars);
+          }
         }
       };
       check(row.inputs, n.in, "input");

@@ -14,17 +14,22 @@
 namespace mandala::store {
 
 /// Fault injection (tests): when set, called before each step of writing a blob file ("create",
-/// "write", "sync", "rename"); a non-zero errno it returns makes that step fail as if the system
+/// "write", "sync", "rename", "sync_dir"); a non-zero errno it returns makes that step fail as if the system
 /// call had failed with it.
 using BlobFaultHook = int (*)(const char* step);
 void set_blob_fault_hook(BlobFaultHook hook) noexcept;
 
 class BlobFiles {
  public:
-  explicit BlobFiles(std::filesystem::path dir) : m_dir(std::move(dir)) {}
+  /// Whether written files are synced to the disk: yes for a store's files; no for the files of
+  /// an in-memory store, which end with the process anyway.
+  enum class Sync { yes, no };
+
+  explicit BlobFiles(std::filesystem::path dir, Sync sync = Sync::yes) : m_dir(std::move(dir)), m_sync(sync) {}
 
   /// Writes the value unless a file for it exists. Errc::io on failure (nothing half-written
-  /// is ever visible under the final name).
+  /// is ever visible under the final name, and a file this call created is removed again when
+  /// its directory entry could not be synced).
   void write(const Id& cid, std::span<const std::byte> bytes) const;
   /// The bytes; nullopt when there is no file. Errc::corrupt_store when the content does not
   /// hash to `cid`.
@@ -45,6 +50,7 @@ class BlobFiles {
 
  private:
   std::filesystem::path m_dir;
+  Sync m_sync;
 };
 
 }  // namespace mandala::store

@@ -4,7 +4,7 @@
 
 #include <sqlite3.h>
 
-#include "mandala/storage.hpp"
+#include "mandala/reports.hpp"
 #include "store/blob_files.hpp"
 
 namespace mandala::store {

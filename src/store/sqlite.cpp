@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -82,6 +83,10 @@ void throw_sqlite(sqlite3* db, int rc, std::string_view doing, std::string_view 
         }
       }
     }
+    case SQLITE_TOOBIG:
+      throw Error(Errc::io, msg + "; it is larger than SQLite's length limit (" +
+                                (db != nullptr ? std::to_string(length_limit(db)) : std::string("about 10^9")) +
+                                " bytes)");
     case SQLITE_BUSY:
     case SQLITE_LOCKED: throw Busy(Errc::io, msg + "; another connection holds the store's lock");
     default: throw Error(Errc::io, msg);
@@ -110,6 +115,19 @@ int busy_handler(void* context, int count) {
 }
 }  // namespace
 
+std::int64_t length_limit(sqlite3* db) { return sqlite3_limit(db, SQLITE_LIMIT_LENGTH, -1); }
+
+namespace {
+std::atomic<std::int64_t> test_length_limit{0};
+}
+
+void set_length_limit_for_tests(std::int64_t bytes) noexcept { test_length_limit.store(bytes); }
+
+void configure_limits(sqlite3* db) {
+  const std::int64_t limit = test_length_limit.load();
+  if (limit > 0) sqlite3_limit(db, SQLITE_LIMIT_LENGTH, static_cast<int>(std::min<std::int64_t>(limit, INT32_MAX)));
+}
+
 void install_busy_handler(sqlite3* db, const Backoff& backoff) {
   sqlite3_busy_handler(db, busy_handler, const_cast<Backoff*>(&backoff));
 }
@@ -129,33 +147,48 @@ Statement::Statement(sqlite3* db, std::string_view sql) : m_db(db) {
 
 Statement::~Statement() { sqlite3_finalize(m_stmt); }
 
+void Statement::rewind_for_binding() {
+  // A statement left mid-query (its reader stopped early or threw) must be rewound, or SQLite
+  // refuses the bind (SQLITE_MISUSE) and the next step would go on with the old query.
+  if (m_done || sqlite3_stmt_busy(m_stmt) != 0) reset();
+}
+
+void Statement::check_bind(int rc, int index) const {
+  if (rc != SQLITE_OK) throw_sqlite(m_db, rc, "binding parameter " + std::to_string(index) + " of a query");
+}
+
 Statement& Statement::bind(int index, std::int64_t v) {
-  if (m_done) reset();
-  sqlite3_bind_int64(m_stmt, index, v);
+  rewind_for_binding();
+  check_bind(sqlite3_bind_int64(m_stmt, index, v), index);
   return *this;
 }
 
 Statement& Statement::bind(int index, std::string_view v) {
-  if (m_done) reset();
-  sqlite3_bind_text(m_stmt, index, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  rewind_for_binding();
+  // (A null pointer would bind NULL: an empty text is bound as one.)
+  check_bind(
+      sqlite3_bind_text64(m_stmt, index, v.data() != nullptr ? v.data() : "", v.size(), SQLITE_STATIC, SQLITE_UTF8),
+      index);
   return *this;
 }
 
 Statement& Statement::bind(int index, const Id& v) {
-  if (m_done) reset();
-  sqlite3_bind_blob(m_stmt, index, v.bytes.data(), static_cast<int>(v.bytes.size()), SQLITE_STATIC);
+  rewind_for_binding();
+  check_bind(sqlite3_bind_blob64(m_stmt, index, v.bytes.data(), v.bytes.size(), SQLITE_STATIC), index);
   return *this;
 }
 
 Statement& Statement::bind_blob(int index, std::span<const std::byte> v) {
-  if (m_done) reset();
-  sqlite3_bind_blob64(m_stmt, index, v.data(), v.size(), SQLITE_STATIC);
+  rewind_for_binding();
+  // A null pointer would bind NULL: an empty blob is bound as a zero-length blob.
+  static constexpr std::byte empty{};
+  check_bind(sqlite3_bind_blob64(m_stmt, index, v.empty() ? &empty : v.data(), v.size(), SQLITE_STATIC), index);
   return *this;
 }
 
 Statement& Statement::bind_null(int index) {
-  if (m_done) reset();
-  sqlite3_bind_null(m_stmt, index);
+  rewind_for_binding();
+  check_bind(sqlite3_bind_null(m_stmt, index), index);
   return *this;
 }
 
@@ -165,6 +198,7 @@ bool Statement::step() {
   if (rc == SQLITE_ROW) return true;
   m_done = true;
   if (rc == SQLITE_DONE) return false;
+  // (reset reports the same error again: it is the one thrown here)
   sqlite3_reset(m_stmt);
   throw_sqlite(m_db, rc, "running a query");
 }
@@ -175,6 +209,16 @@ void Statement::run() {
 }
 
 void Statement::reset() {
+  // After a step that failed, step() has reset the statement already and thrown its error; a
+  // reset now reports only what happened since.
+  const int rc = sqlite3_reset(m_stmt);
+  const int cleared = sqlite3_clear_bindings(m_stmt);
+  m_done = false;
+  if (rc != SQLITE_OK) throw_sqlite(m_db, rc, "resetting a query");
+  if (cleared != SQLITE_OK) throw_sqlite(m_db, cleared, "clearing the parameters of a query");
+}
+
+void Statement::reset_quietly() noexcept {
   sqlite3_reset(m_stmt);
   sqlite3_clear_bindings(m_stmt);
   m_done = false;

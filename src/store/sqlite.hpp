@@ -49,6 +49,18 @@ class Backoff {
   std::chrono::milliseconds m_timeout;
 };
 
+/// The longest string, blob or table row the connection accepts (SQLite's SQLITE_LIMIT_LENGTH,
+/// about 1 GB by default). A value whose row would be longer is kept in a blob file.
+[[nodiscard]] std::int64_t length_limit(sqlite3* db);
+
+/// Test hook: connections configured by configure_limits() after this call accept at most
+/// `bytes` per string, blob or row (0: SQLite's own limit), so tests reach the limit with small
+/// values.
+void set_length_limit_for_tests(std::int64_t bytes) noexcept;
+
+/// Applies the limit set by set_length_limit_for_tests() (if any) to a new connection.
+void configure_limits(sqlite3* db);
+
 /// Installs the backoff as the connection's busy handler: SQLite then waits for locks itself.
 /// `backoff` must outlive the connection.
 void install_busy_handler(sqlite3* db, const Backoff& backoff);
@@ -75,6 +87,8 @@ auto retry_while_busy(const Backoff& backoff, F&& attempt, R&& reset) {
 
 /// A prepared statement. Bound text and blobs are not copied: they must stay alive until the
 /// statement has been stepped (bind and step in one expression, or keep the data around).
+/// A bind SQLite refuses (a blob or text above the length limit, a parameter out of range)
+/// throws, as does any failing step or reset: no parameter is ever silently left NULL.
 class Statement {
  public:
   Statement(sqlite3* db, std::string_view sql);
@@ -94,6 +108,9 @@ class Statement {
   void run();
   /// Clears bindings and rewinds; done automatically before each first step after completion.
   void reset();
+  /// reset() for destructors and error paths: errors are ignored (the statement is rewound
+  /// anyway).
+  void reset_quietly() noexcept;
 
   [[nodiscard]] std::int64_t int64(int col) const;
   [[nodiscard]] std::string text(int col) const;
@@ -104,6 +121,11 @@ class Statement {
   [[nodiscard]] bool is_null(int col) const;
 
  private:
+  /// Rewinds before the first bind of a new execution.
+  void rewind_for_binding();
+  /// Throws when a bind failed (rc is sqlite3_bind_*'s result).
+  void check_bind(int rc, int index) const;
+
   sqlite3* m_db;
   sqlite3_stmt* m_stmt = nullptr;
   bool m_done = false;

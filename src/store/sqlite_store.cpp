@@ -12,12 +12,15 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
 #include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
+
+#include <stdlib.h>  // mkdtemp
 
 #include <nlohmann/json.hpp>
 
@@ -29,6 +32,7 @@
 #include "store/file_system.hpp"
 #include "store/integrity.hpp"
 #include "store/sqlite.hpp"
+#include "store/sqlite_store.hpp"
 #include "store/store.hpp"
 #include "store/version_tables.hpp"
 
@@ -233,11 +237,18 @@ void sync_directory(const fs::path& dir) {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(const fs::path& path, const SqliteOptions& options) : m_options(options) {
-    const bool memory = path.empty();
-    if (!memory) m_blobs.emplace(fs::path(path.string() + ".blobs"));
-    open(path, memory);
+  SqliteStore(const fs::path& path, const StoreOptions& options) : m_options(options), m_memory(path.empty()) {
+    if (!m_memory) m_blobs.emplace(fs::path(path.string() + ".blobs"));
+    open(path, m_memory);
   }
+
+  ~SqliteStore() override {
+    std::error_code ec;
+    if (!m_temporary_blob_dir.empty()) fs::remove_all(m_temporary_blob_dir, ec);
+  }
+
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
 
   std::optional<CallRecord> call_by_hid(const Id& hid) override {
     return reading([&]() -> std::optional<CallRecord> { return one_call(call_by_hid_statement().bind(1, hid)); });
@@ -313,7 +324,7 @@ class SqliteStore final : public Store {
     // be committed. A value whose file is missing (a cleanup interrupted between removing files
     // and its commit) gets it back here.
     for (const auto& v : batch.values)
-      if (is_blob(v.bytes)) m_blobs->write(v.cid, v.bytes);
+      if (is_blob(v.bytes)) blobs_for_writing(v.bytes.size()).write(v.cid, v.bytes);
 
     try {
       // Under the write lock: no other connection commits between this look and the commit.
@@ -1351,6 +1362,8 @@ class SqliteStore final : public Store {
                                 ": fix its permissions to record calls, or open it read-only "
                                 "(StorageOptions::read_only, the mandala read commands) to read it");
     }
+    sql::configure_limits(m_db.get());
+    m_max_inline_bytes = static_cast<std::size_t>(std::max<std::int64_t>(sql::length_limit(m_db.get()) - 256, 0));
     sql::install_busy_handler(m_db.get(), m_backoff);
     // Another process may be creating or recovering the same file: retry the whole check.
     try {
@@ -1621,8 +1634,34 @@ class SqliteStore final : public Store {
       throw Error(Errc::io, "the store was opened read-only; open it writable to record or remove calls");
   }
 
+  /// Whether a value goes to a blob file: above the blob threshold in a file store, and in any
+  /// store when its row would be above SQLite's length limit (SQLite would refuse it).
   [[nodiscard]] bool is_blob(const std::vector<std::byte>& bytes) const {
-    return m_blobs && bytes.size() > m_options.blob_threshold_bytes;
+    return bytes.size() > m_max_inline_bytes || (!m_memory && bytes.size() > m_options.blob_threshold_bytes);
+  }
+
+  /// The blob files, for a write with values to keep in files. An in-memory store makes their
+  /// directory when it first needs it ($TMPDIR/mandala-memory-XXXXXX, removed with the store);
+  /// when it cannot, the write is refused (Errc::io) before anything is recorded.
+  BlobFiles& blobs_for_writing(std::size_t value_bytes) {
+    if (m_blobs) return *m_blobs;
+    const char* env = std::getenv("TMPDIR");
+    const bool tmpdir_set = env != nullptr && *env != '\0';
+    const fs::path base = tmpdir_set ? fs::path(env) : fs::path("/tmp");
+    std::string dir = (base / "mandala-memory-XXXXXX").string();
+    if (::mkdtemp(dir.data()) == nullptr) {
+      const int err = errno;
+      throw Error(Errc::io,
+                  "cannot create a directory for the large values of an in-memory store in " + base.string() +
+                      (tmpdir_set ? " (TMPDIR)" : " (TMPDIR is not set)") + ": " + std::strerror(err) +
+                      "; a value of " + std::to_string(value_bytes) + " bytes is above SQLite's length limit (" +
+                      std::to_string(m_max_inline_bytes) +
+                      " bytes per value), so even an in-memory store keeps it in a file: set TMPDIR to a writable "
+                      "directory with room for it, or use a file store; nothing was recorded");
+    }
+    m_temporary_blob_dir = dir;
+    m_blobs.emplace(fs::path(dir), BlobFiles::Sync::no);
+    return *m_blobs;
   }
 
   sql::Statement& stmt(std::unique_ptr<sql::Statement>& slot, std::string_view text) {
@@ -1712,7 +1751,7 @@ class SqliteStore final : public Store {
   /// Resets a statement however its use ends (a row callback may throw mid-query).
   struct ResetOnExit {
     sql::Statement& st;
-    ~ResetOnExit() { st.reset(); }
+    ~ResetOnExit() { st.reset_quietly(); }
   };
 
   /// Streams calls by storage id (sorted, unique) in storage order; missing ids are skipped.
@@ -1747,8 +1786,13 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  SqliteOptions m_options;
+StoreOptions m_options;
+  bool m_memory;
   fs::path m_path;
+  /// The longest value kept in its row: SQLite's length limit less room for the row's other
+  /// columns (set at open).
+  std::size_t m_max_inline_bytes = 0;
+  fs::path m_temporary_blob_dir;  ///< an in-memory store's blob directory, once made
   sql::Backoff m_backoff{m_options.lock_timeout};
   /// Whether the store is read without locks (needs_unlocked_snapshot), and its file as opened.
   bool m_unlocked = false;
@@ -1799,7 +1843,7 @@ std::string describe_op(const std::string& name, std::uint32_t version, const st
          " and outputs " + nlohmann::json(outputs).dump();
 }
 
-std::unique_ptr<Store> open_sqlite_store(const fs::path& path, const SqliteOptions& options) {
+std::unique_ptr<Store> open_sqlite_store(const fs::path& path, const StoreOptions& options) {
   return std::make_unique<SqliteStore>(path, options);
 }
 

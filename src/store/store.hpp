@@ -1,6 +1,7 @@
 #pragma once
 // The persistent-store interface the engine writes to and queries. One logical schema
-// (docs/storage-format.md); SQLite is the embedded backend.
+// (docs/storage-format.md); backends implement it (SQLite: the embedded default). open_store
+// picks the backend from a location.
 
 #include <chrono>
 #include <cstdint>
@@ -15,7 +16,7 @@
 
 #include "mandala/error.hpp"
 #include "mandala/id.hpp"
-#include "mandala/storage.hpp"
+#include "mandala/reports.hpp"
 
 namespace mandala::store {
 
@@ -229,14 +230,25 @@ class Store {
   virtual void end_read() = 0;
 };
 
-struct SqliteOptions {
-  std::size_t blob_threshold_bytes = std::size_t{1} << 20;
+/// How a store is opened; every backend honours each field (docs/guarantees.md).
+struct StoreOptions {
+  std::size_t blob_threshold_bytes = std::size_t{1} << 20;  ///< StorageOptions::blob_threshold_bytes
   bool read_only = false;
   std::chrono::milliseconds lock_timeout{60'000};
   bool durable_flush = false;
 };
 
-/// Opens (creating when absent) an SQLite store; an empty path means a private in-memory one.
-std::unique_ptr<Store> open_sqlite_store(const std::filesystem::path& path, const SqliteOptions& options);
+/// Opens (creating when absent) the store at `location`, choosing its backend by the location's
+/// form (docs/storage-format.md, "Store locations"):
+///   ""                              a private in-memory store
+///   a path, `sqlite:PATH`,
+///   `sqlite:///ABSOLUTE/PATH`        an SQLite file
+///   `postgresql://...`              a PostgreSQL database
+/// Errc::invalid_argument for a location of an unknown scheme or a backend this build lacks.
+std::unique_ptr<Store> open_store(const std::string& location, const StoreOptions& options);
+
+/// The file an SQLite location names (empty for in-memory), or nullopt when the location is
+/// not an SQLite one. Errc::invalid_argument for a malformed `sqlite:` location.
+std::optional<std::filesystem::path> sqlite_path(const std::string& location);
 
 }  // namespace mandala::store

@@ -5,9 +5,12 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "codec/hash.hpp"
+#include "codec/wire.hpp"
 #include "codec_test_util.hpp"
 #include "mandala/codec.hpp"
 
@@ -257,6 +261,72 @@ TEST(Encoder, RejectsLengthsAbove32Bits) {
   // The largest counts are fine.
   e.array_header(0xFFFFFFFFu);
   EXPECT_EQ(to_hex(e.bytes()), "ddffffffff");
+}
+
+/// The element bytes of a one-block encoding (they end it).
+template <class Bits>
+std::vector<Bits> element_bits(const std::vector<std::byte>& encoded, std::size_t n) {
+  std::vector<Bits> out(n);
+  std::memcpy(out.data(), encoded.data() + encoded.size() - n * sizeof(Bits), n * sizeof(Bits));
+  return out;
+}
+
+template <class Float, class Bits>
+void expect_every_nan_canonical(std::size_t n, Bits canonical) {
+  // NaNs (quiet, signalling, negative, any payload) at block edges (64 elements), piece edges
+  // (64 KiB) and the ends; infinities and other values beside them stay as they are.
+  std::vector<Float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<Float>(i) * Float(0.25) - Float(1000);
+  const std::size_t piece = (std::size_t{64} << 10) / sizeof(Float);
+  std::vector<std::size_t> nans = {0, 1, 63, 64, 65, 127, piece - 1, piece, piece + 1, 3 * piece + 17, n - 2, n - 1};
+  const Bits exponent = std::bit_cast<Bits>(std::numeric_limits<Float>::infinity());
+  const Bits sign = Bits{1} << (sizeof(Bits) * 8 - 1);
+  const Bits payloads[] = {Bits{1}, canonical & ~exponent, static_cast<Bits>(~Bits{0}) & ~sign & ~exponent};
+  for (std::size_t k = 0; k < nans.size(); ++k) {
+    Bits bits = exponent | payloads[k % 3];
+    if (k % 2 == 1) bits |= sign;
+    v[nans[k]] = std::bit_cast<Float>(bits);
+  }
+  v[2] = std::numeric_limits<Float>::infinity();
+  v[piece + 2] = -std::numeric_limits<Float>::infinity();
+  v[5] = std::numeric_limits<Float>::max();
+  v[6] = -std::numeric_limits<Float>::denorm_min();
+  const auto encoded = encode_value(v);
+  const auto got = element_bits<Bits>(encoded, n);
+  std::size_t replaced = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const Bits original = std::bit_cast<Bits>(v[i]);
+    if (std::isnan(v[i])) {
+      ++replaced;
+      EXPECT_EQ(got[i], canonical) << "element " << i;
+    } else {
+      ASSERT_EQ(got[i], original) << "element " << i;
+    }
+  }
+  EXPECT_EQ(replaced, nans.size());
+}
+
+TEST(Encoder, EveryNanOfALargeBlockIsWrittenCanonicalAndNothingElseChanges) {
+  expect_every_nan_canonical<double, std::uint64_t>(50'000, wire::canonical_nan64);
+  expect_every_nan_canonical<float, std::uint32_t>(90'001, wire::canonical_nan32);
+}
+
+TEST(Encoder, ManyTypedBlocksGrowTheBufferGeometrically) {
+  // One exact reservation per block made encoding a vector of many arrays quadratic.
+  Encoder e;
+  const std::vector<double> block(100, 1.5);
+  const std::uint64_t shape[1] = {block.size()};
+  std::size_t moves = 0;
+  const std::byte* last = nullptr;
+  for (int i = 0; i < 10'000; ++i) {
+    e.typed_array(Dtype::f64, shape, block.data(), block.size() * sizeof(double));
+    if (e.bytes().data() != last) ++moves;
+    last = e.bytes().data();
+  }
+  EXPECT_LE(moves, 40u) << "the buffer moved at " << moves << " of 10,000 blocks";
+  const auto one = encode_value(block);
+  ASSERT_EQ(e.size(), one.size() * 10'000);
+  EXPECT_TRUE(std::equal(one.begin(), one.end(), e.bytes().end() - static_cast<std::ptrdiff_t>(one.size())));
 }
 
 TEST(Encoder, MapSortedRejectsDuplicateKeys) {

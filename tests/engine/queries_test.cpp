@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <numeric>
 
 #include "mandala/mandala.hpp"
 #include "support/backends.hpp"
+#include "support/integrity.hpp"
+#include "support/large_values.hpp"
 
 namespace md = mandala;
 using md::testing::BackendTest;
@@ -145,6 +148,86 @@ TEST_P(Queries, LargeValuesLiveInBlobFiles) {
   const auto report = storage().cleanup();
   EXPECT_EQ(report.blob_files_removed, 1u);
   EXPECT_FALSE(std::filesystem::exists(file));
+}
+
+const auto ramp = md::op("ramp", {"n"}, [](int n) {
+  std::vector<double> v(static_cast<std::size_t>(n));
+  std::iota(v.begin(), v.end(), 0.5);
+  return v;
+});
+
+// Values whose row would be above SQLite's length limit (about 1 GB; lowered here to 64 KiB)
+// are kept in blob files whatever the blob threshold, by in-memory stores too. Before, SQLite
+// refused the bind, the refusal went unnoticed, and the value was recorded without its bytes.
+TEST_P(Queries, ValuesAboveSqlitesLengthLimitAreKept) {
+  md::testing::TempDir tmp;
+  const md::testing::ScopedTmpdir tmpdir(tmp.path().string());
+  const md::testing::LengthLimit limit(64 * 1024);
+  md::StorageOptions opts;
+  opts.blob_threshold_bytes = std::size_t{1} << 40;  // a file store's threshold far above the limit
+  open(opts);
+  md::Id big_hid, small_hid;
+  {
+    md::Session s(storage());
+    big_hid = ramp(20'000).hid();  // 160,000 bytes of doubles
+    small_hid = ramp(1'000).hid();
+  }
+  reopen();
+  const auto big = storage().ref<std::vector<double>>(big_hid);
+  const auto small = storage().ref<std::vector<double>>(small_hid);
+  ASSERT_TRUE(big && small);
+  ASSERT_EQ((*big)->size(), 20'000u);
+  EXPECT_EQ((**big)[19'999], 19'999.5);
+  EXPECT_EQ((*small)->size(), 1'000u);
+  EXPECT_EQ(storage().stats().blob_files, 1u) << "only the value above the limit is in a file";
+  const auto report = storage().check_integrity();
+  EXPECT_TRUE(report.ok()) << md::testing::describe(report.problems);
+  if (!persistent()) {
+    // The in-memory store's files live in a directory of TMPDIR, removed with the store.
+    std::vector<std::filesystem::path> dirs;
+    for (const auto& e : std::filesystem::directory_iterator(tmp.path())) dirs.push_back(e.path());
+    ASSERT_EQ(dirs.size(), 1u);
+    EXPECT_EQ(dirs[0].filename().string().rfind("mandala-memory-", 0), 0u) << dirs[0];
+    m_storage.reset();
+    EXPECT_FALSE(std::filesystem::exists(dirs[0]));
+  }
+}
+
+// An in-memory store that cannot make the directory for a value above the limit refuses the
+// flush before recording anything, says what to do, and stores everything once it can.
+TEST(InMemoryStore, ValueAboveTheLimitWithoutATemporaryDirectoryIsRefusedNotLost) {
+  md::testing::TempDir tmp;
+  const md::testing::LengthLimit limit(64 * 1024);
+  md::Storage storage;
+  md::Id big_hid;
+  {
+    md::Session s(storage);
+    {
+      const md::testing::ScopedTmpdir missing((tmp.path() / "missing").string());
+      big_hid = ramp(20'000).hid();
+      inc(1);
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        try {
+          storage.flush();
+          ADD_FAILURE() << "the flush must be refused";
+        } catch (const md::Error& e) {
+          EXPECT_EQ(e.code(), md::Errc::io) << e.what();
+          const std::string what = e.what();
+          EXPECT_NE(what.find((tmp.path() / "missing").string() + " (TMPDIR)"), std::string::npos) << what;
+          EXPECT_NE(what.find("set TMPDIR to a writable directory"), std::string::npos) << what;
+        }
+      }
+    }
+    const md::testing::ScopedTmpdir present(tmp.path().string());
+    storage.flush();
+  }
+  EXPECT_EQ(storage.stats().calls, 2u);
+  EXPECT_EQ(storage.stats().blob_files, 1u);
+  const auto big = storage.ref<std::vector<double>>(big_hid);
+  ASSERT_TRUE(big);
+  EXPECT_EQ((*big)->size(), 20'000u);
+  const auto report = storage.check_integrity();
+  EXPECT_TRUE(report.ok()) << md::testing::describe(report.problems);
 }
 
 TEST_P(Queries, QueriesSeePendingCalls) {

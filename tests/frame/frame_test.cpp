@@ -84,6 +84,88 @@ TEST_P(Frame, Spec58IncAddExample) {
   EXPECT_EQ(storage().cf(inc).expand_all().df().num_rows(), 5u);
 }
 
+// Issue 15's diamond: y = inc(x); final(add(x, y)) for x < 2, final(mul(x, y)) for 2 <= x < 4,
+// add(x, y) only for x == 4, nothing after inc for x == 5. The original gives one row per x, with
+// nulls where an op did not run; its expansion also puts add's outputs for x = 0, 1 into mul's
+// variable `w` (the consumer `final` is fed by both producers), which shows in `w` for those rows.
+TEST_P(Frame, DiamondGivesOneRowPerExecutionAsTheOriginal) {
+  const auto mul = md::op("mul", {"x", "y"}, [](int x, int y) { return x * y; }, {.outputs = {"w"}});
+  const auto final_ = md::op("final", {"t"}, [](int t) { return t * t; }, {.outputs = {"v"}});
+  {
+    md::Session s(storage());
+    for (int x = 0; x < 6; ++x) {
+      auto y = inc(x);
+      if (x < 2) final_(add(x, y));
+      else if (x < 4) final_(mul(x, y));
+      else if (x == 4) add(x, y);
+    }
+  }
+  reopen();
+  // (columns in topological order: w and z are not ordered by the graph, ties go by name)
+  const std::multiset<std::string> rows{"x=0 y=1 w=1 z=1 v=1",       "x=1 y=2 w=3 z=3 v=9",
+                                        "x=2 y=3 w=6 z=null v=36",   "x=3 y=4 w=12 z=null v=144",
+                                        "x=4 y=5 w=null z=9 v=null", "x=5 y=6 w=null z=null v=null"};
+  const auto fwd = storage().cf(inc).expand_forward(md::Recursive::yes);
+  expect_sound(fwd);
+  EXPECT_EQ(fwd.graph_description(), "y@y = inc(x=x)\nz@z = add(x=x, y=y)\nw@w = mul(x=x, y=y)\nv@v = final(t=w | z)");
+  EXPECT_EQ(rows_text(fwd.df({.calls = md::Calls::exclude})), rows);
+  // mul never ran for x = 0, 1 or 4, add never for x = 2, 3: their call cells are null there
+  const auto with_calls = fwd.eval();
+  ASSERT_EQ(with_calls.num_rows(), 6u);
+  for (std::size_t i = 0; i < 6; ++i) {
+    const int x = *with_calls.column<int>("x")[i];
+    EXPECT_EQ(with_calls.cell(i, "add").is_null(), x == 2 || x == 3 || x == 5) << x;
+    EXPECT_EQ(with_calls.cell(i, "mul").is_null(), x != 2 && x != 3) << x;
+    EXPECT_EQ(with_calls.cell(i, "final").is_null(), x >= 4) << x;
+  }
+  const auto all = storage().cf(inc).expand_all();
+  expect_sound(all);
+  // expand_all adds the edge add -> w (w holds add's outputs for x = 0, 1), not mul -> z
+  EXPECT_EQ(all.graph_description(),
+            "y@y = inc(x=x)\n(w | z)@z = add(x=x, y=y)\nw@w = mul(x=x, y=y)\nv@v = final(t=w | z)");
+  EXPECT_EQ(rows_text(all.df({.calls = md::Calls::exclude})), rows);
+  EXPECT_EQ(all.size("z"), 3u);
+  EXPECT_EQ(all.size("w"), 4u);
+}
+
+// Issue 15's loop: x = init(seed); three times x = step(x); score(x), for 3 seeds. As in the
+// original, recursive back expansion from score stops once it adds no node (after reusing `step`
+// for the second step back), and the table has 6 rows: per seed, the full row up to score and the
+// row of the earlier step whose output the frame holds in `x` too; no row repeats another.
+TEST_P(Frame, LoopGivesTheOriginalsRows) {
+  const auto init = md::op("init", {"seed"}, [](int seed) { return seed * 10; }, {.outputs = {"x"}});
+  const auto step = md::op("step", {"x"}, [](int x) { return x + 1; });
+  const auto score = md::op("score", {"x"}, [](int x) { return x * 2; }, {.outputs = {"s"}});
+  {
+    md::Session s(storage());
+    for (int seed = 0; seed < 3; ++seed) {
+      auto x = init(seed);
+      for (int i = 0; i < 3; ++i) x = step(x);
+      score(x);
+    }
+  }
+  reopen();
+  const auto back = storage().cf(score).expand_back(md::Recursive::yes);
+  expect_sound(back);
+  EXPECT_EQ(back.graph_description(), "(x | x_0)@output_0 = step(x=x_0)\ns@s = score(x=x)");
+  const auto df = back.df({.calls = md::Calls::exclude});
+  ASSERT_EQ(df.num_rows(), 6u) << df.to_text();
+  std::multiset<std::string> rows;
+  for (const auto row : df) rows.insert("x=" + row["x"].to_string() + " s=" + row["s"].to_string());
+  EXPECT_EQ(rows, (std::multiset<std::string>{"x=2 s=null", "x=12 s=null", "x=22 s=null", "x=3 s=6", "x=13 s=26",
+                                              "x=23 s=46"}));
+  // x_0 holds the step inputs of the row: one, or both earlier ones (a collection)
+  std::multiset<std::set<int>> inputs;
+  for (const auto row : df) {
+    std::set<int> in;
+    if (row["x_0"].kind() == md::Cell::Kind::values)
+      for (const auto& r : row["x_0"].refs()) in.insert(r.as<int>().get());
+    else in.insert(row["x_0"].as<int>());
+    inputs.insert(in);
+  }
+  EXPECT_EQ(inputs, (std::multiset<std::set<int>>{{1}, {11}, {21}, {1, 2}, {11, 12}, {21, 22}}));
+}
+
 TEST_P(Frame, SingleNodeAndIsolatedVariables) {
   build_inc_add();
   const auto cf = storage().cf(inc);

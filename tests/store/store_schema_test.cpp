@@ -96,7 +96,7 @@ class StoreSchema : public ::testing::Test {
  protected:
   md::testing::TempDir dir;
   fs::path db = dir.path() / "s.db";
-  std::unique_ptr<st::Store> open() { return st::open_sqlite_store(db, {}); }
+  std::unique_ptr<st::Store> open() { return st::open_store(db.string(), {}); }
 };
 
 TEST_F(StoreSchema, EveryKindOfInputAndOutputRoundTrips) {

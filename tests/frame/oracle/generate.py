@@ -503,8 +503,504 @@ def collections_lists():
     return out
 
 
+################################################################################
+### shapes (issue 15): per-variable element sets, nodes, edges and rows
+################################################################################
+def elements(cf):
+    """Per variable, its values (unwrapped, canonically sorted: a multiset)."""
+    return {v: sorted((plain(cf.storage.unwrap(cf.refs[h])) for h in cf.vs[v]), key=canon) for v in sorted(cf.vs)}
+
+
+def shape(build, expr, *nodes, **df_kwargs):
+    """`record` plus the element sets; a frame the reference cannot build is recorded as an error."""
+    try:
+        cf = build()
+        res = record(cf, expr, *nodes, **df_kwargs)
+    except Exception as e:
+        return {"expr": expr, "graph": None, "columns": None, "rows": None, "error": f"{type(e).__name__}: {e}"}
+    res["elements"] = elements(cf)
+    return res
+
+
+def shapes(storage, queries):
+    """Records every (key, expression) of `queries`; expressions see `storage` and the ops."""
+    frame = inspect.currentframe().f_back
+    env = dict(frame.f_globals)
+    env.update(frame.f_locals)
+    out = {}
+    for key, expr, *df_args in queries:
+        out[key] = shape(lambda: eval(expr, env), expr + ".df(" + ", ".join(repr(a) for a in df_args) + ")", *df_args)
+    return out
+
+
+def shape_diamond():
+    """The issue's diamond: inc; add for x < 2 and x == 4, mul for 2 <= x < 4; final after add/mul for x < 4."""
+    storage = Storage()
+
+    @op(output_names=["y"])
+    def inc(x):
+        return x + 1
+
+    @op(output_names=["z"])
+    def add(x, y):
+        return x + y
+
+    @op(output_names=["w"])
+    def mul(x, y):
+        return x * y
+
+    @op(output_names=["v"])
+    def final(t):
+        return t**2
+
+    with storage:
+        for x in range(6):
+            y = inc(x)
+            if x < 2:
+                final(add(x, y))
+            elif x < 4:
+                final(mul(x, y))
+            elif x == 4:
+                add(x, y)
+
+    return shapes(storage, [
+        ("inc_forward", "storage.cf(inc).expand_forward(recursive=True)"),
+        ("inc_forward_once", "storage.cf(inc).expand_forward()"),
+        ("inc_all", "storage.cf(inc).expand_all()"),
+        ("final_back", "storage.cf(final).expand_back(recursive=True)"),
+        ("add_all", "storage.cf(add).expand_all()"),
+        ("mul_all", "storage.cf(mul).expand_all()"),
+        ("inc_all_x_v", "storage.cf(inc).expand_all()", "x", "v"),
+        ("inc_all_merged", "storage.cf(inc).expand_all().merge_vars()"),
+    ])
+
+
+def shape_loop():
+    """A loop: x = init(seed); three times x = step(x); score(x), for three seeds."""
+    storage = Storage()
+
+    @op(output_names=["x"])
+    def init(seed):
+        return seed * 10
+
+    @op
+    def step(x):
+        return x + 1
+
+    @op(output_names=["s"])
+    def score(x):
+        return x * 2
+
+    with storage:
+        for seed in range(3):
+            x = init(seed)
+            for _ in range(3):
+                x = step(x)
+            score(x)
+
+    return shapes(storage, [
+        ("score_back", "storage.cf(score).expand_back(recursive=True)"),
+        ("score_back_once", "storage.cf(score).expand_back()"),
+        ("init_forward", "storage.cf(init).expand_forward(recursive=True)"),
+        ("step_all", "storage.cf(step).expand_all()"),
+        ("score_all", "storage.cf(score).expand_all()"),
+        ("step_only", "storage.cf(step)"),
+    ])
+
+
+def shape_inplace():
+    """In-place updates under a condition: X = load(i); if i is odd, X = scale(X); summarize(X)."""
+    storage = Storage()
+
+    @op(output_names=["X"])
+    def load(i):
+        return [i, i + 1]
+
+    @op(output_names=["X_scaled"])
+    def scale(X):
+        return [v * 10 for v in X]
+
+    @op(output_names=["m"])
+    def summarize(X):
+        return sum(X)
+
+    with storage:
+        for i in range(4):
+            X = load(i)
+            if i % 2 == 1:
+                X = scale(X)
+            summarize(X)
+
+    return shapes(storage, [
+        ("summarize_back", "storage.cf(summarize).expand_back(recursive=True)"),
+        ("load_forward", "storage.cf(load).expand_forward(recursive=True)"),
+        ("scale_all", "storage.cf(scale).expand_all()"),
+        ("summarize_all", "storage.cf(summarize).expand_all()"),
+        ("summarize_all_X_m", "storage.cf(summarize).expand_all()", "X", "m"),
+    ])
+
+
+def shape_inplace_twice():
+    """Two conditional in-place updates in a row: X = load(i); if i % 2: X = scale(X); if i % 3 == 0: X = shift(X); total(X)."""
+    storage = Storage()
+
+    @op(output_names=["X"])
+    def load(i):
+        return i
+
+    @op(output_names=["X_scaled"])
+    def scale(X):
+        return X * 10
+
+    @op(output_names=["X_shifted"])
+    def shift(X):
+        return X + 100
+
+    @op(output_names=["t"])
+    def total(X):
+        return X + 0.5
+
+    with storage:
+        for i in range(6):
+            X = load(i)
+            if i % 2:
+                X = scale(X)
+            if i % 3 == 0:
+                X = shift(X)
+            total(X)
+
+    return shapes(storage, [
+        ("total_back", "storage.cf(total).expand_back(recursive=True)"),
+        ("load_forward", "storage.cf(load).expand_forward(recursive=True)"),
+        ("shift_all", "storage.cf(shift).expand_all()"),
+        ("total_all_merged", "storage.cf(total).expand_all().merge_vars()"),
+    ])
+
+
+def shape_two_producers():
+    """Two producers feeding one consumer: a = make_a(i) for i < 3, b = make_b(i) for i >= 2; use(v) of each."""
+    storage = Storage()
+
+    @op(output_names=["a"])
+    def make_a(i):
+        return i * 2
+
+    @op(output_names=["b"])
+    def make_b(i):
+        return i * 3
+
+    @op(output_names=["u"])
+    def use(v):
+        return v + 1000
+
+    with storage:
+        for i in range(5):
+            if i < 3:
+                use(make_a(i))
+            if i >= 2:
+                use(make_b(i))
+        make_b(9)  # never used
+
+    return shapes(storage, [
+        ("use_back", "storage.cf(use).expand_back(recursive=True)"),
+        ("make_a_forward", "storage.cf(make_a).expand_forward(recursive=True)"),
+        ("make_a_all", "storage.cf(make_a).expand_all()"),
+        ("make_b_all", "storage.cf(make_b).expand_all()"),
+        ("use_all", "storage.cf(use).expand_all()"),
+        ("use_all_i_u", "storage.cf(use).expand_all()", "i", "u"),
+    ])
+
+
+def shape_shared_ancestor():
+    """Shared ancestors: base = root(i); l = left(base); r = right(base) for even i; join(l, r) for i < 3."""
+    storage = Storage()
+
+    @op(output_names=["base"])
+    def root(i):
+        return i + 1
+
+    @op(output_names=["l"])
+    def left(base):
+        return base * 2
+
+    @op(output_names=["r"])
+    def right(base):
+        return base * 3
+
+    @op(output_names=["j"])
+    def join(l, r):
+        return l + r
+
+    with storage:
+        for i in range(5):
+            base = root(i)
+            l = left(base)
+            if i % 2 == 0:
+                r = right(base)
+                if i < 3:
+                    join(l, r)
+
+    return shapes(storage, [
+        ("join_back", "storage.cf(join).expand_back(recursive=True)"),
+        ("root_forward", "storage.cf(root).expand_forward(recursive=True)"),
+        ("root_all", "storage.cf(root).expand_all()"),
+        ("right_all", "storage.cf(right).expand_all()"),
+        ("root_all_i_j", "storage.cf(root).expand_all()", "i", "j"),
+    ])
+
+
+def shape_multi_output():
+    """Several outputs, consumed partially: q, r = divmod_(n, 3); half(q) for n < 6, sq(r) for even n; both into pair(a, b) when both exist."""
+    storage = Storage()
+
+    @op(output_names=["q", "r"])
+    def divmod_(n, d):
+        return n // d, n % d
+
+    @op(output_names=["h"])
+    def half(a):
+        return a / 2
+
+    @op(output_names=["s"])
+    def sq(a):
+        return a * a
+
+    @op(output_names=["p"])
+    def pair(a, b):
+        return a * 100 + b
+
+    with storage:
+        for n in range(9):
+            q, r = divmod_(n, 3)
+            h = half(q) if n < 6 else None
+            s = sq(r) if n % 2 == 0 else None
+            if h is not None and s is not None:
+                pair(h, s)
+
+    return shapes(storage, [
+        ("divmod_forward", "storage.cf(divmod_).expand_forward(recursive=True)"),
+        ("pair_back", "storage.cf(pair).expand_back(recursive=True)"),
+        ("divmod_all", "storage.cf(divmod_).expand_all()"),
+        ("sq_all", "storage.cf(sq).expand_all()"),
+        # divmod_ first joined by `q` (calls n < 6), then reached back through `r` (calls of even n)
+        ("q_then_r_back", "(storage.cf(half).expand_back(recursive=True).rename(vars={'a': 'qa'}) | storage.cf(sq)).expand_back(recursive=True)"),
+    ])
+
+
+def shape_union():
+    """Unions of expanded frames over the diamond's ops (x in 0..5, add for x < 3, mul for x >= 2)."""
+    storage = Storage()
+
+    @op(output_names=["y"])
+    def inc(x):
+        return x + 1
+
+    @op(output_names=["z"])
+    def add(x, y):
+        return x + y
+
+    @op(output_names=["w"])
+    def mul(x, y):
+        return x * y
+
+    with storage:
+        for x in range(6):
+            y = inc(x)
+            if x < 3:
+                add(x, y)
+            if x >= 2:
+                mul(x, y)
+
+    return shapes(storage, [
+        ("add_back", "storage.cf(add).expand_back(recursive=True)"),
+        ("mul_back", "storage.cf(mul).expand_back(recursive=True)"),
+        ("union_back", "storage.cf(add).expand_back(recursive=True) | storage.cf(mul).expand_back(recursive=True)"),
+        ("union_then_forward", "(storage.cf(add) | storage.cf(mul)).expand_back(recursive=True)"),
+        ("union_inc", "storage.cf(inc).expand_forward(recursive=True) | storage.cf(add).expand_back(recursive=True)"),
+        ("union_expanded_all", "(storage.cf(add).expand_back(recursive=True) | storage.cf(mul).expand_back(recursive=True)).expand_all()"),
+    ])
+
+
+def shape_intersection():
+    """Intersections and a union of expanded frames (the diamond of shape_diamond)."""
+    storage = Storage()
+
+    @op(output_names=["y"])
+    def inc(x):
+        return x + 1
+
+    @op(output_names=["z"])
+    def add(x, y):
+        return x + y
+
+    @op(output_names=["w"])
+    def mul(x, y):
+        return x * y
+
+    @op(output_names=["v"])
+    def final(t):
+        return t**2
+
+    with storage:
+        for x in range(6):
+            y = inc(x)
+            if x < 2:
+                final(add(x, y))
+            elif x < 4:
+                final(mul(x, y))
+            elif x == 4:
+                add(x, y)
+
+    fwd = "storage.cf(inc).expand_forward(recursive=True)"
+    back = "storage.cf(final).expand_back(recursive=True)"
+    return shapes(storage, [
+        ("fwd_and_back", f"{fwd} & {back}"),
+        ("fwd_and_all", f"{fwd} & storage.cf(inc).expand_all()"),
+        ("all_and_add", "storage.cf(inc).expand_all() & storage.cf(add).expand_all()"),
+        ("add_back_and_fwd", f"storage.cf(add).expand_back(recursive=True) & {fwd}"),
+        ("fwd_once_and_all", "storage.cf(inc).expand_forward() & storage.cf(inc).expand_all()"),
+        ("fwd_or_back", f"{fwd} | {back}"),
+    ])
+
+
+def shape_restrictions():
+    """Restrictions of an expanded frame: prep(i) for i < 6; fit(p) for i < 4; predict(m, p) for i < 2."""
+    storage = Storage()
+
+    @op(output_names=["p"])
+    def prep(i):
+        return i * 10
+
+    @op(output_names=["m"])
+    def fit(p):
+        return p + 1
+
+    @op(output_names=["y"])
+    def predict(m, p):
+        return m * 1000 + p
+
+    with storage:
+        for i in range(6):
+            p = prep(i)
+            if i < 4:
+                m = fit(p)
+                if i < 2:
+                    predict(m, p)
+
+    cf = "storage.cf(prep).expand_all()"
+    return shapes(storage, [
+        ("all", cf),
+        ("isin", f"{cf}.isin([10, 20, 11])"),
+        ("less_than", f"({cf} < 15)"),
+        ("downstream_fit", f"{cf}.downstream('fit')"),
+        ("upstream_m", f"{cf}.upstream('m')"),
+        ("midstream_i_y", f"{cf}.midstream('i', 'y')"),
+        ("drop_unreachable_back", f"{cf}.drop_unreachable('back')"),
+        ("select_p_fit_m", f"{cf}.select_nodes(['p', 'fit', 'm'])"),
+    ])
+
+
+def shape_alternating_loop():
+    """A loop through two alternating ops: x = start(k); x = up(x); x = down(x); x = up(x); for k < 2, then end(x); k == 2 stops after one up."""
+    storage = Storage()
+
+    @op(output_names=["x"])
+    def start(k):
+        return k
+
+    @op(output_names=["x_up"])
+    def up(x):
+        return x + 10
+
+    @op(output_names=["x_down"])
+    def down(x):
+        return x - 3
+
+    @op(output_names=["e"])
+    def end(x):
+        return -x
+
+    with storage:
+        for k in range(3):
+            x = up(start(k))
+            if k < 2:
+                x = up(down(x))
+                end(x)
+
+    return shapes(storage, [
+        ("end_back", "storage.cf(end).expand_back(recursive=True)"),
+        ("start_forward", "storage.cf(start).expand_forward(recursive=True)"),
+        ("up_all", "storage.cf(up).expand_all()"),
+        ("end_all_merged", "storage.cf(end).expand_all().merge_vars()"),
+    ])
+
+
+def shape_accumulate():
+    """An accumulation chain acc = add_to(acc, i) (in-place update fed by a second input), read by report(acc) at the end and halfway."""
+    storage = Storage()
+
+    @op(output_names=["acc"])
+    def zero():
+        return 0
+
+    @op(output_names=["acc_next"])
+    def add_to(acc, i):
+        return acc + i
+
+    @op(output_names=["out"])
+    def report(acc):
+        return f"total={acc}"
+
+    with storage:
+        acc = zero()
+        for i in range(1, 5):
+            acc = add_to(acc, i)
+            if i in (2, 4):
+                report(acc)
+
+    return shapes(storage, [
+        ("report_back", "storage.cf(report).expand_back(recursive=True)"),
+        ("zero_forward", "storage.cf(zero).expand_forward(recursive=True)"),
+        ("add_to_all", "storage.cf(add_to).expand_all()"),
+        ("add_to_back", "storage.cf(add_to).expand_back(recursive=True)"),
+    ])
+
+
+def shape_fan_in():
+    """Shared inputs and a fan-in: a = src(i); b = src(i + 10); combine(a, b) for i < 3; combine(a, a) for i == 3."""
+    storage = Storage()
+
+    @op(output_names=["v"])
+    def src(i):
+        return i * 2
+
+    @op(output_names=["c"])
+    def combine(left, right):
+        return left * 1000 + right
+
+    with storage:
+        for i in range(4):
+            a = src(i)
+            if i < 3:
+                combine(a, src(i + 10))
+            else:
+                combine(a, a)
+
+    return shapes(storage, [
+        ("combine_back", "storage.cf(combine).expand_back(recursive=True)"),
+        ("src_forward", "storage.cf(src).expand_forward(recursive=True)"),
+        ("combine_all", "storage.cf(combine).expand_all()"),
+        ("combine_back_left", "storage.cf(combine).expand_back('left', recursive=True)"),
+    ])
+
+
+SHAPES = (shape_diamond, shape_loop, shape_inplace, shape_inplace_twice, shape_two_producers, shape_shared_ancestor,
+          shape_multi_output, shape_union, shape_intersection, shape_restrictions, shape_alternating_loop,
+          shape_accumulate, shape_fan_in)
+
+
 SCENARIOS = {
-    f.__name__: f for f in (single_func, composition, merge, cycle, branching, union, collections_average, collections_ensemble, collections_lists)
+    f.__name__: f for f in (single_func, composition, merge, cycle, branching, union, collections_average, collections_ensemble, collections_lists) + SHAPES
 }
 
 
