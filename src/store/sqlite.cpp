@@ -236,8 +236,8 @@ Id Statement::id(int col) const {
   const void* p = sqlite3_column_blob(m_stmt, col);
   const int n = sqlite3_column_bytes(m_stmt, col);
   if (p == nullptr || n != static_cast<int>(out.bytes.size()))
-    throw Error(Errc::corrupt_store,
-                "an id column holds " + std::to_string(n) + " bytes instead of 16; the store is damaged");
+    throw Error(Errc::corrupt_store, database_file(m_db) + ": an id column holds " + std::to_string(n) +
+                                         " bytes instead of 16; the store is damaged: restore it from a backup");
   std::memcpy(out.bytes.data(), p, out.bytes.size());
   return out;
 }

@@ -1356,7 +1356,8 @@ class SqliteStore final : public Store {
     if (rc != SQLITE_OK) sql::throw_sqlite(m_db.get(), rc, "opening the store", name);
     sqlite3_extended_result_codes(m_db.get(), 1);
     if (!m_options.read_only && !memory && sqlite3_db_readonly(m_db.get(), "main") == 1) {
-      const std::string why = writable(path) ? std::string() : std::string(" (") + std::strerror(errno) + ")";
+      const bool may_write = writable(path);
+      const std::string why = may_write ? std::string() : std::string(" (") + std::strerror(errno) + ")";
       throw Error(Errc::io, name + " is not writable by this process" + why +
                                 ": fix its permissions to record calls, or open it read-only "
                                 "(StorageOptions::read_only, the mandala read commands) to read it");
@@ -1407,10 +1408,12 @@ class SqliteStore final : public Store {
   /// directory and linked into place once complete, so a failure (a full disk) leaves no file,
   /// and of two processes creating the same store at once, one creates it and both open it.
   static void create_store_file(const fs::path& path) {
-    if (!writable(directory_of(path)))
+    if (!writable(directory_of(path))) {
+      const int why = errno;
       throw Error(Errc::io, "cannot create the store " + path.string() + ": this process may not write the directory " +
-                                directory_of(path).string() + " (" + std::strerror(errno) +
+                                directory_of(path).string() + " (" + std::strerror(why) +
                                 "): choose another path, or make the directory writable");
+    }
     remove_abandoned_creations(path);
     const auto clock = std::chrono::steady_clock::now().time_since_epoch().count();
     const fs::path temporary =
