@@ -89,17 +89,8 @@ TEST_P(Frame, Spec58IncAddExample) {
 // nulls where an op did not run; its expansion also puts add's outputs for x = 0, 1 into mul's
 // variable `w` (the consumer `final` is fed by both producers), which shows in `w` for those rows.
 TEST_P(Frame, DiamondGivesOneRowPerExecutionAsTheOriginal) {
-  const auto mul = md::op("mul", {"x", "y"}, [](int x, int y) { return x * y; }, {.outputs = {"w"}});
-  const auto final_ = md::op("final", {"t"}, [](int t) { return t * t; }, {.outputs = {"v"}});
-  {
-    md::Session s(storage());
-    for (int x = 0; x < 6; ++x) {
-      auto y = inc(x);
-      if (x < 2) final_(add(x, y));
-      else if (x < 4) final_(mul(x, y));
-      else if (x == 4) add(x, y);
-    }
-  }
+  const md::testing::Diamond d;
+  d.run(storage());
   reopen();
   // (columns in topological order: w and z are not ordered by the graph, ties go by name)
   const std::multiset<std::string> rows{"x=0 y=1 w=1 z=1 v=1",       "x=1 y=2 w=3 z=3 v=9",
@@ -133,17 +124,9 @@ TEST_P(Frame, DiamondGivesOneRowPerExecutionAsTheOriginal) {
 // for the second step back), and the table has 6 rows: per seed, the full row up to score and the
 // row of the earlier step whose output the frame holds in `x` too; no row repeats another.
 TEST_P(Frame, LoopGivesTheOriginalsRows) {
-  const auto init = md::op("init", {"seed"}, [](int seed) { return seed * 10; }, {.outputs = {"x"}});
-  const auto step = md::op("step", {"x"}, [](int x) { return x + 1; });
-  const auto score = md::op("score", {"x"}, [](int x) { return x * 2; }, {.outputs = {"s"}});
-  {
-    md::Session s(storage());
-    for (int seed = 0; seed < 3; ++seed) {
-      auto x = init(seed);
-      for (int i = 0; i < 3; ++i) x = step(x);
-      score(x);
-    }
-  }
+  const md::testing::Loop l;
+  const auto& [init, step, score] = l;
+  l.run(storage());
   reopen();
   const auto back = storage().cf(score).expand_back(md::Recursive::yes);
   expect_sound(back);

@@ -195,4 +195,43 @@ inline void expect_oracle(const ComputationFrame& frame, const Table& table, con
   EXPECT_EQ(row_set(table), row_set(expected.at("rows")));
 }
 
+// ---- programs of issue 15's shapes, shared by the frame tests and the shapes oracle test ------
+
+/// The diamond: y = inc(x); final(add(x, y)) for x < 2, final(mul(x, y)) for 2 <= x < 4,
+/// add(x, y) only for x == 4, nothing after inc for x == 5 (tests/frame/oracle/generate.py,
+/// shape_diamond).
+struct Diamond {
+  Op<int, int> inc = mandala::op("inc", {"x"}, [](int x) { return x + 1; }, {.outputs = {"y"}});
+  Op<int, int, int> add = mandala::op("add", {"x", "y"}, [](int x, int y) { return x + y; }, {.outputs = {"z"}});
+  Op<int, int, int> mul = mandala::op("mul", {"x", "y"}, [](int x, int y) { return x * y; }, {.outputs = {"w"}});
+  Op<int, int> final_ = mandala::op("final", {"t"}, [](int t) { return t * t; }, {.outputs = {"v"}});
+
+  void run(Storage& storage) const {
+    Session s(storage);
+    for (int x = 0; x < 6; ++x) {
+      auto y = inc(x);
+      if (x < 2) final_(add(x, y));
+      else if (x < 4) final_(mul(x, y));
+      else if (x == 4) add(x, y);
+    }
+  }
+};
+
+/// The loop: x = init(seed); three times x = step(x); score(x), for seeds 0, 1, 2
+/// (generate.py, shape_loop).
+struct Loop {
+  Op<int, int> init = mandala::op("init", {"seed"}, [](int seed) { return seed * 10; }, {.outputs = {"x"}});
+  Op<int, int> step = mandala::op("step", {"x"}, [](int x) { return x + 1; });
+  Op<int, int> score = mandala::op("score", {"x"}, [](int x) { return x * 2; }, {.outputs = {"s"}});
+
+  void run(Storage& storage) const {
+    Session s(storage);
+    for (int seed = 0; seed < 3; ++seed) {
+      auto x = init(seed);
+      for (int i = 0; i < 3; ++i) x = step(x);
+      score(x);
+    }
+  }
+};
+
 }  // namespace mandala::testing

@@ -157,19 +157,9 @@ class ShapesOracle : public BackendTest {
 // ---- the programs (each mirrors its Python twin in tests/frame/oracle/generate.py) -------------
 
 TEST_P(ShapesOracle, Diamond) {
-  const auto inc = md::op("inc", {"x"}, [](int x) { return x + 1; }, {.outputs = {"y"}});
-  const auto add = md::op("add", {"x", "y"}, [](int x, int y) { return x + y; }, {.outputs = {"z"}});
-  const auto mul = md::op("mul", {"x", "y"}, [](int x, int y) { return x * y; }, {.outputs = {"w"}});
-  const auto final_ = md::op("final", {"t"}, [](int t) { return t * t; }, {.outputs = {"v"}});
-  {
-    md::Session s(storage());
-    for (int x = 0; x < 6; ++x) {
-      auto y = inc(x);
-      if (x < 2) final_(add(x, y));
-      else if (x < 4) final_(mul(x, y));
-      else if (x == 4) add(x, y);
-    }
-  }
+  const md::testing::Diamond d;
+  const auto& [inc, add, mul, final_] = d;
+  d.run(storage());
   reopen();
   auto& st = storage();
   check("shape_diamond", {
@@ -185,17 +175,9 @@ TEST_P(ShapesOracle, Diamond) {
 }
 
 TEST_P(ShapesOracle, Loop) {
-  const auto init = md::op("init", {"seed"}, [](int seed) { return seed * 10; }, {.outputs = {"x"}});
-  const auto step = md::op("step", {"x"}, [](int x) { return x + 1; });
-  const auto score = md::op("score", {"x"}, [](int x) { return x * 2; }, {.outputs = {"s"}});
-  {
-    md::Session s(storage());
-    for (int seed = 0; seed < 3; ++seed) {
-      auto x = init(seed);
-      for (int i = 0; i < 3; ++i) x = step(x);
-      score(x);
-    }
-  }
+  const md::testing::Loop l;
+  const auto& [init, step, score] = l;
+  l.run(storage());
   reopen();
   auto& st = storage();
   check("shape_loop", {
@@ -368,19 +350,9 @@ TEST_P(ShapesOracle, Unions) {
 }
 
 TEST_P(ShapesOracle, Intersections) {
-  const auto inc = md::op("inc", {"x"}, [](int x) { return x + 1; }, {.outputs = {"y"}});
-  const auto add = md::op("add", {"x", "y"}, [](int x, int y) { return x + y; }, {.outputs = {"z"}});
-  const auto mul = md::op("mul", {"x", "y"}, [](int x, int y) { return x * y; }, {.outputs = {"w"}});
-  const auto final_ = md::op("final", {"t"}, [](int t) { return t * t; }, {.outputs = {"v"}});
-  {
-    md::Session s(storage());
-    for (int x = 0; x < 6; ++x) {
-      auto y = inc(x);
-      if (x < 2) final_(add(x, y));
-      else if (x < 4) final_(mul(x, y));
-      else if (x == 4) add(x, y);
-    }
-  }
+  const md::testing::Diamond d;
+  const auto& [inc, add, mul, final_] = d;
+  d.run(storage());
   reopen();
   auto& st = storage();
   auto fwd = [&] { return st.cf(inc).expand_forward(md::Recursive::yes); };
@@ -399,19 +371,9 @@ TEST_P(ShapesOracle, Intersections) {
 TEST_P(ShapesOracle, UnionTheOriginalRefuses) {
   REQUIRE_ORACLE(expected, "shape_intersection");
   EXPECT_NE(expected.at("fwd_or_back").at("error").get<std::string>().find("AssertionError"), std::string::npos);
-  const auto inc = md::op("inc", {"x"}, [](int x) { return x + 1; }, {.outputs = {"y"}});
-  const auto add = md::op("add", {"x", "y"}, [](int x, int y) { return x + y; }, {.outputs = {"z"}});
-  const auto mul = md::op("mul", {"x", "y"}, [](int x, int y) { return x * y; }, {.outputs = {"w"}});
-  const auto final_ = md::op("final", {"t"}, [](int t) { return t * t; }, {.outputs = {"v"}});
-  {
-    md::Session s(storage());
-    for (int x = 0; x < 6; ++x) {
-      auto y = inc(x);
-      if (x < 2) final_(add(x, y));
-      else if (x < 4) final_(mul(x, y));
-      else if (x == 4) add(x, y);
-    }
-  }
+  const md::testing::Diamond d;
+  const auto& [inc, add, mul, final_] = d;
+  d.run(storage());
   const auto a = storage().cf(inc).expand_forward(md::Recursive::yes);
   const auto b = storage().cf(final_).expand_back(md::Recursive::yes);
   const auto u = a | b;

@@ -533,8 +533,9 @@ def shapes(storage, queries):
     return out
 
 
-def shape_diamond():
-    """The issue's diamond: inc; add for x < 2 and x == 4, mul for 2 <= x < 4; final after add/mul for x < 4."""
+def diamond_program():
+    """The issue's diamond: inc; add for x < 2 and x == 4, mul for 2 <= x < 4; final after add/mul for x < 4.
+    Returns the storage and the ops (shape_diamond and shape_intersection query it)."""
     storage = Storage()
 
     @op(output_names=["y"])
@@ -563,6 +564,12 @@ def shape_diamond():
             elif x == 4:
                 add(x, y)
 
+    return storage, inc, add, mul, final
+
+
+def shape_diamond():
+    """The issue's diamond: inc; add for x < 2 and x == 4, mul for 2 <= x < 4; final after add/mul for x < 4."""
+    storage, inc, add, mul, final = diamond_program()
     return shapes(storage, [
         ("inc_forward", "storage.cf(inc).expand_forward(recursive=True)"),
         ("inc_forward_once", "storage.cf(inc).expand_forward()"),
@@ -823,34 +830,7 @@ def shape_union():
 
 def shape_intersection():
     """Intersections and a union of expanded frames (the diamond of shape_diamond)."""
-    storage = Storage()
-
-    @op(output_names=["y"])
-    def inc(x):
-        return x + 1
-
-    @op(output_names=["z"])
-    def add(x, y):
-        return x + y
-
-    @op(output_names=["w"])
-    def mul(x, y):
-        return x * y
-
-    @op(output_names=["v"])
-    def final(t):
-        return t**2
-
-    with storage:
-        for x in range(6):
-            y = inc(x)
-            if x < 2:
-                final(add(x, y))
-            elif x < 4:
-                final(mul(x, y))
-            elif x == 4:
-                add(x, y)
-
+    storage, inc, add, mul, final = diamond_program()
     fwd = "storage.cf(inc).expand_forward(recursive=True)"
     back = "storage.cf(final).expand_back(recursive=True)"
     return shapes(storage, [
@@ -994,6 +974,8 @@ def shape_fan_in():
     ])
 
 
+# The programs a scenario runs through a helper (their source is recorded with it).
+PROGRAMS = {shape_diamond: (diamond_program,), shape_intersection: (diamond_program,)}
 SHAPES = (shape_diamond, shape_loop, shape_inplace, shape_inplace_twice, shape_two_producers, shape_shared_ancestor,
           shape_multi_output, shape_union, shape_intersection, shape_restrictions, shape_alternating_loop,
           shape_accumulate, shape_fan_in)
@@ -1069,7 +1051,7 @@ def generate(names, out_dir):
         doc = {
             "scenario": name,
             "description": inspect.getdoc(fn),
-            "source": inspect.getsource(fn),
+            "source": "".join(inspect.getsource(f) + "\n" for f in PROGRAMS.get(fn, ())) + inspect.getsource(fn),
             "frames": fn(),
         }
         path = os.path.join(out_dir, f"{name}.json")
