@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "mandala/error.hpp"
-#include "store/sqlite_store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
 
 namespace mandala::store {

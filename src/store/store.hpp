@@ -199,7 +199,7 @@ class Store {
   virtual std::size_t drop_calls(std::span<const Id> call_hids, bool dependents) = 0;
   virtual CleanupReport cleanup() = 0;
   virtual StorageStats stats() = 0;
-  /// Checks the whole store (store/integrity.hpp); reads only, also on a read-only store.
+  /// Checks the whole store (store/sqlite/integrity.hpp); reads only, also on a read-only store.
   virtual IntegrityReport check_integrity(const ProgressCallback& progress) = 0;
 
   // Code versions (src/versioning).
@@ -211,7 +211,7 @@ class Store {
   virtual void write_versioning(const VersioningWrite& changes) = 0;
   /// (call hid, semantic version) of every stored call of the op that has one.
   virtual std::vector<std::pair<Id, Id>> call_versions_of(std::string_view op) = 0;
-  // Inspection (src/store/sqlite_inspect.cpp): read-only, cheap on large stores.
+  // Inspection: read-only, cheap on large stores.
   /// Schema version, creation time, counts, file sizes and ops (path left to the caller).
   virtual StorageInfo info() = 0;
   virtual std::vector<OpSummary> op_summaries() = 0;

@@ -1,4 +1,4 @@
-// The RAII layer over SQLite (src/store/sqlite.cpp): every bind, step and reset that SQLite
+// The RAII layer over SQLite (src/store/sqlite/sqlite.cpp): every bind, step and reset that SQLite
 // refuses throws a mandala::Error; none leaves a parameter silently NULL.
 
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "mandala/error.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/sqlite.hpp"
 
 namespace md = mandala;
 namespace sql = mandala::store::sql;

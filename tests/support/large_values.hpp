@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "store/sqlite.hpp"
+#include "store/sqlite/sqlite.hpp"
 
 namespace mandala::testing {
 

@@ -1,8 +1,8 @@
-#include "store/version_tables.hpp"
+#include "store/sqlite/version_tables.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include "store/sqlite.hpp"
+#include "store/sqlite/sqlite.hpp"
 
 namespace mandala::store::versions {
 

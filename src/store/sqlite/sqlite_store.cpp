@@ -28,20 +28,20 @@
 #include "codec/wire.hpp"
 #include "store/blob_files.hpp"
 #include "store/call_io.hpp"
-#include "store/counters.hpp"
 #include "store/file_system.hpp"
-#include "store/integrity.hpp"
-#include "store/sqlite.hpp"
-#include "store/sqlite_store.hpp"
+#include "store/sqlite/counters.hpp"
+#include "store/sqlite/integrity.hpp"
+#include "store/sqlite/sqlite.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "store/sqlite/version_tables.hpp"
 #include "store/store.hpp"
-#include "store/version_tables.hpp"
 
 namespace mandala::store {
 namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t application_id = 0x4D4E444C;  // "MNDL"
-// 3: code-version tables (store/version_tables.cpp); 4: counters; 5: calls.semantic; 6: content
+// 3: code-version tables (store/sqlite/version_tables.cpp); 4: counters; 5: calls.semantic; 6: content
 // ids of calls of raw inputs derived, not stored (calls_by_cid partial)
 constexpr int schema_version = 6;
 constexpr const char* format_name = "mandala-store";
@@ -871,7 +871,7 @@ class SqliteStore final : public Store {
   void write_locked(const WriteBatch& batch, bool quiet) {
     write_ops(batch.ops);
 
-    // The counters change with the data (store/counters.hpp): added up here, written once.
+    // The counters change with the data (store/sqlite/counters.hpp): added up here, written once.
     BatchCounts counts;
     counts.sizes.reserve(batch.values.size());
     counts.new_values.reserve(batch.values.size());
@@ -1786,7 +1786,7 @@ class SqliteStore final : public Store {
     return out;
   }
 
-StoreOptions m_options;
+  StoreOptions m_options;
   bool m_memory;
   fs::path m_path;
   /// The longest value kept in its row: SQLite's length limit less room for the row's other

@@ -1,4 +1,4 @@
-#include "store/counters.hpp"
+#include "store/sqlite/counters.hpp"
 
 #include <unordered_map>
 
@@ -7,7 +7,7 @@
 #include "codec/hash.hpp"
 #include "mandala/error.hpp"
 #include "store/call_io.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/sqlite.hpp"
 
 namespace mandala::store::counters {
 

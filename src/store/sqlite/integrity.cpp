@@ -2,7 +2,7 @@
 // function; a check that SQLite cannot complete (a damaged page) is reported as a "sqlite"
 // problem and the remaining checks still run.
 
-#include "store/integrity.hpp"
+#include "store/sqlite/integrity.hpp"
 
 #include <algorithm>
 #include <map>
@@ -18,8 +18,8 @@
 
 #include "codec/hash.hpp"
 #include "store/call_io.hpp"
-#include "store/counters.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/counters.hpp"
+#include "store/sqlite/sqlite.hpp"
 
 namespace mandala::store {
 namespace {
@@ -369,7 +369,7 @@ void check_blob_files(sqlite3* db, const BlobFiles& blobs, const std::vector<Id>
                                        "cleanup() removes it");
 }
 
-/// The maintained counters (store/counters.hpp) agree with a recount of the data. Skipped when
+/// The maintained counters (store/sqlite/counters.hpp) agree with a recount of the data. Skipped when
 /// some call could not be read (that damage is reported already and would skew the recount),
 /// and for a store of a schema before the counters (opened read-only, not upgraded).
 void check_counters(sqlite3* db, const IoScan& scan, Collector& out) {
