@@ -127,6 +127,27 @@ TEST_F(BadInput, AlteredInlineValueIsDetectedByItsId) {
   } catch (const md::Error& e) {
     EXPECT_EQ(e.code(), md::Errc::corrupt_store);
     EXPECT_NE(std::string(e.what()).find("do not match its id"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(db().string()), std::string::npos) << "names the store: " << e.what();
+  }
+}
+
+TEST_F(BadInput, UnreadableOpsTableIsDamageNamingTheStore) {
+  {
+    md::Storage storage(db(), rel::workload_options());
+    md::Session s(storage);
+    (void)rel::run_step(5, 50);
+  }
+  md::testing::sql(db(), "UPDATE ops SET inputs = 'not a list'");
+  md::StorageOptions read_only = rel::workload_options();
+  read_only.read_only = true;
+  md::Storage storage(db(), read_only);
+  try {
+    (void)storage.ops();
+    FAIL() << "an unreadable ops table must be reported";
+  } catch (const md::Error& e) {
+    EXPECT_EQ(e.code(), md::Errc::corrupt_store) << e.what();
+    EXPECT_NE(std::string(e.what()).find(db().string()), std::string::npos) << "names the store: " << e.what();
+    EXPECT_NE(std::string(e.what()).find("unreadable name list"), std::string::npos) << e.what();
   }
 }
 
@@ -181,6 +202,7 @@ TEST_F(BadInput, ReadOnlyStoreReadsAndRefusesEveryWrite) {
       } catch (const md::Error& e) {
         EXPECT_EQ(e.code(), md::Errc::io);
         EXPECT_NE(std::string(e.what()).find("read-only"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(db().string()), std::string::npos) << "names the store: " << e.what();
       }
       EXPECT_THROW(storage.drop_calls(std::vector<md::Id>{rel::sq(1).hid()}), md::Error);
       EXPECT_THROW(storage.cleanup(), md::Error);

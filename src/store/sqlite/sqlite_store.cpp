@@ -88,11 +88,13 @@ constexpr int dir_out = 1;
 
 std::string json_list(const std::vector<std::string>& names) { return nlohmann::json(names).dump(); }
 
-std::vector<std::string> parse_list(const std::string& text) {
+/// A name list of the ops table; `store` (its file) names the store in the error.
+std::vector<std::string> parse_list(const std::string& text, const std::string& store) {
   try {
     return nlohmann::json::parse(text).get<std::vector<std::string>>();
   } catch (const std::exception&) {
-    throw Error(Errc::corrupt_store, "the ops table holds an unreadable name list: " + text.substr(0, 80));
+    throw Error(Errc::corrupt_store, store + ": the ops table holds an unreadable name list: " + text.substr(0, 80) +
+                                         "; the store is damaged: restore it from a backup");
   }
 }
 
@@ -306,7 +308,7 @@ class SqliteStore final : public Store {
     auto& st = stmt(m_op, "SELECT inputs, outputs FROM ops WHERE name = ?1 AND version = ?2");
     st.bind(1, name).bind(2, std::int64_t{version});
     if (!st.step()) return std::nullopt;
-    OpRecord r{std::string(name), version, parse_list(st.text(0)), parse_list(st.text(1))};
+    OpRecord r{std::string(name), version, parse_list(st.text(0), where()), parse_list(st.text(1), where())};
     st.reset();
     return r;
   }
@@ -724,9 +726,13 @@ class SqliteStore final : public Store {
       std::vector<OpSummary> out;
       sql::Statement st(m_db.get(), "SELECT id, name, version, inputs, outputs FROM ops ORDER BY name, version");
       while (st.step()) {
-        OpSummary op{
-            st.text(1),  static_cast<std::uint32_t>(st.int64(2)), parse_list(st.text(3)), parse_list(st.text(4)), 0, 0,
-            std::nullopt};
+        OpSummary op{st.text(1),
+                     static_cast<std::uint32_t>(st.int64(2)),
+                     parse_list(st.text(3), where()),
+                     parse_list(st.text(4), where()),
+                     0,
+                     0,
+                     std::nullopt};
         if (auto c = counts.ops.find(st.int64(0)); c != counts.ops.end()) {
           op.calls = c->second.calls;
           op.output_bytes = c->second.output_bytes;
@@ -1621,9 +1627,9 @@ class SqliteStore final : public Store {
   }
 
   /// Stored bytes checked against their id: damage in the database is reported, never decoded.
-  static std::vector<std::byte> verified(const Id& cid, std::vector<std::byte> bytes) {
+  std::vector<std::byte> verified(const Id& cid, std::vector<std::byte> bytes) const {
     if (codec::content_id(bytes) != cid)
-      throw Error(Errc::corrupt_store, "value " + cid.hex() +
+      throw Error(Errc::corrupt_store, where() + ": value " + cid.hex() +
                                            " is damaged in the database (its bytes do not match its id); restore "
                                            "the store from a backup or drop the calls that use it");
     return bytes;
@@ -1631,7 +1637,12 @@ class SqliteStore final : public Store {
 
   void require_writable() const {
     if (m_options.read_only)
-      throw Error(Errc::io, "the store was opened read-only; open it writable to record or remove calls");
+      throw Error(Errc::io, where() + ": the store was opened read-only; open it writable to record or remove calls");
+  }
+
+  /// The store's file for messages ("the in-memory store" for none).
+  [[nodiscard]] std::string where() const {
+    return m_path.empty() ? std::string("the in-memory store") : m_path.string();
   }
 
   /// Whether a value goes to a blob file: above the blob threshold in a file store, and in any
@@ -1676,7 +1687,7 @@ class SqliteStore final : public Store {
     m_op_ids.clear();
     while (st.step()) {
       const auto id = st.int64(0);
-      OpRow row{st.text(1), static_cast<std::uint32_t>(st.int64(2)), parse_list(st.text(3))};
+      OpRow row{st.text(1), static_cast<std::uint32_t>(st.int64(2)), parse_list(st.text(3), where())};
       m_op_ids[{row.name, row.version}] = id;
       m_ops_by_id[id] = std::move(row);
     }
@@ -1689,7 +1700,9 @@ class SqliteStore final : public Store {
       load_ops();
       it = m_ops_by_id.find(id);
       if (it == m_ops_by_id.end())
-        throw Error(Errc::corrupt_store, "a call refers to op id " + std::to_string(id) + ", which is not registered");
+        throw Error(Errc::corrupt_store, where() + ": a call refers to op id " + std::to_string(id) +
+                                             ", which the ops table does not hold; the store is damaged: restore it "
+                                             "from a backup");
     }
     return it->second;
   }
@@ -1700,7 +1713,9 @@ class SqliteStore final : public Store {
       load_ops();
       it = m_op_ids.find({name, version});
       if (it == m_op_ids.end())
-        throw Error(Errc::corrupt_store, "op " + name + " version " + std::to_string(version) + " is not registered");
+        throw Error(Errc::corrupt_store, where() + ": op " + name + " version " + std::to_string(version) +
+                                             " is not in the ops table, though its calls were written; the store is "
+                                             "damaged: restore it from a backup");
     }
     return it->second;
   }
