@@ -829,29 +829,27 @@ class SqliteStore final : public Store {
     }
   }
 
+  // Code versions: reads and writes retried like the others while another connection's lock is
+  // in the way (and damage met by an unlocked read of a file written meanwhile reported as such).
   std::vector<CommitRecord> commits_of(std::string_view component) override {
-    begin_read();
-    return versions::commits_of(m_db.get(), component);
+    return reading([&] { return versions::commits_of(m_db.get(), component); });
   }
   std::optional<Id> head_of(std::string_view component) override {
-    begin_read();
-    return versions::head_of(m_db.get(), component);
+    return reading([&] { return versions::head_of(m_db.get(), component); });
   }
   std::vector<VersionRecord> versions_of(std::string_view op) override {
-    begin_read();
-    return versions::versions_of(m_db.get(), op);
+    return reading([&] { return versions::versions_of(m_db.get(), op); });
   }
   void write_versioning(const VersioningWrite& changes) override {
     if (changes.empty()) return;
-    require_writable();
-    end_read();
-    sql::Transaction tx(m_db.get());
-    versions::write(m_db.get(), changes);
-    tx.commit();
+    writing([&] {
+      sql::Transaction tx(m_db.get());
+      versions::write(m_db.get(), changes);
+      tx.commit();
+    });
   }
   std::vector<std::pair<Id, Id>> call_versions_of(std::string_view op) override {
-    begin_read();
-    return versions::call_versions_of(m_db.get(), op, m_legacy_call_versions);
+    return reading([&] { return versions::call_versions_of(m_db.get(), op, m_legacy_call_versions); });
   }
 
   void end_read() override {
