@@ -6,6 +6,8 @@ find_package(msgpack REQUIRED CONFIG)
 find_package(PkgConfig REQUIRED)
 # Debian's libxxhash-dev ships no CMake config, only a pkg-config file.
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# The PostgreSQL backend (src/store/postgres): libpq from libpq-dev, found through pkg-config.
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 find_package(nlohmann_json REQUIRED CONFIG)
 # Code versioning: libclang (Debian libclang-14-dev) for mandala-fingerprint, CLI11 for its
 # command line, dtl (libdtl-dev, header-only) for diffs in the library.
