@@ -61,6 +61,22 @@ bool connection_class(const std::string& sqlstate) {
 
 void ignore_notice(void*, const char*) {}
 
+/// A libpq message (lines ending in newlines, continuation lines indented) as one line.
+std::string one_line(const char* text) {
+  std::string out;
+  bool gap = false;
+  for (const char* p = text ? text : ""; *p != '\0'; ++p) {
+    if (*p == '\n' || *p == '\t' || *p == '\r') {
+      gap = true;
+      continue;
+    }
+    if (gap && !out.empty()) out += ' ';
+    gap = false;
+    out += *p;
+  }
+  return out;
+}
+
 }  // namespace
 
 bool ServerError::transient() const { return m_sqlstate == "40001" || m_sqlstate == "40P01" || m_sqlstate == "55P03"; }
@@ -201,8 +217,7 @@ void Connection::connect() {
   m_conn.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
   if (!m_conn) throw Error(Errc::io, "cannot connect to " + m_shown + ": out of memory");
   if (PQstatus(m_conn.get()) != CONNECTION_OK) {
-    std::string why = PQerrorMessage(m_conn.get());
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    std::string why = one_line(PQerrorMessage(m_conn.get()));
     const bool missing = why.find("does not exist") != std::string::npos;
     const bool auth = why.find("authentication") != std::string::npos || why.find("password") != std::string::npos;
     std::string hint = missing ? "create the database first (createdb, or CREATE DATABASE as its owner)"
@@ -234,8 +249,7 @@ Result Connection::checked(PGresult* raw, std::string_view what) {
   Result r(raw);
   const auto status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
-  std::string message = raw ? PQresultErrorMessage(raw) : PQerrorMessage(m_conn.get());
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  const std::string message = one_line(raw ? PQresultErrorMessage(raw) : PQerrorMessage(m_conn.get()));
   const char* state = raw ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
   const std::string sqlstate = state ? state : "";
   if (broken() || connection_class(sqlstate))
