@@ -167,6 +167,19 @@ class PgStore final : public Store {
         [&] { return m_conn.query("SELECT 1 FROM mandala_values WHERE cid = $1", pq::Params().id(cid)).rows() > 0; });
   }
 
+  std::vector<Id> absent_values(std::span<const Id> cids) override {
+    return run([&] {
+      std::unordered_set<Id> stored;
+      const auto r =
+          m_conn.query("SELECT cid FROM mandala_values WHERE cid = ANY($1::bytea[])", pq::Params().id_array(cids));
+      for (int i = 0; i < r.rows(); ++i) stored.insert(r.id(i, 0));
+      std::vector<Id> out;
+      for (const auto& cid : cids)
+        if (stored.insert(cid).second) out.push_back(cid);
+      return out;
+    });
+  }
+
   std::optional<OpRecord> op(std::string_view name, std::uint32_t version) override {
     return run([&] { return op_once(name, version); });
   }
