@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -28,14 +29,18 @@ namespace mandala::testing {
 
 enum class Backend { memory, file, postgres };
 
-inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
-  switch (info.param) {
+/// The test name suffix of a backend.
+inline std::string backend_label(Backend backend) {
+  switch (backend) {
     case Backend::memory: return "Memory";
     case Backend::file: return "File";
     case Backend::postgres: return "Postgres";
   }
   return "Unknown";
 }
+inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) { return backend_label(info.param); }
+/// GetParam() in gtest's (and ctest's) test listings: the name, not the enum's bytes.
+inline void PrintTo(Backend backend, std::ostream* os) { *os << backend_label(backend); }
 
 /// The backends the parameterized suites run against in this build.
 inline std::vector<Backend> tested_backends() {
