@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <iostream>
+#include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "support/postgres.hpp"
@@ -48,6 +50,7 @@ TEST(PostgresHarness, TempDatabaseIsCreatedAndDropped) {
   MANDALA_REQUIRE_SERVER(server);
   mt::PostgresConnection admin(admin_url(server));
   std::string name;
+  std::unique_ptr<mt::PostgresConnection> still_open;  // outlives the database
   {
     mt::TempDatabase db;
     name = db.name();
@@ -60,9 +63,12 @@ TEST(PostgresHarness, TempDatabaseIsCreatedAndDropped) {
     EXPECT_EQ(c.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0") << "a fresh database";
     c.query("CREATE TABLE t (x int); INSERT INTO t VALUES (7)");
     EXPECT_EQ(c.query("SELECT x FROM t"), "7");
-    // c is still connected when the database is dropped: WITH (FORCE) closes it.
+    // A connection still open when the database is dropped: WITH (FORCE) closes it.
+    still_open = std::make_unique<mt::PostgresConnection>(db.location());
+    EXPECT_EQ(still_open->query("SELECT x FROM t"), "7");
   }
   EXPECT_FALSE(admin.database_exists(name));
+  EXPECT_THROW(still_open->query("SELECT 1"), std::runtime_error) << "closed by the drop";
 }
 
 TEST(PostgresHarness, TwoTempDatabasesAreDistinct) {
