@@ -71,6 +71,22 @@ TEST(PostgresHarness, TempDatabaseIsCreatedAndDropped) {
   EXPECT_THROW(still_open->query("SELECT 1"), std::runtime_error) << "closed by the drop";
 }
 
+TEST(PostgresHarness, TheDropSurvivesALostConnection) {
+  MANDALA_REQUIRE_SERVER(server);
+  mt::PostgresConnection admin(admin_url(server));
+  std::string name;
+  {
+    mt::TempDatabase db(server);
+    name = db.name();
+    // The server closes this process's other connections (db's own among them).
+    EXPECT_EQ(admin.query("SELECT count(pg_terminate_backend(pid, 5000)) > 0 FROM pg_stat_activity WHERE "
+                          "application_name = 'mandala-tests/" +
+                          std::to_string(::getpid()) + "' AND pid <> pg_backend_pid()"),
+              "t");
+  }
+  EXPECT_FALSE(admin.database_exists(name)) << "dropped through a new connection";
+}
+
 TEST(PostgresHarness, TwoTempDatabasesAreDistinct) {
   MANDALA_REQUIRE_SERVER(server);
   mt::TempDatabase a(server);

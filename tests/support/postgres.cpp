@@ -96,9 +96,11 @@ std::string postgres_database_url(const std::string& server_url, const std::stri
 void PostgresConnection::Close::operator()(pg_conn* c) const { PQfinish(c); }
 
 PostgresConnection::PostgresConnection(const std::string& url) : m_url(url) {
-  // Defaults first: the URL's own parameters override them.
+  // Defaults first: the URL's own parameters override them. The application name says which
+  // test process holds a connection (pg_stat_activity).
+  const std::string application = "mandala-tests/" + std::to_string(::getpid());
   const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
-  const char* values[] = {"10", "mandala-tests", url.c_str(), nullptr};
+  const char* values[] = {"10", application.c_str(), url.c_str(), nullptr};
   m_conn.reset(PQconnectdbParams(keys, values, 1));
   if (!m_conn) throw std::runtime_error("cannot connect to " + url + ": out of memory");
   if (PQstatus(m_conn.get()) != CONNECTION_OK)
@@ -143,6 +145,12 @@ std::string known_server_url() {
   if (!server) throw std::runtime_error("TempDatabase: no PostgreSQL server is known; " + postgres_server_hint());
   return *server;
 }
+
+// Databases are created from the server URL's database, `postgres` when it names none.
+std::string admin_url(const std::string& server_url) {
+  const auto parts = split_url(server_url);
+  return parts.database.empty() ? postgres_database_url(server_url, "postgres") : server_url;
+}
 }  // namespace
 
 TempDatabase::TempDatabase() : TempDatabase(known_server_url()) {}
@@ -156,9 +164,7 @@ TempDatabase::TempDatabase(const std::string& server_url) : m_server(server_url)
   try {
     const auto parts = split_url(server_url);
     m_location = parts.base + "/" + m_name + parts.params;
-    // Databases are created from the server URL's database, `postgres` when it names none.
-    m_admin = std::make_unique<PostgresConnection>(
-        parts.database.empty() ? postgres_database_url(server_url, "postgres") : server_url);
+    m_admin = std::make_unique<PostgresConnection>(admin_url(server_url));
     // From the pristine template0; by file copy where there is a choice (PostgreSQL 15: faster than
     // WAL-logging a copy on a server without fsync).
     m_admin->query("CREATE DATABASE \"" + m_name + "\" TEMPLATE template0" +
@@ -171,10 +177,16 @@ TempDatabase::TempDatabase(const std::string& server_url) : m_server(server_url)
 
 TempDatabase::~TempDatabase() {
   if (!m_admin || ::getpid() != m_pid) return;
+  const std::string drop = "DROP DATABASE IF EXISTS \"" + m_name + "\" WITH (FORCE)";
   try {
-    m_admin->query("DROP DATABASE IF EXISTS \"" + m_name + "\" WITH (FORCE)");
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "warning: TempDatabase could not drop database %s: %s\n", m_name.c_str(), e.what());
+    m_admin->query(drop);
+  } catch (const std::exception&) {
+    // The connection may have been closed meanwhile (a server's idle timeout): once more on a new one.
+    try {
+      PostgresConnection(admin_url(m_server)).query(drop);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warning: TempDatabase could not drop database %s: %s\n", m_name.c_str(), e.what());
+    }
   }
 }
 
