@@ -40,7 +40,7 @@ TEST_P(Inspect, InfoCountsAndOpSummaries) {
   reopen();
   const auto info = storage().info();
   EXPECT_EQ(info.schema_version, 6);
-  EXPECT_EQ(info.path, persistent() ? db_path() : std::filesystem::path());
+  EXPECT_EQ(info.path, std::filesystem::path(location()));  // the file, the database URL; empty for memory
   ASSERT_TRUE(info.created.has_value());
   EXPECT_GE(*info.created, before);
   EXPECT_EQ(info.stats.ops, 3u);
