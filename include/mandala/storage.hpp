@@ -45,6 +45,10 @@ struct StorageOptions {
   /// Also sync the database log at every flush: flushed calls then survive power loss and OS
   /// crashes, not only crashes of the process (docs/guarantees.md). Costs one fsync per flush.
   bool durable_flush = false;
+  /// Create the store when the location holds none (a new file, the tables of an empty
+  /// PostgreSQL database). When false, opening a location without a store fails with
+  /// Errc::not_found and creates nothing (what the `mandala` commands that change a store do).
+  bool create = true;
   /// What happens when an op's tracked code differs from the code its calls were stored with
   /// (mandala/versioning.hpp).
   OnCodeChange on_code_change = OnCodeChange::new_version;

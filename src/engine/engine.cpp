@@ -51,6 +51,7 @@ StorageCore::StorageCore(const std::filesystem::path& path, const StorageOptions
   so.read_only = options.read_only;
   so.lock_timeout = options.lock_timeout;
   so.durable_flush = options.durable_flush;
+  so.create = options.create;
   m_store = store::open_store(path.string(), so);
 }
 

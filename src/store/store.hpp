@@ -239,6 +239,7 @@ struct StoreOptions {
   bool read_only = false;
   std::chrono::milliseconds lock_timeout{60'000};
   bool durable_flush = false;
+  bool create = true;  ///< StorageOptions::create
 };
 
 /// Opens (creating when absent) the store at `location`, choosing its backend by the location's

@@ -98,3 +98,23 @@ TEST(Location, AStorageOpenedByUrlIsTheFileItNames) {
 }
 
 }  // namespace
+
+TEST(Location, AStorageThatMayNotCreateRefusesAMissingFileAndMakesNone) {
+  mandala::testing::TempDir dir;
+  mandala::StorageOptions options;
+  options.create = false;
+  const fs::path file = dir / "absent.db";
+  try {
+    mandala::Storage storage(file, options);
+    ADD_FAILURE() << "a missing store opened";
+  } catch (const mandala::Error& e) {
+    EXPECT_EQ(e.code(), mandala::Errc::not_found);
+    EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(file));
+  { mandala::Storage create(file); }
+  mandala::Storage storage(file, options);  // there now: it opens
+  EXPECT_EQ(storage.stats().calls, 0u);
+  mandala::Storage memory("", options);  // nothing to find or create in memory
+  EXPECT_EQ(memory.stats().calls, 0u);
+}

@@ -119,6 +119,18 @@ TEST_F(Postgres, AReadOnlyOpenOfAnEmptyDatabaseCreatesNothing) {
   }
 }
 
+TEST_F(Postgres, AnOpenThatMayNotCreateLeavesAnEmptyDatabaseEmpty) {
+  md::StorageOptions options;
+  options.create = false;
+  const auto e = open_error(location(), options);
+  EXPECT_EQ(e.code(), md::Errc::not_found);
+  EXPECT_NE(std::string(e.what()).find("none is created"), std::string::npos) << e.what();
+  EXPECT_EQ(admin().query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0");
+  { md::Storage s(location()); }
+  md::Storage s(location(), options);  // a store there now: it opens
+  EXPECT_EQ(s.stats().calls, 0u);
+}
+
 TEST_F(Postgres, ValuesLargerThanAPieceAreStoredInPiecesAndReadBackWhole) {
   // 150 MiB: three pieces of 64 MiB (docs/storage-format.md 4.2).
   const std::int64_t n = std::int64_t{150} << 20;

@@ -54,7 +54,9 @@ Storage open_for_reading(const std::string& path) {
 
 Storage open_for_writing(const std::string& path) {
   require_file(path);
-  return Storage(path);
+  StorageOptions options;
+  options.create = false;  // a command that changes a store never makes one
+  return Storage(path, options);
 }
 
 IdMatch resolve_id(Storage& storage, std::string_view text) {

@@ -689,9 +689,10 @@ class PgStore final : public Store {
                     m_conn.shown() + " holds " + std::to_string(tables) +
                         " tables but no mandala_meta: it is the database of another application, not a mandala "
                         "store; it was not modified: give a new, empty database");
-      if (m_options.read_only)
-        throw Error(Errc::not_found,
-                    "no mandala store in " + m_conn.shown() + " (opened read-only, so none is created)");
+      if (m_options.read_only || !m_options.create)
+        throw Error(Errc::not_found, "no mandala store in " + m_conn.shown() + " (opened " +
+                                         (m_options.read_only ? "read-only" : "without StorageOptions::create") +
+                                         ", so none is created)");
       m_conn.exec("BEGIN");
       m_conn.query_once("SELECT pg_advisory_xact_lock($1)", pq::Params().int64(creation_lock));
       // Another process may have created the tables while this one waited for the lock.

@@ -1345,6 +1345,8 @@ class SqliteStore final : public Store {
     }
     if (m_options.read_only && !existed)
       throw Error(Errc::not_found, "no store at " + path.string() + " (opened read-only, so none is created)");
+    if (!memory && !m_options.create && !existed)
+      throw Error(Errc::not_found, "no store at " + path.string() + " (and none is created here: check the path)");
     const std::string name = memory ? std::string(":memory:") : path.string();
     if (!memory) warn_if_network_file_system(path);
     m_path = memory ? fs::path() : path;
