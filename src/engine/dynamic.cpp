@@ -115,7 +115,10 @@ EncodedValue encoded_value(const DynamicArg& arg) {
 
 DynamicOp::DynamicOp(std::string name, std::vector<std::string> inputs, std::size_t output_count, OpOptions options) {
   std::vector<Param> params(inputs.begin(), inputs.end());
-  m_info = detail::make_op_info(std::move(name), params, std::move(options), params.size(), output_count);
+  auto info = std::make_shared<detail::OpInfo>(
+      *detail::make_op_info(std::move(name), params, std::move(options), params.size(), output_count));
+  info->native_code = false;
+  m_info = std::move(info);
 }
 
 DynamicOp::Result DynamicOp::operator()(std::vector<DynamicArg> args, const Function& fn) const {

@@ -10,6 +10,7 @@
 
 #include "mandala/mandala.hpp"
 #include "support/backends.hpp"
+#include "versioning/components.hpp"
 
 namespace md = mandala;
 using md::testing::BackendTest;
@@ -173,6 +174,24 @@ TEST_P(Dynamic, ErrorsSayWhatIsWrong) {
             std::string::npos);
   EXPECT_THROW(md::DynamicOp("__make_list__", {"x"}, 1), md::Error);
   EXPECT_THROW(md::DynamicOp("f", {"x", "x"}, 1), md::Error);
+}
+
+std::vector<std::string> g_warnings;
+
+TEST_P(Dynamic, NoWarningAboutAMissingCodeFingerprint) {
+  md::versioning::reset_warnings();
+  g_warnings.clear();
+  const auto previous = md::set_warning_sink([](const std::string& m) { g_warnings.push_back(m); });
+  const md::DynamicOp fresh("dyn_fresh", {"x"}, 1);
+  const auto typed = md::op("dyn_fresh_typed", {"x"}, [](int x) { return x; });
+  {
+    md::Session s(storage());
+    (void)fresh({value_arg("x", 1)}, run_add);
+    EXPECT_TRUE(g_warnings.empty()) << "a dynamic op's code is not C++: no fingerprint is expected";
+    (void)typed(1);
+    EXPECT_EQ(g_warnings.size(), 1u) << "typed ops without a fingerprint are still warned about";
+  }
+  md::set_warning_sink(previous);
 }
 
 TEST(EncodedValue, ValidatesAndHashesLikeTheCodec) {

@@ -1,0 +1,86 @@
+"""Storage: where memoized calls live, shared with C++ programs using libmandala."""
+
+import os
+
+from . import _core
+from .model import Op, Ref, _contexts, _unwrap
+
+
+class Storage:
+    """A store of memoized calls.
+
+    `db_path`: None or ":memory:" for a private in-memory store, else the store's location: a
+    file path (created when missing), `sqlite:///ABSOLUTE/PATH` or `sqlite:RELATIVE/PATH`; the
+    same store C++ programs open with mandala::Storage.
+
+    `with storage:` makes ops memoize their calls in it; leaving the outermost `with` writes the
+    calls made (also when an exception propagates)."""
+
+    def __init__(self, db_path=None, read_only=False):
+        if db_path is not None and not isinstance(db_path, (str, os.PathLike)):
+            raise TypeError(f"db_path must be None, a str or a path, not {type(db_path).__name__}")
+        self.db_path = ":memory:" if db_path is None else os.fspath(db_path)
+        self._core = _core.Storage(None if self.db_path == ":memory:" else self.db_path, read_only)
+        self._mode_stack = []
+        self._next_mode = "run"
+
+    # ---- contexts ------------------------------------------------------------------------
+    def __call__(self, mode="run"):
+        """Sets the mode of the next `with storage:` ("run" memoizes, "noop" runs ops as plain
+        functions on unwrapped arguments)."""
+        if mode not in ("run", "noop"):
+            raise ValueError(f"mode must be 'run' or 'noop', not {mode!r}")
+        self._next_mode = mode
+        return self
+
+    @property
+    def mode(self):
+        return self._mode_stack[-1] if self._mode_stack else "run"
+
+    def __enter__(self):
+        self._mode_stack.append(self._next_mode)
+        _contexts.append(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._mode_stack.pop()
+        for i in range(len(_contexts) - 1, -1, -1):
+            if _contexts[i] is self:
+                del _contexts[i]
+                break
+        if not self._mode_stack:
+            self._next_mode = "run"
+            if self not in _contexts:
+                self.commit()
+        return False
+
+    def in_context(self):
+        """Whether any storage context is active."""
+        return bool(_contexts)
+
+    # ---- calls ---------------------------------------------------------------------------
+    def _call(self, op: Op, args, kwargs):
+        return op._memoized(self, args, kwargs)
+
+    def commit(self):
+        """Writes the pending calls (leaving the outermost `with` does it)."""
+        self._core.flush()
+
+    def allow_new_calls(self, allow: bool):
+        """When False, memoized calls still resolve but new calls raise RuntimeError."""
+        self._core.allow_new_calls(bool(allow))
+
+    def unwrap(self, obj):
+        """`obj` with every Ref in it (also inside lists, tuples, dicts and sets) replaced by its
+        value, loaded from storage when not in memory (and then kept in the Ref)."""
+        return _unwrap(obj)
+
+    def counters(self):
+        """Calls executed and reused since this storage was opened (this process)."""
+        return self._core.counters()
+
+    def __repr__(self):
+        return f"Storage(db_path={self.db_path!r})"
+
+
+__all__ = ["Storage", "Ref"]
