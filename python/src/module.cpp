@@ -28,8 +28,8 @@ namespace {
 constexpr int max_depth = 256;
 
 const char* const supported_types =
-    "supported are None, bool, int (64-bit), float, str, bytes, and list, tuple, dict, set and frozenset of "
-    "these (other types are not supported yet)";
+    "supported are None, bool, int (64-bit), float, str, bytes, numeric numpy arrays, and list, tuple, dict, set "
+    "and frozenset of these (other types are not supported yet)";
 
 // A value that cannot be encoded, with the path to it inside the argument.
 struct EncodeFailure {
@@ -41,6 +41,41 @@ struct EncodeFailure {
 std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__qualname__")); }
 
 void encode(md::Encoder& e, py::handle obj, int depth);
+
+// numpy when the program has imported it (a value cannot be an ndarray otherwise), else None.
+py::object loaded_numpy() {
+  PyObject* module = PyImport_GetModule(py::str("numpy").ptr());
+  if (module == nullptr) {
+    if (PyErr_Occurred()) throw py::error_already_set();
+    return py::none();
+  }
+  return py::reinterpret_steal<py::object>(module);
+}
+
+// A numeric ndarray as one typed array: its elements in C order, little-endian (the encoding of
+// a std::vector<double> for a 1-D float64 array).
+void encode_ndarray(md::Encoder& e, py::handle obj, const py::object& numpy) {
+  const py::object dtype = obj.attr("dtype");
+  const std::string kind = py::str(dtype.attr("kind"));
+  const auto size = dtype.attr("itemsize").cast<std::size_t>();
+  std::optional<md::Dtype> t;
+  if (kind == "i")
+    t = size == 1 ? md::Dtype::i8 : size == 2 ? md::Dtype::i16 : size == 4 ? md::Dtype::i32 : md::Dtype::i64;
+  else if (kind == "u")
+    t = size == 1 ? md::Dtype::u8 : size == 2 ? md::Dtype::u16 : size == 4 ? md::Dtype::u32 : md::Dtype::u64;
+  else if (kind == "f" && (size == 4 || size == 8)) t = size == 4 ? md::Dtype::f32 : md::Dtype::f64;
+  if (!t)
+    throw EncodeFailure{"a numpy array of dtype " + std::string(py::str(dtype)) +
+                            " (numeric arrays of int8 to int64, uint8 to uint64, float32 and float64 are supported)",
+                        "", false};
+  const auto ndim = obj.attr("ndim").cast<std::size_t>();
+  if (ndim == 0) throw EncodeFailure{"a 0-dimensional numpy array (pass its value: array.item())", "", false};
+  const py::object little = dtype.attr("newbyteorder")("<");
+  const py::object contiguous = numpy.attr("ascontiguousarray")(obj, py::arg("dtype") = little);
+  const py::buffer_info info = py::reinterpret_borrow<py::buffer>(contiguous).request();
+  std::vector<std::uint64_t> shape(info.shape.begin(), info.shape.end());
+  e.typed_array(*t, shape, info.ptr, static_cast<std::size_t>(info.size * info.itemsize));
+}
 
 std::vector<std::byte> encode_part(py::handle obj, int depth) {
   md::Encoder sub;
@@ -115,6 +150,9 @@ void encode(md::Encoder& e, py::handle obj, int depth) {
     for (const auto& x : obj)
       at_path("{" + std::string(py::repr(x)) + "}", [&] { elements.push_back(encode_part(x, depth + 1)); });
     e.array_sorted(std::move(elements));
+  } else if (const py::object numpy = loaded_numpy();
+             !numpy.is_none() && py::type::handle_of(obj).is(numpy.attr("ndarray"))) {
+    encode_ndarray(e, obj, numpy);
   } else {
     throw EncodeFailure{"a value of type '" + type_name(obj) + "'", ""};
   }

@@ -173,3 +173,30 @@ def test_storage_errors_are_mandala_errors(tmp_path):
         Storage(bad)
     assert isinstance(info.value, RuntimeError)
     assert info.value.code == "corrupt_store"
+
+
+def test_numpy_arrays_are_typed_arrays(tmp_path):
+    import numpy as np
+
+    cpp = dict(_core._typed_content_ids())
+    assert mandala.content_id(np.array([1.0, 2.5])) == cpp["vector<double>"]
+    assert mandala.content_id(np.array([1.0, 2.5], dtype=">f8")) == cpp["vector<double>"], "byte order"
+    matrix = np.arange(12, dtype=np.int32).reshape(3, 4)
+    assert mandala.content_id(matrix.T) == mandala.content_id(np.ascontiguousarray(matrix.T)), "C order"
+    assert mandala.content_id(matrix) != mandala.content_id(matrix.reshape(4, 3)), "the shape is part of it"
+    assert mandala.content_id(matrix) != mandala.content_id(matrix.astype(np.int64)), "so is the dtype"
+
+    with Storage(tmp_path / "s.db"):
+        ident(matrix.T)
+    with Storage(tmp_path / "s.db") as storage:
+        loaded = storage.unwrap(ident(matrix.T))
+    assert loaded.dtype == np.int32 and loaded.shape == (4, 3)
+    assert np.array_equal(loaded, matrix.T)
+
+    for bad, message in [
+        (np.array(5.0), "0-dimensional numpy array"),
+        (np.array([1j]), "dtype complex128"),
+        (np.array([True]), "dtype bool"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            mandala.content_id(bad)
