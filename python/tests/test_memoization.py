@@ -245,3 +245,28 @@ def test_nested_contexts_commit_when_leaving_the_outermost(tmp_path):
     with Storage(tmp_path / "s.db"):
         inc(7)
     assert runs == {}
+
+
+def test_ops_called_inside_ops_are_memoized_too():
+    @op
+    def twice_inc(x):
+        count("twice_inc")
+        return storage.unwrap(inc(inc(x)))
+
+    storage = Storage()
+    with storage:
+        r = twice_inc(1)
+        assert storage.unwrap(r) == 3
+        assert storage.unwrap(inc(2)) == 3
+    assert runs == {"twice_inc": 1, "inc": 2}
+
+
+def test_refs_show_their_value_or_that_they_are_lazy(tmp_path):
+    with Storage(tmp_path / "s.db"):
+        y = inc(1)
+    assert repr(y) == f"Ref(2, hid={y.hid[:3]}...)"
+    with Storage(tmp_path / "s.db") as storage:
+        lazy = inc(1)
+        assert repr(lazy) == f"Ref(hid={y.hid[:3]}..., in_memory=False)"
+        assert lazy == y and hash(lazy) == hash(y)
+        assert {y: "a"}[lazy] == "a"
