@@ -1,6 +1,6 @@
 """The public names: `from mandala.imports import *`."""
 
-from .model import Op, Ref, op
+from .model import Ignore, NewArgDefault, Op, Ref, noop, op
 from .storage import Storage
 
-__all__ = ["op", "Op", "Ref", "Storage"]
+__all__ = ["op", "Op", "Ref", "Storage", "Ignore", "NewArgDefault", "noop"]

@@ -84,6 +84,43 @@ def _unwrap(obj):
     return obj
 
 
+class Ignore:
+    """An argument passed to the function but not part of the call's identity:
+    `f(x, Ignore(verbose))`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return f"Ignore({self.value!r})"
+
+
+class NewArgDefault(Ignore):
+    """The default of a parameter added to an op after calls of it were stored:
+    `def f(x, scale=NewArgDefault(1))`. When omitted, or passed a value that encodes to the same
+    bytes as the default, the parameter is left out of the call, so the calls stored before it
+    existed are reused; the function then receives the default's value."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return f"NewArgDefault({self.value!r})"
+
+
+def _same_value(value, default):
+    """Whether `value` (a Ref: its value) is the default's value by encoded bytes."""
+    if isinstance(value, NewArgDefault):
+        return True  # the parameter was omitted
+    if isinstance(value, Ref):
+        value = value._load()
+    try:
+        return _core.encode(value) == _core.encode(default)
+    except (TypeError, ValueError):
+        return False
+
+
 class Op:
     """A memoized function: inside `with storage:` each call is looked up (by history, then by
     content) and the function runs only for a new call; the call returns Refs. Outside a storage
@@ -163,10 +200,13 @@ class Op:
 
     def __call__(self, *args, **kwargs):
         storage = current_storage()
-        if storage is None:
-            return self.f(*args, **kwargs)
-        if storage.mode == "noop":
-            return self.f(*_unwrap(args), **_unwrap(kwargs))
+        if storage is None or storage.mode == "noop":
+            # A plain call: Refs give their values, Ignore / NewArgDefault theirs.
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            for name, value in bound.arguments.items():
+                bound.arguments[name] = _unwrap(value.value if isinstance(value, Ignore) else value)
+            return self.f(*bound.args, **bound.kwargs)
         return storage._call(self, args, kwargs)
 
     def _memoized(self, storage, args, kwargs):
@@ -174,9 +214,17 @@ class Op:
         bound.apply_defaults()
         core_args = []
         for name, value in bound.arguments.items():
-            if name in self.ignore_args:
-                continue
-            core_args.append((name, value._ref if isinstance(value, Ref) else value))
+            default = self.signature.parameters[name].default
+            if name in self.ignore_args or isinstance(value, Ignore):
+                pass  # passed to the function, not part of the call
+            elif isinstance(default, NewArgDefault) and _same_value(value, default.value):
+                bound.arguments[name] = default.value  # as before the parameter existed
+            else:
+                core_args.append((name, value._ref if isinstance(value, Ref) else value))
+        for name, value in bound.arguments.items():
+            if isinstance(value, Ignore):
+                bound.arguments[name] = value.value
+        args, kwargs = bound.args, bound.kwargs
 
         computed = []
 
@@ -201,7 +249,15 @@ class Op:
             computed.append(outputs)
             return outputs
 
-        refs = self._core_op(count).call(storage._core, core_args, run)
+        try:
+            refs = self._core_op(count).call(storage._core, core_args, run)
+        except TypeError as e:
+            if "of type 'Ref'" not in str(e):
+                raise
+            raise TypeError(
+                f"{e}. A Ref inside a list, tuple, dict or set would lose its history: pass Refs as "
+                "arguments of their own, or their values (storage.unwrap)"
+            ) from None
         if computed:
             out = [Ref(r, v) for r, v in zip(refs, computed[0])]
         else:
@@ -230,3 +286,19 @@ def op(output_names=None, nout="auto", ignore_args=None, __structural__=False, _
         return Op(f, output_names=output_names, nout=nout, ignore_args=ignore_args)
 
     return decorator
+
+
+class noop:
+    """`with noop():` runs ops as plain functions (on unwrapped arguments) inside a storage
+    context; without one it does nothing (ops are plain functions there anyway)."""
+
+    def __enter__(self):
+        self._storage = current_storage()
+        if self._storage is not None:
+            self._storage(mode="noop").__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._storage is not None:
+            self._storage.__exit__(exc_type, exc, tb)
+        return False

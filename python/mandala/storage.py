@@ -39,6 +39,7 @@ class Storage:
 
     def __enter__(self):
         self._mode_stack.append(self._next_mode)
+        self._next_mode = "run"  # a plain nested `with storage:` runs
         _contexts.append(self)
         return self
 
@@ -48,10 +49,8 @@ class Storage:
             if _contexts[i] is self:
                 del _contexts[i]
                 break
-        if not self._mode_stack:
-            self._next_mode = "run"
-            if self not in _contexts:
-                self.commit()
+        if not self._mode_stack and self not in _contexts:
+            self.commit()
         return False
 
     def in_context(self):

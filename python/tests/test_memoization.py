@@ -270,3 +270,79 @@ def test_refs_show_their_value_or_that_they_are_lazy(tmp_path):
         assert repr(lazy) == f"Ref(hid={y.hid[:3]}..., in_memory=False)"
         assert lazy == y and hash(lazy) == hash(y)
         assert {y: "a"}[lazy] == "a"
+
+
+def test_ignore_wraps_an_argument_out_of_the_call():
+    from mandala.imports import Ignore
+
+    seen = []
+
+    @op
+    def report(x, verbose):
+        seen.append(verbose)
+        return x
+
+    storage = Storage()
+    with storage:
+        a = report(1, Ignore(True))
+        b = report(1, Ignore(False))
+    assert a.hid == b.hid
+    assert seen == [True], "the function gets the unwrapped value; the second call is reused"
+    assert report(2, Ignore("plain")) == 2 and seen[-1] == "plain"
+
+
+def test_new_arg_default_keeps_earlier_calls(tmp_path):
+    from mandala.imports import NewArgDefault
+
+    def version_1():
+        @op
+        def power(x):
+            count("v1")
+            return x * x
+
+        return power
+
+    def version_2():
+        @op
+        def power(x, p=NewArgDefault(2)):
+            count("v2")
+            assert not isinstance(p, NewArgDefault)
+            return x**p
+
+        return power
+
+    with Storage(tmp_path / "s.db"):
+        old = version_1()(3)
+    power = version_2()
+    with Storage(tmp_path / "s.db") as storage:
+        assert power(3).hid == old.hid
+        assert power(3, p=2).hid == old.hid
+        assert power(3, 2).hid == old.hid
+        cubed = power(3, p=3)
+        assert storage.unwrap(cubed) == 27
+    assert runs == {"v1": 1, "v2": 1}
+    assert power(4) == 16, "outside a context the function gets the default's value"
+
+
+def test_noop_context_manager():
+    from mandala.imports import noop
+
+    storage = Storage()
+    with noop():
+        assert inc(1) == 2  # no storage: a plain call
+    with storage:
+        y = inc(1)
+        with noop():
+            assert inc(y) == 3
+            with storage:
+                assert isinstance(inc(5), Ref), "a plain nested `with storage:` runs"
+        assert storage.mode == "run"
+    assert storage.counters()["executed"] == 2
+
+
+def test_a_ref_inside_a_plain_container_is_refused():
+    storage = Storage()
+    with storage:
+        y = inc(1)
+        with pytest.raises(TypeError, match=r"type 'Ref' at argument 'x'\[0\].*would lose its history"):
+            inc([y])
