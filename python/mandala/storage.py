@@ -74,6 +74,31 @@ class Storage:
         value, loaded from storage when not in memory (and then kept in the Ref)."""
         return _unwrap(obj)
 
+    def cf(self, source):
+        """A ComputationFrame: of all calls of an op, of a Ref or a list of Refs (one variable
+        `v`), or of a dict naming lists of Refs (one variable per key)."""
+        from .cf import ComputationFrame
+
+        if isinstance(source, Op):
+            core = _core.ComputationFrame.from_op(self._core, source.name, source.version)
+        elif isinstance(source, Ref):
+            core = _core.ComputationFrame.from_refs(self._core, [source._ref])
+        elif isinstance(source, (list, tuple, set)) and all(isinstance(r, Ref) for r in source):
+            core = _core.ComputationFrame.from_refs(self._core, [r._ref for r in source])
+        elif isinstance(source, dict):
+            variables = {}
+            for name, refs in source.items():
+                refs = [refs] if isinstance(refs, Ref) else list(refs)
+                if not all(isinstance(r, Ref) for r in refs):
+                    raise TypeError(f"cf: variable {name!r} must be a Ref or a list of Refs")
+                variables[name] = [r._ref for r in refs]
+            core = _core.ComputationFrame.from_vars(self._core, variables)
+        else:
+            raise TypeError(
+                "cf() takes an op, a Ref, a list of Refs or a dict of them, not " + type(source).__name__
+            )
+        return ComputationFrame(self, core)
+
     def counters(self):
         """Calls executed and reused since this storage was opened (this process)."""
         return self._core.counters()

@@ -251,6 +251,51 @@ std::vector<md::DynamicArg> to_args(const std::vector<std::pair<std::string, py:
 
 std::string errc_name(md::Errc code) { return std::string(md::to_string(code)); }
 
+py::object load_ref(const md::AnyRef& ref) { return decode_bytes(md::encoded_value(ref).bytes()); }
+
+// The cells of a table column as Python objects: values decoded (loaded in bulk), a collection
+// cell as a list of values, a call as its CallInfo, a collection of calls as a list; None for
+// null cells.
+py::list column_objects(const md::Table& table, const std::string& name) {
+  const auto cells = table.cells(name);
+  std::vector<std::shared_ptr<md::detail::RefState>> states;
+  for (const auto& cell : cells)
+    if (cell.kind() == md::Cell::Kind::value) states.push_back(cell.ref().state_ptr());
+  auto loaded =
+      states.empty() ? std::vector<std::optional<std::vector<std::byte>>>{} : md::detail::load_bytes_of(states);
+  std::size_t next = 0;
+  py::list out;
+  for (const auto& cell : cells) {
+    switch (cell.kind()) {
+      case md::Cell::Kind::null: out.append(py::none()); break;
+      case md::Cell::Kind::value: {
+        auto& bytes = loaded[next++];
+        // A collection is stored as its shape: encoded_value gives its elements' values.
+        if (bytes && md::DecodedValue(std::span<const std::byte>(*bytes)).root().kind() != md::Kind::collection)
+          out.append(decode_bytes(*bytes));
+        else out.append(load_ref(cell.ref()));
+        break;
+      }
+      case md::Cell::Kind::values: {
+        py::list values;
+        for (const auto& r : cell.refs()) values.append(load_ref(r));
+        out.append(values);
+        break;
+      }
+      case md::Cell::Kind::call: out.append(py::cast(cell.call())); break;
+      case md::Cell::Kind::calls: out.append(py::cast(cell.calls())); break;
+    }
+  }
+  return out;
+}
+
+// A table as (column names, {column: list of objects}).
+py::tuple table_columns(const md::Table& table) {
+  py::dict columns;
+  for (const auto& name : table.column_names()) columns[py::str(name)] = column_objects(table, name);
+  return py::make_tuple(table.column_names(), columns);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -334,6 +379,55 @@ PYBIND11_MODULE(_core, m) {
           "The value (in memory, or loaded from the ref's storage).")
       .def("__eq__", [](const md::AnyRef& a, const md::AnyRef& b) { return a == b; })
       .def("__hash__", [](const md::AnyRef& r) { return std::hash<md::AnyRef>{}(r); });
+
+  py::class_<md::CallInfo>(m, "Call", "A stored call: its op, ids and input and output refs.")
+      .def_readonly("op", &md::CallInfo::op)
+      .def_readonly("version", &md::CallInfo::version)
+      .def_property_readonly("hid", [](const md::CallInfo& c) { return c.hid.hex(); })
+      .def_property_readonly("cid", [](const md::CallInfo& c) { return c.cid.hex(); })
+      .def_readonly("inputs", &md::CallInfo::inputs)
+      .def_readonly("outputs", &md::CallInfo::outputs)
+      .def("__repr__",
+           [](const md::CallInfo& c) { return "Call(" + c.op + ", hid=" + c.hid.hex().substr(0, 3) + "...)"; })
+      .def("__eq__", [](const md::CallInfo& a, const md::CallInfo& b) { return a.hid == b.hid; })
+      .def("__hash__", [](const md::CallInfo& c) { return std::hash<md::Id>{}(c.hid); });
+
+  py::class_<md::ComputationFrame>(m, "ComputationFrame")
+      .def_static(
+          "from_op",
+          [](md::Storage& s, const std::string& name, std::uint32_t version) {
+            return md::ComputationFrame::from_op(s, name, version);
+          },
+          py::arg("storage"), py::arg("op"), py::arg("version"))
+      .def_static("from_refs", &md::ComputationFrame::from_refs)
+      .def_static("from_vars", &md::ComputationFrame::from_vars)
+      .def_property_readonly("vnames", &md::ComputationFrame::vnames)
+      .def_property_readonly("fnames", &md::ComputationFrame::fnames)
+      .def_property_readonly("nodes", &md::ComputationFrame::nodes)
+      .def("refs", &md::ComputationFrame::refs)
+      .def("calls", &md::ComputationFrame::calls)
+      .def("op_of", &md::ComputationFrame::op_of)
+      .def("expand_back",
+           [](const md::ComputationFrame& f, bool recursive) {
+             return f.expand_back(recursive ? md::Recursive::yes : md::Recursive::no);
+           })
+      .def("expand_forward",
+           [](const md::ComputationFrame& f, bool recursive) {
+             return f.expand_forward(recursive ? md::Recursive::yes : md::Recursive::no);
+           })
+      .def("expand_all", [](const md::ComputationFrame& f) { return f.expand_all(); })
+      .def(
+          "df",
+          [](const md::ComputationFrame& f, std::vector<std::string> columns, bool include_calls) {
+            md::DfOptions options;
+            options.columns = std::move(columns);
+            options.calls = include_calls ? md::Calls::include : md::Calls::exclude;
+            return table_columns(f.df(options));
+          },
+          "The table of df() as (column names, {column: values}).")
+      .def("summary", &md::ComputationFrame::summary)
+      .def("graph_description", &md::ComputationFrame::graph_description)
+      .def("to_dot", [](const md::ComputationFrame& f) { return f.to_dot(); });
 
   py::class_<md::Storage>(m, "Storage")
       .def(py::init([](std::optional<std::string> location, bool read_only) {
