@@ -99,6 +99,42 @@ class Storage:
             )
         return ComputationFrame(self, core)
 
+    # ---- provenance and deletion ------------------------------------------------------------
+    def get_ref_creator(self, ref):
+        """The Call that created `ref`, or None for a value passed in raw."""
+        from .cf import Call
+
+        call = self._core.creator_of(ref._ref)
+        return None if call is None else Call(call)
+
+    def get_consumers(self, ref):
+        """The Calls that took `ref` as an input."""
+        from .cf import Call
+
+        return [Call(c) for c in self._core.consumers_of(ref._ref)]
+
+    def drop_calls(self, calls_or_hids, delete_dependents=False):
+        """Removes calls (Call objects or call history ids; e.g. a function column of df());
+        with delete_dependents=True also every call downstream of their outputs. Values stay
+        until cleanup_refs(). Returns the number of calls removed."""
+        from .cf import Call
+
+        hids = []
+        for c in calls_or_hids:
+            if isinstance(c, Call):
+                hids.append(c.hid)
+            elif isinstance(c, str):
+                hids.append(c)
+            elif c is None:
+                continue  # a null cell of a df() column
+            else:
+                raise TypeError(f"drop_calls takes Calls or call history ids, not {type(c).__name__}")
+        return self._core.drop_calls(hids, bool(delete_dependents))
+
+    def cleanup_refs(self):
+        """Removes the values no stored call references; returns what was removed."""
+        return self._core.cleanup()
+
     def counters(self):
         """Calls executed and reused since this storage was opened (this process)."""
         return self._core.counters()

@@ -449,6 +449,29 @@ PYBIND11_MODULE(_core, m) {
              d["reused_by_content"] = c.reused_by_content;
              return d;
            })
+      .def("creator_of", &md::Storage::creator_of, "The call that created the ref; None for a raw input.")
+      .def("consumers_of", &md::Storage::consumers_of, "The calls that took the ref as an input.")
+      .def(
+          "drop_calls",
+          [](md::Storage& s, const std::vector<std::string>& call_hids, bool dependents) {
+            std::vector<md::Id> ids;
+            for (const auto& hex : call_hids) {
+              const auto id = md::Id::from_hex(hex);
+              if (!id) throw py::value_error("not a call history id (32 hex digits): '" + hex + "'");
+              ids.push_back(*id);
+            }
+            return s.drop_calls(ids, dependents ? md::Dependents::yes : md::Dependents::no);
+          },
+          py::arg("call_hids"), py::arg("delete_dependents"))
+      .def("cleanup",
+           [](md::Storage& s) {
+             const auto r = s.cleanup();
+             py::dict d;
+             d["values_removed"] = r.values_removed;
+             d["bytes_freed"] = r.bytes_freed;
+             d["blob_files_removed"] = r.blob_files_removed;
+             return d;
+           })
       .def(
           "op_outputs",
           [](md::Storage& s, const std::string& name,

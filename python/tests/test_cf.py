@@ -66,3 +66,26 @@ def test_cf_of_named_refs(storage):
     assert sorted(storage.unwrap(r) for r in cf.refs("small")) == [1, 2]
     with pytest.raises(TypeError, match="cf"):
         storage.cf(42)
+
+
+def test_provenance_and_dropping_calls_from_a_df(storage):
+    with storage:
+        y = inc(1)
+        z = add(y, 10)
+    creator = storage.get_ref_creator(z)
+    assert creator.op == "add" and creator.inputs["x"] == y
+    assert storage.get_ref_creator(creator.inputs["y"]) is None, "a raw input has no creator"
+    assert [c.op for c in storage.get_consumers(y)] == ["add"]
+
+    df = storage.cf(inc).df()
+    small = df[df["x"] < 2]
+    removed = storage.drop_calls(small["inc"], delete_dependents=True)
+    assert removed == 4, "two inc calls and the add calls downstream of them"
+    assert len(storage.cf(inc).df()) == 1
+    assert len(storage.cf(add).df()) == 1
+    assert storage.cleanup_refs()["values_removed"] > 0
+    with storage:
+        inc(0)  # computed again
+    assert len(storage.cf(inc).df()) == 2
+    with pytest.raises(ValueError, match="not a call history id"):
+        storage.drop_calls(["xyz"])
