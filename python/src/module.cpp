@@ -1,7 +1,8 @@
 // mandala._core: the Python extension over libmandala's dynamic boundary (mandala/dynamic.hpp).
 // Python values are encoded by the library's own encoder, so a value has the same content id in
 // Python and in C++; the pure-Python layer (python/mandala) builds the original's API on this.
-// Every function here runs with the GIL held (the op functions it calls back are Python code).
+// Functions here run with the GIL held, except the engine's part of an op call (Op.call releases it
+// and takes it back to run the op's Python function).
 
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
@@ -500,7 +501,10 @@ PYBIND11_MODULE(_core, m) {
           "call",
           [](const md::DynamicOp& op, md::Storage& storage, const std::vector<std::pair<std::string, py::object>>& args,
              const py::function& fn) {
+            // The engine works without the GIL (other Python threads run meanwhile; it never
+            // calls Python while holding its own lock); the function takes the GIL back.
             const md::DynamicOp::Function run = [&](std::span<const md::DynamicArg>) {
+              const py::gil_scoped_acquire gil;
               const py::object result = fn();
               const auto values = py::reinterpret_borrow<py::sequence>(result);
               std::vector<md::EncodedValue> out;
@@ -512,7 +516,9 @@ PYBIND11_MODULE(_core, m) {
               }
               return out;
             };
-            return op.call_in(storage.core(), to_args(args), run);
+            auto dynamic_args = to_args(args);
+            const py::gil_scoped_release no_gil;
+            return op.call_in(storage.core(), std::move(dynamic_args), run);
           },
           py::arg("storage"), py::arg("args"), py::arg("fn"),
           "Calls the op memoized in `storage`: `args` are (parameter, value or Ref) pairs; `fn()` runs for a new "

@@ -346,3 +346,39 @@ def test_a_ref_inside_a_plain_container_is_refused():
         y = inc(1)
         with pytest.raises(TypeError, match=r"type 'Ref' at argument 'x'\[0\].*would lose its history"):
             inc([y])
+
+
+def test_threads_inside_a_context_share_it_and_each_call_is_stored_once(tmp_path):
+    import threading
+
+    @op
+    def slow_square(x):
+        count("slow_square")
+        threading.Event().wait(0.01)
+        return x * x
+
+    storage = Storage(tmp_path / "s.db")
+    results = {}
+    errors = []
+
+    def work(i):
+        try:
+            results[i] = storage.unwrap(slow_square(i % 4))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    with storage:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert results == {i: (i % 4) ** 2 for i in range(16)}
+    assert 4 <= runs["slow_square"] <= 16
+    assert len(storage.cf(slow_square).df()) == 4, "one stored call per distinct input"
+    runs.clear()
+    with Storage(tmp_path / "s.db"):
+        for i in range(4):
+            slow_square(i)
+    assert runs == {}
