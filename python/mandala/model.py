@@ -237,6 +237,8 @@ class Op:
             stored = storage._core.op_outputs(self.name, self.version)
             if stored is not None:
                 count = len(stored)
+            elif not storage._allow_new_calls:
+                raise RuntimeError(f"Call to {self.name} does not exist and new calls are not allowed.")
             else:
                 # A new op in this store: no call of it can be found, so run it to learn how
                 # many outputs it has (a tuple gives one output per element).

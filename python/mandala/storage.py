@@ -21,6 +21,7 @@ class Storage:
             raise TypeError(f"db_path must be None, a str or a path, not {type(db_path).__name__}")
         self.db_path = ":memory:" if db_path is None else os.fspath(db_path)
         self._core = _core.Storage(None if self.db_path == ":memory:" else self.db_path, read_only)
+        self._allow_new_calls = True
         self._mode_stack = []
         self._next_mode = "run"
 
@@ -67,7 +68,8 @@ class Storage:
 
     def allow_new_calls(self, allow: bool):
         """When False, memoized calls still resolve but new calls raise RuntimeError."""
-        self._core.allow_new_calls(bool(allow))
+        self._allow_new_calls = bool(allow)
+        self._core.allow_new_calls(self._allow_new_calls)
 
     def unwrap(self, obj):
         """`obj` with every Ref in it (also inside lists, tuples, dicts and sets) replaced by its

@@ -212,6 +212,14 @@ def test_allow_new_calls():
         assert storage.unwrap(inc(1)) == 2
         with pytest.raises(RuntimeError, match="Call to inc does not exist and new calls are not allowed."):
             inc(2)
+
+    @op
+    def never_run(x):
+        raise AssertionError("must not run")
+
+    with storage:
+        with pytest.raises(RuntimeError, match="Call to never_run does not exist"):
+            never_run(1)  # an op the store does not know: not even run to learn its outputs
     storage.allow_new_calls(True)
 
 
