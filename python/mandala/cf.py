@@ -2,7 +2,7 @@
 turned into pandas DataFrames (the original's `storage.cf(...)`), over the C++ frames."""
 
 from . import _core
-from .model import Ref
+from .model import Ref, _from_store
 
 
 class Call:
@@ -33,7 +33,7 @@ def _python_cell(value):
         return Call(value)
     if isinstance(value, list) and value and isinstance(value[0], _core.Call):
         return [Call(c) for c in value]
-    return value
+    return _from_store(value)
 
 
 class ComputationFrame:

@@ -52,7 +52,7 @@ class Ref:
 
     def _load(self):
         if not self._in_memory:
-            self._obj = self._ref.load()
+            self._obj = _from_store(self._ref.load())
             self._in_memory = True
         return self._obj
 
@@ -81,6 +81,30 @@ def _unwrap(obj):
         return {_unwrap(k): _unwrap(v) for k, v in obj.items()}
     if type(obj) in (set, frozenset):
         return type(obj)(_unwrap(x) for x in obj)
+    return obj
+
+
+class ValuePointer:
+    """A large or unserializable object passed under a human-readable name: the call's identity
+    and the store use the name only, the function receives the object. Loading the stored
+    argument back gives ValuePointer(id, None)."""
+
+    __slots__ = ("id", "obj")
+
+    def __init__(self, id, obj):
+        if not isinstance(id, str) or not id:
+            raise ValueError("a ValuePointer's id must be a non-empty str")
+        self.id = id
+        self.obj = obj
+
+    def __repr__(self):
+        return f"ValuePointer({self.id!r})"
+
+
+def _from_store(obj):
+    """A loaded value as the user sees it (a stored pointer name becomes a ValuePointer)."""
+    if isinstance(obj, _core.PointerName):
+        return ValuePointer(obj.name, None)
     return obj
 
 
@@ -205,7 +229,11 @@ class Op:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
             for name, value in bound.arguments.items():
-                bound.arguments[name] = _unwrap(value.value if isinstance(value, Ignore) else value)
+                if isinstance(value, Ignore):
+                    value = value.value
+                elif isinstance(value, ValuePointer):
+                    value = value.obj
+                bound.arguments[name] = _unwrap(value)
             return self.f(*bound.args, **bound.kwargs)
         return storage._call(self, args, kwargs)
 
@@ -219,11 +247,15 @@ class Op:
                 pass  # passed to the function, not part of the call
             elif isinstance(default, NewArgDefault) and _same_value(value, default.value):
                 bound.arguments[name] = default.value  # as before the parameter existed
+            elif isinstance(value, ValuePointer):
+                core_args.append((name, _core.PointerName(value.id)))
             else:
                 core_args.append((name, value._ref if isinstance(value, Ref) else value))
         for name, value in bound.arguments.items():
             if isinstance(value, Ignore):
                 bound.arguments[name] = value.value
+            elif isinstance(value, ValuePointer):
+                bound.arguments[name] = value.obj
         args, kwargs = bound.args, bound.kwargs
 
         computed = []

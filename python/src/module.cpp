@@ -32,6 +32,11 @@ const char* const supported_types =
     "supported are None, bool, int (64-bit), float, str, bytes, numeric numpy arrays, and list, tuple, dict, set "
     "and frozenset of these (other types are not supported yet)";
 
+// The name a ValuePointer stores in place of its object (encoded as a pointer, as C++ does).
+struct PointerName {
+  std::string name;
+};
+
 // A value that cannot be encoded, with the path to it inside the argument.
 struct EncodeFailure {
   std::string what;
@@ -151,6 +156,8 @@ void encode(md::Encoder& e, py::handle obj, int depth) {
     for (const auto& x : obj)
       at_path("{" + std::string(py::repr(x)) + "}", [&] { elements.push_back(encode_part(x, depth + 1)); });
     e.array_sorted(std::move(elements));
+  } else if (py::isinstance<PointerName>(obj)) {
+    e.pointer(obj.cast<const PointerName&>().name);
   } else if (const py::object numpy = loaded_numpy();
              !numpy.is_none() && py::type::handle_of(obj).is(numpy.attr("ndarray"))) {
     encode_ndarray(e, obj, numpy);
@@ -226,9 +233,7 @@ py::object decode(md::ValueView v, bool as_key) {
       return out;
     }
     case md::Kind::typed_array: return decode_typed_array(v.as_typed_array());
-    case md::Kind::pointer:
-      throw py::value_error("the stored value is a value pointer ('" + std::string(v.as_pointer()) +
-                            "'): its object is not stored, only its name");
+    case md::Kind::pointer: return py::cast(PointerName{std::string(v.as_pointer())});
     case md::Kind::collection:
       throw py::value_error("the stored value is the shape of a collection; load it through its ref");
   }
@@ -357,6 +362,8 @@ PYBIND11_MODULE(_core, m) {
         add("set<int64>", std::set<std::int64_t>{3, 1, 2, 300});
         add("vector<vector<string>>", std::vector<std::vector<std::string>>{{"a"}, {}, {"b", "c"}});
         add("vector<double>", std::vector<double>{1.0, 2.5});
+        out.emplace_back("ValuePointer model-v1",
+                         md::EncodedValue(md::detail::encode_pointer("model-v1")).content_id().hex());
         return out;
       },
       "Labelled content ids of typed C++ values (for the tests).");
@@ -380,6 +387,15 @@ PYBIND11_MODULE(_core, m) {
           "The value (in memory, or loaded from the ref's storage).")
       .def("__eq__", [](const md::AnyRef& a, const md::AnyRef& b) { return a == b; })
       .def("__hash__", [](const md::AnyRef& r) { return std::hash<md::AnyRef>{}(r); });
+
+  py::class_<PointerName>(m, "PointerName", "The stored form of a ValuePointer: its name only.")
+      .def(py::init([](std::string name) {
+        if (name.empty()) throw py::value_error("a ValuePointer's id must be a non-empty str");
+        return PointerName{std::move(name)};
+      }))
+      .def_readonly("name", &PointerName::name)
+      .def("__eq__", [](const PointerName& a, const PointerName& b) { return a.name == b.name; })
+      .def("__hash__", [](const PointerName& p) { return std::hash<std::string>{}(p.name); });
 
   py::class_<md::CallInfo>(m, "Call", "A stored call: its op, ids and input and output refs.")
       .def_readonly("op", &md::CallInfo::op)

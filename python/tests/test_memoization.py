@@ -390,3 +390,32 @@ def test_threads_inside_a_context_share_it_and_each_call_is_stored_once(tmp_path
         for i in range(4):
             slow_square(i)
     assert runs == {}
+
+
+def test_value_pointers_store_the_name_only(tmp_path):
+    from mandala import _core
+    from mandala.imports import ValuePointer
+
+    class Model:  # not storable
+        def __init__(self, scale):
+            self.scale = scale
+
+    @op
+    def predict(model, x):
+        count("predict")
+        return model.scale * x
+
+    with Storage(tmp_path / "s.db") as storage:
+        a = predict(ValuePointer("model-v1", Model(2)), 5)
+        b = predict(ValuePointer("model-v1", Model(3)), 5)  # the same name: the same call
+        c = predict(ValuePointer("model-v2", Model(3)), 5)
+    assert storage.unwrap((a, b, c)) == (10, 10, 15)
+    assert runs == {"predict": 2}
+    assert predict(ValuePointer("m", Model(4)), 1) == 4, "a plain call gets the object"
+    with Storage(tmp_path / "s.db") as storage:
+        creator = storage.get_ref_creator(predict(ValuePointer("model-v1", None), 5))
+        loaded = storage.unwrap(creator.inputs["model"])
+    assert isinstance(loaded, ValuePointer) and loaded.id == "model-v1" and loaded.obj is None
+    assert _core.decode(_core.encode(_core.PointerName("p"))) == _core.PointerName("p")
+    with pytest.raises(ValueError, match="non-empty str"):
+        ValuePointer("", 1)

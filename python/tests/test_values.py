@@ -44,6 +44,8 @@ def test_content_ids_equal_those_of_typed_cpp_values():
     cpp = dict(_core._typed_content_ids())
     for label, value in PYTHON_VALUES.items():
         assert mandala.content_id(value) == cpp[label], label
+    # A ValuePointer argument is its name, encoded as C++ encodes mandala::ValuePointer.
+    assert mandala.content_id(_core.PointerName("model-v1")) == cpp["ValuePointer model-v1"]
     # A list of floats stays a generic array: not the typed array of a std::vector<double>.
     assert mandala.content_id([1.0, 2.5]) != cpp["vector<double>"]
 
