@@ -2,6 +2,7 @@
 // Umbrella header of libmandala: persistent, reusable, queryable computations.
 
 #include "mandala/codec.hpp"    // IWYU pragma: export
+#include "mandala/dynamic.hpp"  // IWYU pragma: export
 #include "mandala/error.hpp"    // IWYU pragma: export
 #include "mandala/frame.hpp"    // IWYU pragma: export
 #include "mandala/id.hpp"       // IWYU pragma: export

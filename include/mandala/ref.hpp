@@ -44,6 +44,10 @@ struct RefState {
   mutable std::shared_ptr<const void> value;     ///< the typed value once loaded or computed
   mutable const std::type_info* type = nullptr;  ///< the C++ type of `value`
   mutable EncodeFn encode = nullptr;
+  /// When `value` is an encoded value (a dynamic op's output, mandala/dynamic.hpp): its copy as
+  /// the type of its first typed view (Ref<T>), set at most once.
+  mutable std::shared_ptr<const void> typed_copy;
+  mutable const std::type_info* typed_copy_type = nullptr;
 
   // Transparent collections (MList / MDict). Their stored value is their shape (element
   // content ids), so `value` stays empty; the typed collection, once assembled from its
@@ -61,6 +65,9 @@ struct RefState {
   }
 };
 
+/// Whether the state's value is an encoded value (mandala::EncodedValue) rather than a typed
+/// one; the caller holds the state's mutex.
+bool holds_encoded_value(const RefState& state) noexcept;
 /// Loads the encoded bytes of a stored value. Throws Errc::closed when the storage is gone,
 /// Errc::not_found when it does not hold the value.
 std::vector<std::byte> load_value_bytes(const RefState& state);
@@ -309,17 +316,28 @@ class Ref : public detail::RefBase<T> {
     if constexpr (is_transparent_v<T>) {
       return assemble(s);
     } else {
+      std::vector<std::byte> bytes;
       {
         std::lock_guard lock(s.mutex);
-        if (s.value) return checked(s);
+        if (s.value) {
+          if (*s.type == typeid(T) || !detail::holds_encoded_value(s)) return checked(s);
+          if (s.typed_copy) return checked_copy(s);
+          bytes = s.encode(s.value.get());
+        }
       }
-      auto bytes = detail::load_value_bytes(s);  // outside the lock: may take long
+      if (bytes.empty()) bytes = detail::load_value_bytes(s);  // outside the lock: may take long
       auto decoded = std::make_shared<const T>(decode_value<T>(std::span<const std::byte>(bytes)));
       std::lock_guard lock(s.mutex);
       if (!s.value) {
         s.value = std::move(decoded);
         s.type = &typeid(T);
         s.encode = &detail::encode_erased<T>;
+      } else if (*s.type != typeid(T) && detail::holds_encoded_value(s)) {
+        if (!s.typed_copy) {
+          s.typed_copy = std::move(decoded);
+          s.typed_copy_type = &typeid(T);
+        }
+        return checked_copy(s);
       }
       return checked(s);
     }
@@ -329,6 +347,10 @@ class Ref : public detail::RefBase<T> {
   static std::shared_ptr<const T> checked(const detail::RefState& s) {
     if (*s.type != typeid(T)) detail::throw_wrong_type(s, typeid(T));
     return std::static_pointer_cast<const T>(s.value);
+  }
+  static std::shared_ptr<const T> checked_copy(const detail::RefState& s) {
+    if (*s.typed_copy_type != typeid(T)) detail::throw_wrong_type(s, typeid(T));
+    return std::static_pointer_cast<const T>(s.typed_copy);
   }
 
   // A collection is assembled from its elements: those not in memory load in one bulk query.

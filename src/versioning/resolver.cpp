@@ -31,7 +31,7 @@ class Resolver final : public detail::VersionResolver {
 
   std::optional<Id> resolve(const detail::OpInfo& op, store::Store& store) override {
     auto fingerprint = fingerprint_of(op.name);
-    if (!fingerprint) warn_untracked(op.name);
+    if (!fingerprint && op.native_code) warn_untracked(op.name);
     std::vector<ComponentSpec> comps = fingerprint ? std::move(*fingerprint) : std::vector<ComponentSpec>{};
     for (const auto& d : op.dependencies) {
       auto c = dependency_component(d, op.name);

@@ -27,6 +27,9 @@ struct OpInfo {
   std::vector<std::string> inputs;       ///< every declared parameter, in order
   std::vector<std::string> outputs;      ///< output names, in order
   std::vector<Dependency> dependencies;  ///< OpOptions::depends_on
+  /// Whether the op's function is C++ the build may fingerprint (mandala_track_versions); false
+  /// for dynamic ops (mandala/dynamic.hpp), which get no warning about a missing fingerprint.
+  bool native_code = true;
 };
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the

@@ -1,0 +1,98 @@
+"""ComputationFrame: a view of stored calls and refs as a graph of variables and functions,
+turned into pandas DataFrames (the original's `storage.cf(...)`), over the C++ frames."""
+
+from . import _core
+from .model import Ref, _from_store
+
+
+class Call:
+    """A stored call: its op name and version, ids, and input and output Refs by name."""
+
+    __slots__ = ("op", "version", "hid", "cid", "inputs", "outputs")
+
+    def __init__(self, core_call):
+        self.op = core_call.op
+        self.version = core_call.version
+        self.hid = core_call.hid
+        self.cid = core_call.cid
+        self.inputs = {name: Ref(r) for name, r in core_call.inputs}
+        self.outputs = {name: Ref(r) for name, r in core_call.outputs}
+
+    def __eq__(self, other):
+        return isinstance(other, Call) and self.hid == other.hid
+
+    def __hash__(self):
+        return hash(self.hid)
+
+    def __repr__(self):
+        return f"Call({self.op}, hid={self.hid[:3]}...)"
+
+
+def _python_cell(value):
+    if isinstance(value, _core.Call):
+        return Call(value)
+    if isinstance(value, list) and value and isinstance(value[0], _core.Call):
+        return [Call(c) for c in value]
+    return _from_store(value)
+
+
+class ComputationFrame:
+    """Variables (sets of refs) and functions (sets of calls) of a storage, connected by the
+    calls' input and output names. Methods return new frames."""
+
+    def __init__(self, storage, core):
+        self.storage = storage
+        self._cf = core
+
+    @property
+    def vnames(self):
+        return set(self._cf.vnames)
+
+    @property
+    def fnames(self):
+        return set(self._cf.fnames)
+
+    @property
+    def nodes(self):
+        return set(self._cf.nodes)
+
+    def refs(self, vname):
+        """The refs of a variable (lazy)."""
+        return [Ref(r) for r in self._cf.refs(vname)]
+
+    def calls(self, fname):
+        """The calls of a function node."""
+        return [Call(c) for c in self._cf.calls(fname)]
+
+    def _new(self, core):
+        return ComputationFrame(self.storage, core)
+
+    def expand_back(self, recursive=False):
+        """Adds the calls that created the refs of the frame's sources (all the way back with
+        recursive=True)."""
+        return self._new(self._cf.expand_back(recursive))
+
+    def expand_forward(self, recursive=False):
+        """Adds the calls that used the refs of the frame's sinks."""
+        return self._new(self._cf.expand_forward(recursive))
+
+    def expand_all(self):
+        """Adds every call connected to the frame, in both directions."""
+        return self._new(self._cf.expand_all())
+
+    def df(self, *nodes, include_calls=True):
+        """A pandas DataFrame with one row per (partial) computation and one column per node
+        (or per given node): values for variables, Call objects for functions; None where a
+        row has no element."""
+        import pandas as pd
+
+        names, columns = self._cf.df(list(nodes), include_calls)
+        data = {name: [_python_cell(v) for v in columns[name]] for name in names}
+        return pd.DataFrame(data, columns=names)
+
+    def eval(self, *nodes):
+        """df() of the given variables, without call columns."""
+        return self.df(*nodes, include_calls=False)
+
+    def __repr__(self):
+        return self._cf.summary()

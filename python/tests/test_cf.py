@@ -1,0 +1,91 @@
+"""storage.cf(...): ComputationFrames over the stored calls, df() as pandas."""
+
+import pandas as pd
+import pytest
+
+from mandala.imports import Call, ComputationFrame, Storage, op
+
+
+@op
+def inc(x):
+    return x + 1
+
+
+@op
+def add(x, y):
+    return x + y
+
+
+@pytest.fixture
+def storage(tmp_path):
+    with Storage(tmp_path / "s.db") as s:
+        for i in range(3):
+            add(inc(i), 10)
+    return Storage(tmp_path / "s.db")  # reopened: everything comes from the file
+
+
+def test_cf_of_an_op(storage):
+    cf = storage.cf(inc)
+    assert isinstance(cf, ComputationFrame)
+    assert cf.fnames == {"inc"}
+    df = cf.df()
+    assert isinstance(df, pd.DataFrame)
+    assert len(df) == 3
+    variables = [c for c in df.columns if c != "inc"]
+    inputs = [c for c in variables if sorted(df[c]) == [0, 1, 2]]
+    outputs = [c for c in variables if sorted(df[c]) == [1, 2, 3]]
+    assert inputs == ["x"] and len(outputs) == 1
+    calls = list(df["inc"])
+    assert all(isinstance(c, Call) and c.op == "inc" for c in calls)
+    assert sorted(storage.unwrap(c.inputs["x"]) for c in calls) == [0, 1, 2]
+    assert sorted(storage.unwrap(c.outputs["output_0"]) for c in calls) == [1, 2, 3]
+    assert "1 operation(s) (3 unique calls)" in repr(cf)
+
+
+def test_expanding_from_refs_recovers_their_history(storage):
+    with storage:
+        z = add(inc(2), 10)
+    assert storage.unwrap(z) == 13
+    cf = storage.cf(z).expand_back(recursive=True)
+    assert cf.fnames == {"inc", "add"}
+    df = cf.eval()
+    assert len(df) == 1
+    assert sorted(df.iloc[0].tolist()) == [2, 3, 10, 13]
+    assert "inc" not in df.columns and "add" not in df.columns
+    full = storage.cf(inc).expand_all()
+    assert full.fnames == {"inc", "add"}
+    assert len(full.df()) == 3
+
+
+def test_cf_of_named_refs(storage):
+    with storage:
+        a, b = inc(0), inc(1)
+    cf = storage.cf({"small": [a, b]})
+    assert cf.vnames == {"small"}
+    assert sorted(cf.df()["small"]) == [1, 2]
+    assert sorted(storage.unwrap(r) for r in cf.refs("small")) == [1, 2]
+    with pytest.raises(TypeError, match="cf"):
+        storage.cf(42)
+
+
+def test_provenance_and_dropping_calls_from_a_df(storage):
+    with storage:
+        y = inc(1)
+        z = add(y, 10)
+    creator = storage.get_ref_creator(z)
+    assert creator.op == "add" and creator.inputs["x"] == y
+    assert storage.get_ref_creator(creator.inputs["y"]) is None, "a raw input has no creator"
+    assert [c.op for c in storage.get_consumers(y)] == ["add"]
+
+    df = storage.cf(inc).df()
+    small = df[df["x"] < 2]
+    removed = storage.drop_calls(small["inc"], delete_dependents=True)
+    assert removed == 4, "two inc calls and the add calls downstream of them"
+    assert len(storage.cf(inc).df()) == 1
+    assert len(storage.cf(add).df()) == 1
+    assert storage.cleanup_refs()["values_removed"] > 0
+    with storage:
+        inc(0)  # computed again
+    assert len(storage.cf(inc).df()) == 2
+    with pytest.raises(ValueError, match="not a call history id"):
+        storage.drop_calls(["xyz"])
