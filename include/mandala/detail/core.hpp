@@ -27,6 +27,7 @@ struct OpInfo {
   std::vector<std::string> inputs;       ///< every declared parameter, in order
   std::vector<std::string> outputs;      ///< output names, in order
   std::vector<Dependency> dependencies;  ///< OpOptions::depends_on
+  bool compute_once = true;              ///< OpOptions::compute_once
 };
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the
