@@ -67,17 +67,21 @@ Id machine_id() {
 
 }  // namespace
 
-const Holder& this_process() {
-  static const Holder holder = [] {
-    const auto pid = static_cast<std::int64_t>(::getpid());
+Holder this_process() {
+  // Made again in a child forked after it was made (the child is another holder).
+  static std::mutex mutex;
+  static Holder holder;
+  std::lock_guard lock(mutex);
+  const auto pid = static_cast<std::int64_t>(::getpid());
+  if (holder.pid != pid) {
     const auto self = stat_of(pid);
-    return Holder{pid, self ? self->started : 0, machine_id()};
-  }();
+    holder = Holder{pid, self ? self->started : 0, machine_id()};
+  }
   return holder;
 }
 
 bool holder_gone(const Holder& holder) {
-  const Holder& me = this_process();
+  const Holder me = this_process();
   if (holder.machine == Id{} || holder.machine != me.machine || holder.pid <= 0 || me.started == 0) return false;
   if (holder.pid == me.pid) return holder.started != me.started;
   if (::access(("/proc/" + std::to_string(holder.pid)).c_str(), F_OK) != 0) return errno == ENOENT;
@@ -96,7 +100,7 @@ bool try_claim(sqlite3* db, const Id& key, const Id& owner, std::int64_t now_ms,
         !holder_gone(Holder{st.int64(2), st.int64(3), st.id(4)}))
       return false;
   }
-  const Holder& me = this_process();
+  const Holder me = this_process();
   sql::Statement put(db,
                      "INSERT OR REPLACE INTO claims(key, owner, lease_until, pid, pid_started, machine) "
                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6)");

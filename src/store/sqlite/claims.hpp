@@ -31,8 +31,8 @@ struct Holder {
   std::int64_t started = 0;  ///< /proc/PID/stat start time; 0 when unknown
   Id machine;                ///< all zero when unknown
 };
-/// This process.
-const Holder& this_process();
+/// This process (a child forked after the first call gets its own).
+Holder this_process();
 /// Whether `holder` is known to have ended: it ran on this machine and its pid now names no
 /// process, or another one. False whenever that cannot be known.
 bool holder_gone(const Holder& holder);
