@@ -471,12 +471,30 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   // 2. The same call (same input histories) is stored or pending: nothing runs, nothing loads.
   // 3. A content-equal call is: its outputs' content is reused under new history ids.
   // Under the lock; returns the outputs when the call needs no run.
+  bool content_known = false;
+  // The hid a call of this content has when its inputs are all raw values (the store keeps such
+  // calls under it, not under their content id; when this call's inputs are raw, that is
+  // call_hid), and the content id. Only when the call is not found by its history.
+  const auto content_ids = [&] {
+    if (content_known) return;
+    content_known = true;
+    const Id* code = semantic ? &*semantic : nullptr;
+    for (std::size_t i = 0; i < ins.size(); ++i) {
+      const Id atom = codec::atom_hid(ins[i].cid);
+      raw_inputs = raw_inputs && atom == ins[i].hid;
+      ids[i].second = atom;
+    }
+    raw_hid = raw_inputs ? call_hid : codec::call_id_sorted(op.name, op.version, ids, code);
+    for (std::size_t i = 0; i < ins.size(); ++i) ids[i].second = ins[i].cid;
+    call_cid = codec::call_id_sorted(op.name, op.version, ids, code);
+  };
   const auto reuse_locked = [&]() -> std::optional<std::vector<std::shared_ptr<RefState>>> {
     if (const auto* hit = find_by_hid_locked(call_hid)) {
       auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
       ++m_reused_by_history;
       return outs;
     }
+    content_ids();
     const auto* proto = find_by_content_locked(call_cid, raw_inputs ? nullptr : &raw_hid);
     if (!proto) return std::nullopt;
     store::CallRecord rec;
@@ -511,19 +529,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     semantic = registered.semantic;
     claim_it =
         op.compute_once && claiming() && (!registered.last_run || *registered.last_run >= m_options.claim_min_run);
-    const Id* code = semantic ? &*semantic : nullptr;
-    call_hid = codec::call_id_sorted(op.name, op.version, ids, code);
-    // The hid a call of this content has when its inputs are all raw values: the store keeps
-    // such calls under it (not under their content id). When this call's inputs are raw, that is
-    // call_hid.
-    for (std::size_t i = 0; i < ins.size(); ++i) {
-      const Id atom = codec::atom_hid(ins[i].cid);
-      raw_inputs = raw_inputs && atom == ins[i].hid;
-      ids[i].second = atom;
-    }
-    raw_hid = raw_inputs ? call_hid : codec::call_id_sorted(op.name, op.version, ids, code);
-    for (std::size_t i = 0; i < ins.size(); ++i) ids[i].second = ins[i].cid;
-    call_cid = codec::call_id_sorted(op.name, op.version, ids, code);
+    call_hid = codec::call_id_sorted(op.name, op.version, ids, semantic ? &*semantic : nullptr);
     for (;;) {
       if (auto outs = reuse_locked()) return std::move(*outs);
       if (!m_allow_new_calls)
