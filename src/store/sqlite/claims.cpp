@@ -92,40 +92,47 @@ bool holder_gone(const Holder& holder) {
   return now->state == 'Z' || now->state == 'X' || (holder.started != 0 && now->started != holder.started);
 }
 
-bool try_claim(sqlite3* db, const Id& key, const Id& owner, std::int64_t now_ms, std::int64_t lease_ms) {
-  {
-    sql::Statement st(db, "SELECT owner, lease_until, pid, pid_started, machine FROM claims WHERE key = ?1");
-    st.bind(1, key);
-    if (st.step() && st.id(0) != owner && st.int64(1) >= now_ms &&
-        !holder_gone(Holder{st.int64(2), st.int64(3), st.id(4)}))
-      return false;
+Statements::Statements(sqlite3* connection)
+    : db(connection),
+      begin(connection, "BEGIN IMMEDIATE"),
+      commit(connection, "COMMIT"),
+      rollback(connection, "ROLLBACK"),
+      select(connection, "SELECT owner, lease_until, pid, pid_started, machine FROM claims WHERE key = ?1"),
+      put(connection,
+          "INSERT OR REPLACE INTO claims(key, owner, lease_until, pid, pid_started, machine) "
+          "VALUES(?1, ?2, ?3, ?4, ?5, ?6)"),
+      renew(connection, "UPDATE claims SET lease_until = ?3 WHERE key = ?1 AND owner = ?2"),
+      release(connection, "DELETE FROM claims WHERE key = ?1 AND owner = ?2") {}
+
+bool try_claim(Statements& st, const Id& key, const Id& owner, std::int64_t now_ms, std::int64_t lease_ms) {
+  st.select.bind(1, key);
+  if (st.select.step()) {
+    const bool held = st.select.id(0) != owner && st.select.int64(1) >= now_ms &&
+                      !holder_gone(Holder{st.select.int64(2), st.select.int64(3), st.select.id(4)});
+    st.select.reset();
+    if (held) return false;
   }
   const Holder me = this_process();
-  sql::Statement put(db,
-                     "INSERT OR REPLACE INTO claims(key, owner, lease_until, pid, pid_started, machine) "
-                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
-  put.bind(1, key).bind(2, owner).bind(3, now_ms + lease_ms).bind(4, me.pid).bind(5, me.started).bind(6, me.machine);
-  put.run();
+  st.put.bind(1, key).bind(2, owner).bind(3, now_ms + lease_ms).bind(4, me.pid).bind(5, me.started).bind(6, me.machine);
+  st.put.run();
   return true;
 }
 
-std::vector<Id> renew(sqlite3* db, const Id& owner, std::span<const Id> keys, std::int64_t now_ms,
+std::vector<Id> renew(Statements& st, const Id& owner, std::span<const Id> keys, std::int64_t now_ms,
                       std::int64_t lease_ms) {
   std::vector<Id> lost;
-  sql::Statement st(db, "UPDATE claims SET lease_until = ?3 WHERE key = ?1 AND owner = ?2");
   for (const auto& key : keys) {
-    st.bind(1, key).bind(2, owner).bind(3, now_ms + lease_ms);
-    st.run();
-    if (sqlite3_changes(db) == 0) lost.push_back(key);
+    st.renew.bind(1, key).bind(2, owner).bind(3, now_ms + lease_ms);
+    st.renew.run();
+    if (sqlite3_changes(st.db) == 0) lost.push_back(key);
   }
   return lost;
 }
 
-void release(sqlite3* db, const Id& owner, std::span<const Id> keys) {
-  sql::Statement st(db, "DELETE FROM claims WHERE key = ?1 AND owner = ?2");
+void release(Statements& st, const Id& owner, std::span<const Id> keys) {
   for (const auto& key : keys) {
-    st.bind(1, key).bind(2, owner);
-    st.run();
+    st.release.bind(1, key).bind(2, owner);
+    st.release.run();
   }
 }
 
@@ -161,6 +168,7 @@ void ClaimsFile::open_locked() {
         sql::exec(db.get(), schema_sql);
       },
       [] {});
+  m_statements = std::make_unique<Statements>(db.get());
   m_db = std::move(db);
 }
 
@@ -168,30 +176,42 @@ template <class F>
 auto ClaimsFile::transaction(F&& f) {
   std::lock_guard lock(m_mutex);
   open_locked();
+  auto& st = *m_statements;
   return sql::retry_while_busy(
       m_backoff,
       [&] {
-        sql::Transaction tx(m_db.get());
-        auto result = f(m_db.get());
-        tx.commit();
-        return result;
+        st.begin.run();
+        try {
+          auto result = f(st);
+          st.commit.run();
+          return result;
+        } catch (...) {
+          st.select.reset_quietly();
+          if (sqlite3_get_autocommit(st.db) == 0) {
+            try {
+              st.rollback.run();
+            } catch (const Error&) {  // the transaction ends with the connection's next use
+            }
+          }
+          throw;
+        }
       },
       [] {});
 }
 
 bool ClaimsFile::try_claim(const Id& key, const Id& owner, std::chrono::milliseconds lease) {
-  return transaction([&](sqlite3* db) { return claims::try_claim(db, key, owner, now_ms(), lease.count()); });
+  return transaction([&](Statements& st) { return claims::try_claim(st, key, owner, now_ms(), lease.count()); });
 }
 
 std::vector<Id> ClaimsFile::renew(const Id& owner, std::span<const Id> keys, std::chrono::milliseconds lease) {
   if (keys.empty()) return {};
-  return transaction([&](sqlite3* db) { return claims::renew(db, owner, keys, now_ms(), lease.count()); });
+  return transaction([&](Statements& st) { return claims::renew(st, owner, keys, now_ms(), lease.count()); });
 }
 
 void ClaimsFile::release(const Id& owner, std::span<const Id> keys) {
   if (keys.empty()) return;
-  transaction([&](sqlite3* db) {
-    claims::release(db, owner, keys);
+  transaction([&](Statements& st) {
+    claims::release(st, owner, keys);
     return 0;
   });
 }

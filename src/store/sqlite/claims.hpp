@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -37,14 +38,22 @@ Holder this_process();
 /// process, or another one. False whenever that cannot be known.
 bool holder_gone(const Holder& holder);
 
+/// The statements of the claims, prepared once per connection (a claim is on the path of every
+/// new call).
+struct Statements {
+  explicit Statements(sqlite3* db);
+  sqlite3* db;
+  sql::Statement begin, commit, rollback, select, put, renew, release;
+};
+
 // Each runs inside the caller's write transaction; `now_ms` is the system clock in unix ms.
 /// Store::try_claim.
-bool try_claim(sqlite3* db, const Id& key, const Id& owner, std::int64_t now_ms, std::int64_t lease_ms);
+bool try_claim(Statements& st, const Id& key, const Id& owner, std::int64_t now_ms, std::int64_t lease_ms);
 /// Store::renew_claims: the keys `owner` no longer holds.
-std::vector<Id> renew(sqlite3* db, const Id& owner, std::span<const Id> keys, std::int64_t now_ms,
+std::vector<Id> renew(Statements& st, const Id& owner, std::span<const Id> keys, std::int64_t now_ms,
                       std::int64_t lease_ms);
 /// Store::release_claims.
-void release(sqlite3* db, const Id& owner, std::span<const Id> keys);
+void release(Statements& st, const Id& owner, std::span<const Id> keys);
 
 /// The claims database of one store file, opened at its first use by a connection of its own
 /// (so claims never touch the store's connection, its snapshot or its transactions). Every
@@ -73,6 +82,7 @@ class ClaimsFile {
   sql::Backoff m_backoff;
   std::mutex m_mutex;
   sql::DbHandle m_db;
+  std::unique_ptr<Statements> m_statements;
 };
 
 }  // namespace mandala::store::claims
