@@ -101,9 +101,10 @@ class StorageCore::FlightGuard {
   FlightGuard(const FlightGuard&) = delete;
   FlightGuard& operator=(const FlightGuard&) = delete;
 
-  void arm(const Id& cid, std::shared_ptr<InFlight> flight) {
+  FlightGuard& arm(const Id& cid, std::shared_ptr<InFlight> flight) {
     m_cid = cid;
     m_flight = std::move(flight);
+    return *this;
   }
   void claimed() { m_claimed = true; }
   /// Under the lock, once the call is recorded (pending): waiting threads find it, and its
@@ -488,12 +489,16 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     for (std::size_t i = 0; i < ins.size(); ++i) ids[i].second = ins[i].cid;
     call_cid = codec::call_id_sorted(op.name, op.version, ids, code);
   };
+  bool by_history_looked_up = true;  // (just before the first look)
   const auto reuse_locked = [&]() -> std::optional<std::vector<std::shared_ptr<RefState>>> {
-    if (const auto* hit = find_by_hid_locked(call_hid)) {
-      auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
-      ++m_reused_by_history;
-      return outs;
+    if (!by_history_looked_up) {
+      if (const auto* hit = find_by_hid_locked(call_hid)) {
+        auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
+        ++m_reused_by_history;
+        return outs;
+      }
     }
+    by_history_looked_up = false;  // later looks (after a wait) look by history again
     content_ids();
     const auto* proto = find_by_content_locked(call_cid, raw_inputs ? nullptr : &raw_hid);
     if (!proto) return std::nullopt;
@@ -521,15 +526,21 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
 
   // While this thread computes the call, other threads making a call of the same content wait
   // for it (m_in_flight); they are woken when it is recorded or has failed.
-  FlightGuard flight(*this);
+  std::optional<FlightGuard> flight;  // (none on the memoized call's path)
   {
     std::unique_lock lock(m_mutex);
     sync_caches_locked();
     const auto& registered = register_op_locked(op);
     semantic = registered.semantic;
+    call_hid = codec::call_id_sorted(op.name, op.version, ids, semantic ? &*semantic : nullptr);
+    // The memoized call's path: found by history, nothing else to do.
+    if (const auto* hit = find_by_hid_locked(call_hid)) {
+      auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
+      ++m_reused_by_history;
+      return outs;
+    }
     claim_it =
         op.compute_once && claiming() && (!registered.last_run || *registered.last_run >= m_options.claim_min_run);
-    call_hid = codec::call_id_sorted(op.name, op.version, ids, semantic ? &*semantic : nullptr);
     for (;;) {
       if (auto outs = reuse_locked()) return std::move(*outs);
       if (!m_allow_new_calls)
@@ -540,7 +551,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       if (fresh) {
         it->second = std::make_shared<InFlight>();
         it->second->runner = std::this_thread::get_id();
-        flight.arm(call_cid, it->second);
+        flight.emplace(*this).arm(call_cid, it->second);
         break;
       }
       // The op calls itself with the same arguments: run it (as without the table).
@@ -558,7 +569,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     if (claim_it) {
       std::optional<std::vector<std::shared_ptr<RefState>>> found;
       if (claim(call_cid, lock, [&] { return (found = reuse_locked()).has_value(); })) {
-        flight.claimed();
+        flight->claimed();
       } else if (found) {
         return std::move(*found);
       }
@@ -639,7 +650,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   ++m_executed;
   // Waiting threads find the call pending from here on; the claim is released by the flush
   // that stores it.
-  flight.recorded_locked();
+  if (flight) flight->recorded_locked();
   maybe_flush_locked();
   return outs;
 }
