@@ -255,9 +255,10 @@ void StorageCore::heartbeat_loop() {
           flush_locked();
           m_store->end_read();
         } catch (const Error& e) {
-          if (!m_background_flush_error) m_background_flush_error = e;
-        } catch (const std::exception& e) {
-          if (!m_background_flush_error) m_background_flush_error = Error(Errc::io, e.what());
+          // A failed write keeps every call pending (the next flush retries it: nothing to
+          // report); calls left out are not, and the next Storage::flush() says so.
+          if (m_pending.calls.empty() && !m_background_flush_error) m_background_flush_error = e;
+        } catch (const std::exception&) {  // the calls stay pending
         }
       }
     }
