@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,6 +115,24 @@ TEST_P(ComputeOnce, WhenTheComputingThreadThrowsOneWaiterComputesTheCall) {
   EXPECT_EQ(succeeded.load(), 3);
   EXPECT_EQ(runs.load(), 2) << "one waiter computes the call after the failure, the others reuse it";
   EXPECT_EQ(storage.calls_of("once_flaky").size(), 1u);
+}
+
+TEST_P(ComputeOnce, OpsNotComputedOnceRunInEveryThreadAndAreStoredOnce) {
+  std::atomic<int> runs{0};
+  const auto cheap = md::op("once_cheap", {"x"},
+                            [&](std::int64_t x) {
+                              ++runs;
+                              std::this_thread::sleep_for(50ms);  // all four threads are in it at once
+                              return x;
+                            },
+                            {.compute_once = false});
+  md::Storage storage(location());
+  on_threads(4, [&](int) {
+    md::Session s(storage);
+    if (cheap(7).get() != 7) throw std::runtime_error("wrong value");
+  });
+  EXPECT_EQ(runs.load(), 4) << "OpOptions::compute_once = false: no thread waits for another";
+  EXPECT_EQ(storage.calls_of("once_cheap").size(), 1u);
 }
 
 TEST_P(ComputeOnce, OpsCallingOpsAcrossThreadsComputeEachCallOnce) {
@@ -322,6 +341,24 @@ TEST_F(ClaimsAcrossProcesses, AKilledHolderIsTakenOverAndNothingIsLostOrStoredTw
     EXPECT_EQ(total(by_pid) - runs_by(by_pid, holder_pid), 1)
         << "call " << x << ": computed once by the processes that went on";
   expect_stored_once(n);
+}
+
+TEST_F(ClaimsAcrossProcesses, ACallComputedBeforeALongOneIsStoredForItsWaiters) {
+  // The holder computes call 0, then spends 4 s in call 1 without making any other call: its
+  // background thread stores call 0 (and releases its claim) at the flush interval, so a process
+  // waiting for call 0 gets it long before call 1 ends.
+  ::setenv("CLAIMS_LONG", "1:4000", 1);
+  auto holder = start("holder", 0, 2, 5, 2000, 50);
+  ::unsetenv("CLAIMS_LONG");
+  ASSERT_TRUE(wait_for_runs(2, 20s));
+  const auto started = std::chrono::steady_clock::now();
+  auto other = start("other", 0, 1, 5, 2000, 50);
+  EXPECT_EQ(other->wait(), 0) << err_of("other");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2500ms) << "the waiter waited for the long call";
+  const auto runs = audit_of(m_audit);
+  EXPECT_EQ(total(runs.at(0)), 1) << "call 0 computed once (by the holder)";
+  holder->kill(SIGKILL);
+  (void)holder->wait();
 }
 
 TEST_F(ClaimsAcrossProcesses, AStoppedHolderLosesItsClaimWhenItsLeaseEnds) {

@@ -4,7 +4,8 @@
 //       makes the calls slow(x) for x = FIRST .. FIRST+COUNT-1 in one session on STORE, with
 //       StorageOptions::claim_lease = LEASE_MS and flush_interval = FLUSH_MS; slow(x) appends
 //       "run <x> <pid>" to AUDIT (O_APPEND) when it starts, then sleeps SLEEP_MS. With START_MS
-//       (unix ms), waits until then before the first call, so processes start together.
+//       (unix ms), waits until then before the first call, so processes start together. With
+//       CLAIMS_LONG=X:MS in the environment, slow(X) sleeps MS instead.
 //       Prints "executed <n>" and exits 0; 2 with the error on stderr when anything throws.
 
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -24,11 +26,13 @@ namespace {
 
 int g_audit = -1;
 std::int64_t g_sleep_ms = 0;
+std::int64_t g_long_x = -1;
+std::int64_t g_long_ms = 0;
 
 const auto slow = md::op("claims_slow", {"x"}, [](std::int64_t x) {
   const std::string line = "run " + std::to_string(x) + " " + std::to_string(::getpid()) + "\n";
   if (::write(g_audit, line.data(), line.size()) != static_cast<ssize_t>(line.size())) std::exit(3);
-  std::this_thread::sleep_for(std::chrono::milliseconds(g_sleep_ms));
+  std::this_thread::sleep_for(std::chrono::milliseconds(x == g_long_x ? g_long_ms : g_sleep_ms));
   return x * x;
 });
 
@@ -49,6 +53,11 @@ int main(int argc, char** argv) {
     const std::int64_t first = std::stoll(argv[3]);
     const std::int64_t count = std::stoll(argv[4]);
     g_sleep_ms = std::stoll(argv[5]);
+    if (const char* long_run = std::getenv("CLAIMS_LONG")) {
+      const std::string text = long_run;
+      g_long_x = std::stoll(text.substr(0, text.find(':')));
+      g_long_ms = std::stoll(text.substr(text.find(':') + 1));
+    }
     md::StorageOptions options;
     options.claim_lease = std::chrono::milliseconds(std::stoll(argv[6]));
     options.flush_interval = std::chrono::milliseconds(std::stoll(argv[7]));
