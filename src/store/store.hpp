@@ -255,20 +255,21 @@ class Store {
   //   the engine then goes on without claims.
 
   /// Whether claims reach anyone else: false for a store no other process can see (in-memory)
-  /// or one opened read-only. The engine claims only when this is true; the other claim methods
-  /// are then not called.
-  [[nodiscard]] virtual bool shares_claims() const = 0;
+  /// or one opened read-only, and by default (a backend without claims). The engine claims only
+  /// when this is true; the other claim methods are not called otherwise. A backend that shares
+  /// claims overrides all four methods.
+  [[nodiscard]] virtual bool shares_claims() const { return false; }
   /// Takes the claim on `key` for `owner` until now + `lease` when nobody holds it, its lease has
   /// expired, or `owner` holds it already (then its lease is extended). Returns whether `owner`
   /// holds the claim now; false means another owner holds an unexpired claim on `key`.
-  virtual bool try_claim(const Id& key, const Id& owner, std::chrono::milliseconds lease) = 0;
+  virtual bool try_claim(const Id& key, const Id& owner, std::chrono::milliseconds lease);
   /// Extends to now + `lease` every claim among `keys` that `owner` still holds (expired or not,
   /// as long as nobody took it over). Returns the keys `owner` no longer holds (another owner
   /// took them after their lease expired, or they were never held).
-  virtual std::vector<Id> renew_claims(const Id& owner, std::span<const Id> keys, std::chrono::milliseconds lease) = 0;
+  virtual std::vector<Id> renew_claims(const Id& owner, std::span<const Id> keys, std::chrono::milliseconds lease);
   /// Gives up the claims `owner` holds among `keys` (removes their rows); claims of other owners
   /// on those keys are left as they are.
-  virtual void release_claims(const Id& owner, std::span<const Id> keys) = 0;
+  virtual void release_claims(const Id& owner, std::span<const Id> keys);
 };
 
 /// How a store is opened; every backend honours each field (docs/guarantees.md).
