@@ -112,6 +112,22 @@ struct StorageInfo {
   std::vector<OpSummary> ops;         ///< by name, then version
 };
 
+/// What Storage::push / pull copied (mandala push, mandala pull).
+struct TransferReport {
+  std::uint64_t ops = 0;              ///< ops (name and version) whose calls were copied or found present
+  std::uint64_t calls_copied = 0;     ///< calls the destination lacked
+  std::uint64_t calls_present = 0;    ///< calls it had already
+  std::uint64_t values_copied = 0;    ///< values it lacked (those the copied calls use)
+  std::uint64_t value_bytes = 0;      ///< their encoded bytes
+  std::uint64_t versions_copied = 0;  ///< code versions and commits of code it lacked
+  /// Records both sides hold with different content, left as the destination has them: an op
+  /// declared with other outputs (its calls are not copied), a code version or commit decided
+  /// differently. One line each, naming what differs.
+  std::vector<std::string> conflicts;
+  /// Calls that could not be copied, and why (a value the source lacks).
+  std::vector<std::string> skipped;
+};
+
 /// Which calls of an op Storage::find_calls returns.
 struct CallQuery {
   std::optional<std::uint32_t> version;  ///< all versions when empty

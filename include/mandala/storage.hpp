@@ -102,6 +102,17 @@ enum class Dependents { no, yes };
 /// locations"). Errc::invalid_argument for a malformed `sqlite:` location.
 [[nodiscard]] std::optional<std::filesystem::path> store_file(const std::string& location);
 
+/// What Storage::push / pull copy.
+struct TransferOptions {
+  /// Only the calls (and code versions) of these ops, every version; all ops when empty.
+  std::vector<std::string> ops;
+  /// Calls copied per transaction: an interrupted copy keeps what it committed, and a rerun
+  /// continues from there.
+  std::size_t batch_calls = 2000;
+  /// Called now and then with the calls examined of all the source's calls to copy.
+  ProgressCallback progress;
+};
+
 class ComputationFrame;  // mandala/frame.hpp
 
 class Storage {
@@ -171,6 +182,16 @@ class Storage {
   /// Removes calls (by call hid); with Dependents::yes also every call downstream of their
   /// outputs. Values stay until cleanup(). Returns the number of calls removed.
   std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents = Dependents::no);
+  /// Copies to `destination` every call of this storage it lacks, with the values those calls
+  /// use, their ops and the code versions and commits of those ops; both sides' pending calls
+  /// are flushed first. Idempotent and resumable: each batch of calls is one transaction at the
+  /// destination, so a copy that was interrupted and run again copies what is missing and
+  /// nothing twice. Records both sides hold differently are reported (TransferReport::conflicts),
+  /// never overwritten. Errc::not_found for an op in `options.ops` this storage does not have;
+  /// Errc::invalid_argument when `destination` is this storage.
+  TransferReport push(Storage& destination, const TransferOptions& options = {});
+  /// The same from `source` into this storage: `source.push(*this, options)`.
+  TransferReport pull(Storage& source, const TransferOptions& options = {});
   /// Removes values (and blob files) that no stored call references, and counts the store's
   /// kept counts (stats(), ops()) afresh from the data.
   CleanupReport cleanup();

@@ -119,6 +119,8 @@ class StorageCore {
   static std::shared_ptr<RefState> lazy_ref(const std::shared_ptr<StorageCore>& self, const Id& hid, const Id& cid);
   std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents);
   CleanupReport cleanup();
+  /// Storage::push (src/engine/transfer.cpp).
+  TransferReport transfer_to(StorageCore& destination, const TransferOptions& options);
   StorageStats stats();
   IntegrityReport check_integrity(const ProgressCallback& progress);
   // Inspection (src/engine/inspect.cpp): pending calls are flushed first.

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "mandala/error.hpp"
+#include "store/postgres/pg_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
 
@@ -98,10 +99,7 @@ std::optional<std::filesystem::path> sqlite_path(const std::string& location) {
 std::unique_ptr<Store> open_store(const std::string& location, const StoreOptions& options) {
   if (auto path = sqlite_path(location)) return open_sqlite_store(*path, options);
   const std::string scheme = scheme_of(location);
-  if (scheme == "postgresql" || scheme == "postgres")
-    throw Error(Errc::invalid_argument, "store location '" + redacted(location) +
-                                            "': this build of mandala has no PostgreSQL backend; use an SQLite "
-                                            "file (a path or sqlite:///ABSOLUTE/PATH)");
+  if (scheme == "postgresql" || scheme == "postgres") return open_postgres_store(location, redacted(location), options);
   throw Error(Errc::invalid_argument, "store location '" + redacted(location) + "': unknown scheme '" + scheme +
                                           "'; give a file path, sqlite:///ABSOLUTE/PATH or postgresql://HOST/DATABASE");
 }

@@ -163,6 +163,9 @@ class Store {
   virtual std::optional<std::vector<std::byte>> value(const Id& cid) = 0;
   /// Whether the value is stored and readable (a blob value whose file is missing is not).
   virtual bool has_value(const Id& cid) = 0;
+  /// The ids among `cids` whose values are not stored and readable (has_value false), each
+  /// once, in the order of `cids`: one query for many (copying between stores).
+  virtual std::vector<Id> absent_values(std::span<const Id> cids) = 0;
   virtual std::optional<OpRecord> op(std::string_view name, std::uint32_t version) = 0;
   /// Writes the batch in one transaction. When the store's generation differs from the batch's,
   /// it checks what the writer assumed: calls already stored are skipped, and every value a new

@@ -36,10 +36,11 @@ void expect_ok(md::Storage& storage) {
 
 class Caches : public BackendTest {
  protected:
-  /// Another connection to the same store (a file store); an in-memory store has only itself.
+  /// Another connection to the same store (a file or database); an in-memory store has only
+  /// itself.
   md::Storage& other() {
     if (!persistent()) return storage();
-    if (!m_other) m_other = std::make_unique<md::Storage>(db_path());
+    if (!m_other) m_other = std::make_unique<md::Storage>(location());
     return *m_other;
   }
   /// Drops every call of the ops through other(), then cleans up there.

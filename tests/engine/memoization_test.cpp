@@ -152,7 +152,7 @@ TEST_P(Memoization, ExceptionInSessionKeepsEarlierCalls) {
 }
 
 TEST_P(Memoization, NestedSessionsFlushAtOutermostExit) {
-  if (!persistent()) GTEST_SKIP() << "visibility from a second connection needs a file";
+  if (!persistent()) GTEST_SKIP() << "visibility from a second connection needs a file or database";
   md::StorageOptions slow;
   slow.flush_interval = std::chrono::hours(1);
   open(slow);
@@ -162,22 +162,22 @@ TEST_P(Memoization, NestedSessionsFlushAtOutermostExit) {
       md::Session inner(storage());
       inc(1);
     }
-    md::Storage other(db_path());
+    md::Storage other(location());
     EXPECT_TRUE(other.calls_of("inc").empty()) << "an inner exit must not flush";
   }
-  md::Storage other(db_path());
+  md::Storage other(location());
   EXPECT_EQ(other.calls_of("inc").size(), 1u);
 }
 
 TEST_P(Memoization, LongSessionsFlushPeriodically) {
-  if (!persistent()) GTEST_SKIP() << "visibility from a second connection needs a file";
+  if (!persistent()) GTEST_SKIP() << "visibility from a second connection needs a file or database";
   md::StorageOptions opts;
   opts.flush_every_calls = 3;
   opts.flush_interval = std::chrono::hours(1);
   open(opts);
   md::Session s(storage());
   for (int i = 0; i < 7; ++i) inc(i);
-  md::Storage other(db_path());
+  md::Storage other(location());
   EXPECT_EQ(other.calls_of("inc").size(), 6u);  // two batches of three; one call still pending
 }
 

@@ -22,6 +22,7 @@ class Operations : public BackendTest {
  protected:
   void SetUp() override {
     BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     {
       md::Session s(storage());
       for (int x = 0; x < 5; ++x) {

@@ -20,6 +20,8 @@ void add_versions(CLI::App& app, Action& action);
 void add_diff(CLI::App& app, Action& action);
 void add_mark_compatible(CLI::App& app, Action& action);
 void add_mark_new_version(CLI::App& app, Action& action);
+void add_push(CLI::App& app, Action& action);
+void add_pull(CLI::App& app, Action& action);
 
 /// Every subcommand, in the order `mandala --help` lists them.
 constexpr Registration subcommands[] = {
@@ -36,6 +38,8 @@ constexpr Registration subcommands[] = {
     add_diff,
     add_mark_compatible,
     add_mark_new_version,
+    add_push,
+    add_pull,
 };
 }  // namespace mandala::cli
 

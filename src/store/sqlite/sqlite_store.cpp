@@ -302,6 +302,16 @@ class SqliteStore final : public Store {
     return reading([&] { return value_readable(cid); });
   }
 
+  std::vector<Id> absent_values(std::span<const Id> cids) override {
+    return reading([&] {
+      std::vector<Id> out;
+      std::unordered_set<Id> seen;
+      for (const auto& cid : cids)
+        if (seen.insert(cid).second && !value_readable(cid)) out.push_back(cid);
+      return out;
+    });
+  }
+
   std::optional<OpRecord> op(std::string_view name, std::uint32_t version) override {
     return reading([&] { return op_locked(name, version); });
   }

@@ -1,0 +1,218 @@
+// The PostgreSQL backend where it differs from SQLite (the shared suites run on it too, through
+// support/backends.hpp): what it refuses to open and how it says so, values in pieces, a lost
+// connection in the middle of a session, several writers of the same calls at once.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mandala/mandala.hpp"
+#include "support/integrity.hpp"
+#include "support/postgres.hpp"
+
+namespace md = mandala;
+namespace mt = mandala::testing;
+
+namespace {
+
+const auto twice = md::op("pg_twice", {"x"}, [](int x) { return 2 * x; });
+const auto blob = md::op("pg_blob", {"n"}, [](std::int64_t n) {
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>((i * 2654435761u) >> 13);
+  return bytes;
+});
+
+class Postgres : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto server = mt::postgres_server_url();
+    if (!server) {
+      if (mt::postgres_required()) FAIL() << mt::postgres_server_hint();
+      GTEST_SKIP() << mt::postgres_server_hint();
+    }
+    m_db.emplace(*server);
+  }
+  [[nodiscard]] const std::string& location() const { return m_db->location(); }
+  /// A connection of its own to the test's database.
+  [[nodiscard]] mt::PostgresConnection admin() const { return mt::PostgresConnection(location()); }
+
+  /// The error opening the store gives (fails the test when it opens).
+  md::Error open_error(const std::string& where, md::StorageOptions options = {}) {
+    try {
+      md::Storage s(where, options);
+    } catch (const md::Error& e) {
+      return e;
+    }
+    ADD_FAILURE() << "the store at " << where << " opened";
+    return md::Error(md::Errc::io, "");
+  }
+
+  std::optional<mt::TempDatabase> m_db;
+};
+
+TEST_F(Postgres, AStoreIsCreatedInAnEmptyDatabaseAndKeepsItsCalls) {
+  {
+    md::Storage s(location());
+    md::Session session(s);
+    for (int x = 0; x < 10; ++x) twice(x);
+  }
+  md::Storage s(location());
+  EXPECT_EQ(s.stats().calls, 10u);
+  EXPECT_EQ(s.info().path, std::filesystem::path(location()));
+  const auto before = s.counters().executed;
+  {
+    md::Session session(s);
+    EXPECT_EQ(*twice(7), 14);
+  }
+  EXPECT_EQ(s.counters().executed, before);
+  EXPECT_EQ(admin().query("SELECT value FROM mandala_meta WHERE key = 'format'"), "mandala-store");
+}
+
+TEST_F(Postgres, AnotherApplicationsDatabaseIsRefusedAndLeftAlone) {
+  admin().query("CREATE TABLE customers(id int PRIMARY KEY, name text); INSERT INTO customers VALUES (1, 'ada')");
+  const auto e = open_error(location());
+  EXPECT_EQ(e.code(), md::Errc::foreign_database);
+  EXPECT_NE(std::string(e.what()).find("another application"), std::string::npos) << e.what();
+  EXPECT_EQ(admin().query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "1");
+  EXPECT_EQ(admin().query("SELECT name FROM customers"), "ada");
+}
+
+TEST_F(Postgres, AStoreOfANewerSchemaAsksForANewerMandala) {
+  { md::Storage s(location()); }
+  admin().query("UPDATE mandala_meta SET value = '99' WHERE key = 'schema_version'");
+  const auto e = open_error(location());
+  EXPECT_EQ(e.code(), md::Errc::schema_mismatch);
+  EXPECT_NE(std::string(e.what()).find("newer mandala"), std::string::npos) << e.what();
+}
+
+TEST_F(Postgres, AMissingDatabaseOrUserIsNamedWithWhatToDo) {
+  const auto server = *mt::postgres_server_url();
+  const auto missing = open_error(mt::postgres_database_url(server, "no_such_database_here"));
+  EXPECT_EQ(missing.code(), md::Errc::not_found);
+  EXPECT_NE(std::string(missing.what()).find("createdb"), std::string::npos) << missing.what();
+  // Another user name: the server knows no such role.
+  std::string url = location();
+  url.replace(url.find("://") + 3, url.find('@') - url.find("://") - 3, "nobody_here:secret");
+  const auto user = open_error(url);
+  EXPECT_EQ(user.code(), md::Errc::io);
+  EXPECT_NE(std::string(user.what()).find("user name and password"), std::string::npos) << user.what();
+  EXPECT_EQ(std::string(user.what()).find("secret"), std::string::npos) << user.what();
+}
+
+TEST_F(Postgres, AReadOnlyOpenOfAnEmptyDatabaseCreatesNothing) {
+  md::StorageOptions options;
+  options.read_only = true;
+  const auto e = open_error(location(), options);
+  EXPECT_EQ(e.code(), md::Errc::not_found);
+  EXPECT_EQ(admin().query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0");
+  { md::Storage s(location()); }
+  md::Storage reader(location(), options);
+  try {
+    (void)reader.call(twice, 1);  // flushed at once: a new call cannot be recorded here
+    ADD_FAILURE() << "a read-only store recorded a call";
+  } catch (const md::Error& refused) {
+    EXPECT_NE(std::string(refused.what()).find("read-only"), std::string::npos) << refused.what();
+  }
+}
+
+TEST_F(Postgres, ValuesLargerThanAPieceAreStoredInPiecesAndReadBackWhole) {
+  // 150 MiB: three pieces of 64 MiB (docs/storage-format.md 4.2).
+  const std::int64_t n = std::int64_t{150} << 20;
+  md::Id hid;
+  {
+    md::Storage s(location());
+    md::Session session(s);
+    hid = blob(n).hid();
+  }
+  EXPECT_EQ(admin().query("SELECT max(chunks) FROM mandala_values"), "3");
+  EXPECT_EQ(admin().query("SELECT count(*) FROM mandala_value_chunks"), "3");
+  md::Storage s(location());
+  const auto ref = s.ref(hid);
+  ASSERT_TRUE(ref);
+  const auto bytes = ref->as<std::vector<std::uint8_t>>().get();
+  ASSERT_EQ(bytes.size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(bytes[12345], static_cast<std::uint8_t>((12345 * 2654435761u) >> 13));
+  const auto report = s.check_integrity();
+  EXPECT_TRUE(report.ok()) << mt::describe(report.problems);
+  // A missing piece is damage, named as such.
+  admin().query("DELETE FROM mandala_value_chunks WHERE n = 1");
+  md::Storage damaged(location());
+  const auto bad = damaged.check_integrity();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.problems.front().kind, "value_mismatch");
+}
+
+TEST_F(Postgres, ALostConnectionIsReconnectedAndThePendingCallsStored) {
+  md::Storage s(location());
+  {
+    md::Session session(s);
+    for (int x = 0; x < 5; ++x) twice(x);
+  }
+  {
+    md::Session session(s);
+    for (int x = 5; x < 10; ++x) twice(x);
+    // Every connection of the store's but the admin's is ended by the server meanwhile.
+    auto a = admin();
+    EXPECT_NE(a.query("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                      "current_database() AND pid <> pg_backend_pid()) t"),
+              "0");
+  }
+  EXPECT_EQ(s.stats().calls, 10u);
+  const auto report = s.check_integrity();
+  EXPECT_TRUE(report.ok()) << mt::describe(report.problems);
+}
+
+TEST_F(Postgres, AServerThatIsGoneFailsTheFlushClearlyAndKeepsTheCallsPending) {
+  md::StorageOptions options;
+  options.lock_timeout = std::chrono::milliseconds(500);
+  md::Storage s(location(), options);
+  md::Session session(s);
+  twice(1);
+  // The database is dropped under the store (its connection ended): reconnecting fails.
+  m_db.reset();
+  try {
+    s.flush();
+    ADD_FAILURE() << "a flush into a dropped database succeeded";
+  } catch (const md::Error& e) {
+    EXPECT_EQ(e.code(), md::Errc::io);
+    EXPECT_NE(std::string(e.what()).find("could not reconnect"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("stays pending"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(session.close(), md::Error);  // the calls are still pending: the same failure
+}
+
+TEST_F(Postgres, WritersOfTheSameCallsAtOnceStoreEachOnce) {
+  { md::Storage s(location()); }
+  constexpr int writers = 6;
+  constexpr int calls = 300;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int w = 0; w < writers; ++w)
+    threads.emplace_back([&, w] {
+      try {
+        md::StorageOptions options;
+        options.flush_every_calls = 37;  // many overlapping flushes
+        md::Storage s(location(), options);
+        md::Session session(s);
+        // Each writer goes its own way through the same calls.
+        for (int i = 0; i < calls; ++i) twice(w % 2 == 0 ? i : calls - 1 - i);
+      } catch (const std::exception& e) {
+        ++failures;
+        ADD_FAILURE() << e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  md::Storage s(location());
+  EXPECT_EQ(s.stats().calls, static_cast<std::uint64_t>(calls));
+  EXPECT_EQ(s.calls_of("pg_twice").size(), static_cast<std::size_t>(calls));
+  EXPECT_EQ(admin().query("SELECT count(*) FROM mandala_calls"), std::to_string(calls));
+  const auto report = s.check_integrity();
+  EXPECT_TRUE(report.ok()) << mt::describe(report.problems);
+}
+
+}  // namespace
