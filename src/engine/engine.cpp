@@ -470,61 +470,6 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   std::optional<Id> semantic;
   bool claim_it = false;
 
-  // 2. The same call (same input histories) is stored or pending: nothing runs, nothing loads.
-  // 3. A content-equal call is: its outputs' content is reused under new history ids.
-  // Under the lock; returns the outputs when the call needs no run.
-  bool content_known = false;
-  // The hid a call of this content has when its inputs are all raw values (the store keeps such
-  // calls under it, not under their content id; when this call's inputs are raw, that is
-  // call_hid), and the content id. Only when the call is not found by its history.
-  const auto content_ids = [&] {
-    if (content_known) return;
-    content_known = true;
-    const Id* code = semantic ? &*semantic : nullptr;
-    for (std::size_t i = 0; i < ins.size(); ++i) {
-      const Id atom = codec::atom_hid(ins[i].cid);
-      raw_inputs = raw_inputs && atom == ins[i].hid;
-      ids[i].second = atom;
-    }
-    raw_hid = raw_inputs ? call_hid : codec::call_id_sorted(op.name, op.version, ids, code);
-    for (std::size_t i = 0; i < ins.size(); ++i) ids[i].second = ins[i].cid;
-    call_cid = codec::call_id_sorted(op.name, op.version, ids, code);
-  };
-  bool by_history_looked_up = true;  // (just before the first look)
-  const auto reuse_locked = [&]() -> std::optional<std::vector<std::shared_ptr<RefState>>> {
-    if (!by_history_looked_up) {
-      if (const auto* hit = find_by_hid_locked(call_hid)) {
-        auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
-        ++m_reused_by_history;
-        return outs;
-      }
-    }
-    by_history_looked_up = false;  // later looks (after a wait) look by history again
-    content_ids();
-    const auto* proto = find_by_content_locked(call_cid, raw_inputs ? nullptr : &raw_hid);
-    if (!proto) return std::nullopt;
-    store::CallRecord rec;
-    rec.hid = call_hid;
-    rec.cid = call_cid;
-    rec.op = op.name;
-    rec.version = op.version;
-    // The inputs' values are the prototype's: stored, but kept at hand in case another
-    // process removes them before the flush.
-    for (auto& slot : inputs) note_source_locked(input_cid(*slot.name), {std::move(slot.bytes), slot.ref});
-    rec.inputs = std::move(ins);
-    rec.created_ms = now_ms();
-    rec.semantic = semantic;
-    for (const auto& o : proto->outputs())
-      rec.outputs.push_back({*o.name, codec::output_hid(call_hid, *o.name), o.cid});
-    record_locked(std::move(rec));
-    const auto* mine = find_by_hid_locked(call_hid);
-    auto outs = lazy_outputs(self, op, call_hid, mine->outputs());
-    exec.reused_by_content = true;
-    ++m_reused_by_content;
-    maybe_flush_locked();
-    return outs;
-  };
-
   // While this thread computes the call, other threads making a call of the same content wait
   // for it (m_in_flight); they are woken when it is recorded or has failed.
   std::optional<FlightGuard> flight;  // (none on the memoized call's path)
@@ -534,12 +479,67 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     const auto& registered = register_op_locked(op);
     semantic = registered.semantic;
     call_hid = codec::call_id_sorted(op.name, op.version, ids, semantic ? &*semantic : nullptr);
-    // The memoized call's path: found by history, nothing else to do.
+    // 2. The memoized call's path: the same call (same input histories) is stored or pending:
+    // nothing runs, nothing loads.
     if (const auto* hit = find_by_hid_locked(call_hid)) {
       auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
       ++m_reused_by_history;
       return outs;
     }
+    // 3. A content-equal call is stored or pending: its outputs' content is reused under new
+    // history ids (after a wait, the same call may be there too). Under the lock; returns the
+    // outputs when the call needs no run.
+    bool content_known = false;
+    // The hid a call of this content has when its inputs are all raw values (the store keeps such
+    // calls under it, not under their content id; when this call's inputs are raw, that is
+    // call_hid), and the content id. Only when the call is not found by its history.
+    const auto content_ids = [&] {
+      if (content_known) return;
+      content_known = true;
+      const Id* code = semantic ? &*semantic : nullptr;
+      for (std::size_t i = 0; i < ins.size(); ++i) {
+        const Id atom = codec::atom_hid(ins[i].cid);
+        raw_inputs = raw_inputs && atom == ins[i].hid;
+        ids[i].second = atom;
+      }
+      raw_hid = raw_inputs ? call_hid : codec::call_id_sorted(op.name, op.version, ids, code);
+      for (std::size_t i = 0; i < ins.size(); ++i) ids[i].second = ins[i].cid;
+      call_cid = codec::call_id_sorted(op.name, op.version, ids, code);
+    };
+    bool by_history_looked_up = true;  // (just before the first look)
+    const auto reuse_locked = [&]() -> std::optional<std::vector<std::shared_ptr<RefState>>> {
+      if (!by_history_looked_up) {
+        if (const auto* hit = find_by_hid_locked(call_hid)) {
+          auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
+          ++m_reused_by_history;
+          return outs;
+        }
+      }
+      by_history_looked_up = false;  // later looks (after a wait) look by history again
+      content_ids();
+      const auto* proto = find_by_content_locked(call_cid, raw_inputs ? nullptr : &raw_hid);
+      if (!proto) return std::nullopt;
+      store::CallRecord rec;
+      rec.hid = call_hid;
+      rec.cid = call_cid;
+      rec.op = op.name;
+      rec.version = op.version;
+      // The inputs' values are the prototype's: stored, but kept at hand in case another
+      // process removes them before the flush.
+      for (auto& slot : inputs) note_source_locked(input_cid(*slot.name), {std::move(slot.bytes), slot.ref});
+      rec.inputs = std::move(ins);
+      rec.created_ms = now_ms();
+      rec.semantic = semantic;
+      for (const auto& o : proto->outputs())
+        rec.outputs.push_back({*o.name, codec::output_hid(call_hid, *o.name), o.cid});
+      record_locked(std::move(rec));
+      const auto* mine = find_by_hid_locked(call_hid);
+      auto outs = lazy_outputs(self, op, call_hid, mine->outputs());
+      exec.reused_by_content = true;
+      ++m_reused_by_content;
+      maybe_flush_locked();
+      return outs;
+    };
     claim_it =
         op.compute_once && claiming() && (!registered.last_run || *registered.last_run >= m_options.claim_min_run);
     for (;;) {
