@@ -108,6 +108,11 @@ struct OpOptions {
   /// Dependencies code analysis cannot see (mandala/versioning.hpp): a data file, a constant, a
   /// library version. Their contents are part of the op's code version.
   std::vector<Dependency> depends_on{};
+  /// Concurrent makers of the same new call wait for one of them to compute it: the threads of
+  /// a storage, and the processes sharing a file store (docs/guarantees.md, "Each call computed
+  /// once"). false for ops that are cheaper to compute twice than to wait for: each then computes
+  /// the call itself (it is still stored once).
+  bool compute_once = true;
 };
 
 namespace detail {

@@ -52,6 +52,18 @@ struct StorageOptions {
   /// What happens when an op's tracked code differs from the code its calls were stored with
   /// (mandala/versioning.hpp).
   OnCodeChange on_code_change = OnCodeChange::new_version;
+  /// Processes sharing a file store claim a new call before computing it, so that one of them
+  /// computes it while the others wait for its result (docs/guarantees.md, "Each call computed
+  /// once"). false: only the threads of one storage wait for each other.
+  bool claim_new_calls = true;
+  /// How long a claim lasts without being renewed (its holder renews it every claim_lease / 3
+  /// while the call runs and until it is flushed). A process that dies holding claims delays
+  /// the others by at most this; on this machine its claims are taken over at once.
+  std::chrono::milliseconds claim_lease{30'000};
+  /// Calls of an op whose last run in this storage took less than this are not claimed:
+  /// computing such a call twice costs less than the claim (one short write transaction). An
+  /// op's first new call is always claimed; zero claims every new call.
+  std::chrono::microseconds claim_min_run{1000};
   /// No effect (kept for compatibility): every read_only open now leaves the store's files as it
   /// found them.
   bool leave_untouched = false;

@@ -16,15 +16,16 @@
 namespace mandala::detail {
 namespace {
 
+// Structural calls are computed by every maker (their results are at hand: nothing to wait for).
 const OpInfo& make_op(CollectionKind kind) {
-  static const OpInfo list{std::string(structural::make_list), 0, {"*elts"}, {"list"}, {}};
-  static const OpInfo dict{std::string(structural::make_dict), 0, {"**items"}, {"dict"}, {}};
+  static const OpInfo list{std::string(structural::make_list), 0, {"*elts"}, {"list"}, {}, false};
+  static const OpInfo dict{std::string(structural::make_dict), 0, {"**items"}, {"dict"}, {}, false};
   return kind == CollectionKind::list ? list : dict;
 }
 
 const OpInfo& getitem_op(CollectionKind kind) {
-  static const OpInfo list{std::string(structural::list_getitem), 0, {"list", "i"}, {"list_item"}, {}};
-  static const OpInfo dict{std::string(structural::dict_getitem), 0, {"dict", "key"}, {"dict_value"}, {}};
+  static const OpInfo list{std::string(structural::list_getitem), 0, {"list", "i"}, {"list_item"}, {}, false};
+  static const OpInfo dict{std::string(structural::dict_getitem), 0, {"dict", "key"}, {"dict_value"}, {}, false};
   return kind == CollectionKind::list ? list : dict;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <random>
 
 #include "codec/hash.hpp"
 #include "engine/collections.hpp"
@@ -53,14 +54,216 @@ StorageCore::StorageCore(const std::filesystem::path& path, const StorageOptions
   so.durable_flush = options.durable_flush;
   so.create = options.create;
   m_store = store::open_store(path.string(), so);
+  if (options.claim_new_calls && m_store->shares_claims()) {
+    std::random_device random;
+    for (std::size_t i = 0; i < m_claim_owner.bytes.size(); i += 4) {
+      const auto word = random();
+      for (std::size_t j = 0; j < 4; ++j) m_claim_owner.bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
+    }
+    m_claims_on = true;
+  }
 }
 
 StorageCore::~StorageCore() {
+  {
+    std::lock_guard lock(m_claims_mutex);
+    m_heartbeat_stop = true;
+  }
+  m_heartbeat_cv.notify_all();
+  if (m_heartbeat.joinable()) m_heartbeat.join();
   try {
     flush();
   } catch (const std::exception& e) {
     std::cerr << "mandala: could not flush " << m_pending.calls.size() << " pending calls to "
               << (m_path.empty() ? std::string("the in-memory store") : m_path.string()) << ": " << e.what() << '\n';
+  }
+  // Claims of calls that could not be stored: other processes compute them.
+  std::vector<Id> held;
+  {
+    std::lock_guard lock(m_claims_mutex);
+    held.assign(m_claims_held.begin(), m_claims_held.end());
+  }
+  release_claims_now(held);
+}
+
+/// The in-flight entry and the claim of the new call a thread computes: on every way out of
+/// StorageCore::call (a return, the op throwing) the claim of a call not recorded is released
+/// and the waiting threads are woken, in that order (a waiter of this storage would otherwise
+/// take over a claim that is still ours and see it released under it).
+class StorageCore::FlightGuard {
+ public:
+  explicit FlightGuard(StorageCore& core) : m_core(core) {}
+  ~FlightGuard() {
+    if (m_claimed) m_core.release_claims_now(std::span<const Id>(&m_cid, 1));
+    if (!m_flight) return;
+    std::lock_guard lock(m_core.m_mutex);
+    wake_locked();
+  }
+  FlightGuard(const FlightGuard&) = delete;
+  FlightGuard& operator=(const FlightGuard&) = delete;
+
+  FlightGuard& arm(const Id& cid, std::shared_ptr<InFlight> flight) {
+    m_cid = cid;
+    m_flight = std::move(flight);
+    return *this;
+  }
+  void claimed() { m_claimed = true; }
+  /// Under the lock, once the call is recorded (pending): waiting threads find it, and its
+  /// claim is released by the flush that stores it.
+  void recorded_locked() {
+    if (m_claimed) m_core.m_claims_pending.push_back(m_cid);
+    m_claimed = false;
+    wake_locked();
+  }
+
+ private:
+  void wake_locked() {
+    if (!m_flight) return;
+    m_flight->done = true;
+    if (auto it = m_core.m_in_flight.find(m_cid); it != m_core.m_in_flight.end() && it->second == m_flight)
+      m_core.m_in_flight.erase(it);
+    m_flight->cv.notify_all();
+    m_flight.reset();
+  }
+
+  StorageCore& m_core;
+  Id m_cid;
+  std::shared_ptr<InFlight> m_flight;
+  bool m_claimed = false;
+};
+
+void StorageCore::give_up_claims(const std::exception& e) noexcept {
+  if (!m_claims_on.exchange(false)) return;
+  try {
+    std::cerr << "mandala: cannot claim calls in "
+              << (m_path.empty() ? std::string("the store") : m_path.string() + ".claims") << " (" << e.what()
+              << "); new calls are computed without claims, so another process may compute the same call at "
+                 "the same time (it is still stored once)\n";
+  } catch (...) {  // nothing to do when stderr fails
+  }
+}
+
+void StorageCore::note_claim_held(const Id& cid) {
+  std::lock_guard lock(m_claims_mutex);
+  m_claims_held.insert(cid);
+  if (!m_heartbeat.joinable() && !m_heartbeat_stop) m_heartbeat = std::thread([this] { heartbeat_loop(); });
+}
+
+void StorageCore::release_claims_now(std::span<const Id> cids) noexcept {
+  if (cids.empty()) return;
+  {
+    std::lock_guard lock(m_claims_mutex);
+    for (const auto& cid : cids) m_claims_held.erase(cid);
+  }
+  if (!claiming()) return;
+  try {
+    m_store->release_claims(m_claim_owner, cids);
+  } catch (const std::exception& e) {  // the lease expires instead
+    give_up_claims(e);
+  }
+}
+
+template <class Stored>
+bool StorageCore::claim(const Id& cid, std::unique_lock<std::mutex>& lock, Stored&& stored) {
+  thread_local std::minstd_rand jitter{std::random_device{}()};
+  auto delay = std::chrono::microseconds(5000);
+  for (;;) {
+    lock.unlock();
+    bool won = false;
+    try {
+      won = m_store->try_claim(cid, m_claim_owner, m_options.claim_lease);
+      if (won) note_claim_held(cid);
+    } catch (const std::exception& e) {
+      give_up_claims(e);
+    }
+    lock.lock();
+    if (!claiming()) {
+      if (won) {
+        lock.unlock();
+        release_claims_now(std::span<const Id>(&cid, 1));
+        lock.lock();
+      }
+      return false;
+    }
+    try {
+      // Calls this storage computed under claims and has not stored yet may be what the holder
+      // waits for (two processes waiting for each other): store them first.
+      if (!won && !m_claims_pending.empty()) flush_locked();
+      // A fresh snapshot: the call may have been stored since this storage last looked (by
+      // the holder waited for, or just before the claim was won).
+      m_store->end_read();
+      sync_caches_locked();
+      if (stored()) {
+        if (won) {
+          lock.unlock();
+          release_claims_now(std::span<const Id>(&cid, 1));
+          lock.lock();
+        }
+        return false;
+      }
+    } catch (...) {
+      if (won) {
+        lock.unlock();
+        release_claims_now(std::span<const Id>(&cid, 1));
+        lock.lock();
+      }
+      throw;
+    }
+    if (won) return true;
+    // Another owner computes it: poll with backoff (5 ms doubling to 50 ms, each sleep a random
+    // 50-100 % of that) until it is stored or the claim can be taken.
+    lock.unlock();
+    const auto sleep = delay / 2 + std::chrono::microseconds(jitter() % static_cast<unsigned>(delay.count() / 2 + 1));
+    std::this_thread::sleep_for(sleep);
+    delay = std::min<std::chrono::microseconds>(delay * 2, std::chrono::microseconds(50'000));
+    lock.lock();
+  }
+}
+
+void StorageCore::heartbeat_loop() {
+  using namespace std::chrono_literals;
+  const auto renew_every = std::max<std::chrono::milliseconds>(m_options.claim_lease / 3, 1ms);
+  const auto tick = std::min<std::chrono::milliseconds>(
+      renew_every, std::max<std::chrono::milliseconds>(m_options.flush_interval, 10ms));
+  auto next_renewal = std::chrono::steady_clock::now() + renew_every;
+  std::unique_lock lock(m_claims_mutex);
+  while (!m_heartbeat_stop) {
+    m_heartbeat_cv.wait_for(lock, tick, [&] { return m_heartbeat_stop; });
+    if (m_heartbeat_stop) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_renewal) {
+      next_renewal = now + renew_every;
+      std::vector<Id> keys(m_claims_held.begin(), m_claims_held.end());
+      lock.unlock();
+      if (!keys.empty() && claiming()) {
+        try {
+          (void)m_store->renew_claims(m_claim_owner, keys, m_options.claim_lease);
+        } catch (const std::exception& e) {
+          give_up_claims(e);
+        }
+      }
+      lock.lock();
+    }
+    // Calls computed under claims wait in memory for a flush while other processes may be
+    // waiting for them: flush them at the flush interval even while this storage's threads
+    // make no call (when the storage is busy, the next tick does).
+    lock.unlock();
+    {
+      std::unique_lock core(m_mutex, std::try_to_lock);
+      if (core.owns_lock() && !m_claims_pending.empty() &&
+          std::chrono::steady_clock::now() - m_last_flush >= m_options.flush_interval) {
+        try {
+          flush_locked();
+          m_store->end_read();
+        } catch (const Error& e) {
+          // A failed write keeps every call pending (the next flush retries it: nothing to
+          // report); calls left out are not, and the next Storage::flush() says so.
+          if (m_pending.calls.empty() && !m_background_flush_error) m_background_flush_error = e;
+        } catch (const std::exception&) {  // the calls stay pending
+        }
+      }
+    }
+    lock.lock();
   }
 }
 
@@ -91,7 +294,7 @@ void StorageCore::sync_caches_locked() {
   for (auto& [key, registered] : m_registered_ops) registered.resolved_at.reset();
 }
 
-const std::optional<Id>& StorageCore::register_op_locked(const OpInfo& op) {
+StorageCore::RegisteredOp& StorageCore::register_op_locked(const OpInfo& op) {
   auto it = m_registered_ops.find(std::pair<std::string_view, std::uint32_t>(op.name, op.version));
   // A declaration must agree with the one this op has: same outputs, and inputs that are the
   // same or have parameters added (a new_arg) or left out (an older declaration).
@@ -115,7 +318,7 @@ const std::optional<Id>& StorageCore::register_op_locked(const OpInfo& op) {
     if (stored) require_agreement(stored->inputs, stored->outputs, "as the store holds it");
     if (!stored || op.inputs.size() > stored->inputs.size()) declare();
     m_op_outputs[op_key(op.name, op.version)] = op.outputs;
-    it = m_registered_ops.emplace(std::make_pair(op.name, op.version), RegisteredOp{op.inputs, op.outputs, {}, {}})
+    it = m_registered_ops.emplace(std::make_pair(op.name, op.version), RegisteredOp{op.inputs, op.outputs, {}, {}, {}})
              .first;
   } else if (it->second.inputs != op.inputs || it->second.outputs != op.outputs) {
     require_agreement(it->second.inputs, it->second.outputs, "as declared before in this program");
@@ -131,7 +334,7 @@ const std::optional<Id>& StorageCore::register_op_locked(const OpInfo& op) {
     if (m_versions && !is_structural(op.name)) registered.semantic = m_versions->resolve(op, *m_store);
     registered.resolved_at = m_cache_generation;
   }
-  return registered.semantic;
+  return registered;
 }
 
 StorageCore::CachedCall::CachedCall(const store::CallRecord& record, StorageCore& core)
@@ -263,34 +466,60 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   for (const auto& r : ins) ids.emplace_back(r.name, r.hid);
   Id call_hid;
   Id call_cid;
+  Id raw_hid;
+  bool raw_inputs = true;
   std::optional<Id> semantic;
+  bool claim_it = false;
 
+  // While this thread computes the call, other threads making a call of the same content wait
+  // for it (m_in_flight); they are woken when it is recorded or has failed.
+  std::optional<FlightGuard> flight;  // (none on the memoized call's path)
   {
-    std::lock_guard lock(m_mutex);
+    std::unique_lock lock(m_mutex);
     sync_caches_locked();
-    semantic = register_op_locked(op);
-    const Id* code = semantic ? &*semantic : nullptr;
-    call_hid = codec::call_id_sorted(op.name, op.version, ids, code);
-    // 2. The same call (same input histories) is stored: nothing runs, nothing loads.
+    const auto& registered = register_op_locked(op);
+    semantic = registered.semantic;
+    call_hid = codec::call_id_sorted(op.name, op.version, ids, semantic ? &*semantic : nullptr);
+    // 2. The memoized call's path: the same call (same input histories) is stored or pending:
+    // nothing runs, nothing loads.
     if (const auto* hit = find_by_hid_locked(call_hid)) {
       auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
       ++m_reused_by_history;
       return outs;
     }
-    // The hid a call of this content has when its inputs are all raw values: the store keeps
-    // such calls under it (not under their content id). When this call's inputs are raw, that is
-    // call_hid, just found absent.
-    bool raw_inputs = true;
-    for (std::size_t i = 0; i < ins.size(); ++i) {
-      const Id atom = codec::atom_hid(ins[i].cid);
-      raw_inputs = raw_inputs && atom == ins[i].hid;
-      ids[i].second = atom;
-    }
-    const Id raw_hid = raw_inputs ? call_hid : codec::call_id_sorted(op.name, op.version, ids, code);
-    for (std::size_t i = 0; i < ins.size(); ++i) ids[i].second = ins[i].cid;
-    call_cid = codec::call_id_sorted(op.name, op.version, ids, code);
-    // 3. A content-equal call is stored: reuse its outputs' content under new history ids.
-    if (const auto* proto = find_by_content_locked(call_cid, raw_inputs ? nullptr : &raw_hid)) {
+    // 3. A content-equal call is stored or pending: its outputs' content is reused under new
+    // history ids (after a wait, the same call may be there too). Under the lock; returns the
+    // outputs when the call needs no run.
+    bool content_known = false;
+    // The hid a call of this content has when its inputs are all raw values (the store keeps such
+    // calls under it, not under their content id; when this call's inputs are raw, that is
+    // call_hid), and the content id. Only when the call is not found by its history.
+    const auto content_ids = [&] {
+      if (content_known) return;
+      content_known = true;
+      const Id* code = semantic ? &*semantic : nullptr;
+      for (std::size_t i = 0; i < ins.size(); ++i) {
+        const Id atom = codec::atom_hid(ins[i].cid);
+        raw_inputs = raw_inputs && atom == ins[i].hid;
+        ids[i].second = atom;
+      }
+      raw_hid = raw_inputs ? call_hid : codec::call_id_sorted(op.name, op.version, ids, code);
+      for (std::size_t i = 0; i < ins.size(); ++i) ids[i].second = ins[i].cid;
+      call_cid = codec::call_id_sorted(op.name, op.version, ids, code);
+    };
+    bool by_history_looked_up = true;  // (just before the first look)
+    const auto reuse_locked = [&]() -> std::optional<std::vector<std::shared_ptr<RefState>>> {
+      if (!by_history_looked_up) {
+        if (const auto* hit = find_by_hid_locked(call_hid)) {
+          auto outs = lazy_outputs(self, op, call_hid, hit->outputs());
+          ++m_reused_by_history;
+          return outs;
+        }
+      }
+      by_history_looked_up = false;  // later looks (after a wait) look by history again
+      content_ids();
+      const auto* proto = find_by_content_locked(call_cid, raw_inputs ? nullptr : &raw_hid);
+      if (!proto) return std::nullopt;
       store::CallRecord rec;
       rec.hid = call_hid;
       rec.cid = call_cid;
@@ -311,14 +540,49 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       ++m_reused_by_content;
       maybe_flush_locked();
       return outs;
+    };
+    claim_it =
+        op.compute_once && claiming() && (!registered.last_run || *registered.last_run >= m_options.claim_min_run);
+    for (;;) {
+      if (auto outs = reuse_locked()) return std::move(*outs);
+      if (!m_allow_new_calls)
+        throw Error(Errc::new_calls_not_allowed,
+                    "Call to " + op.name + " does not exist and new calls are not allowed.");
+      if (!op.compute_once) break;
+      auto [it, fresh] = m_in_flight.try_emplace(call_cid);
+      if (fresh) {
+        it->second = std::make_shared<InFlight>();
+        it->second->runner = std::this_thread::get_id();
+        flight.emplace(*this).arm(call_cid, it->second);
+        break;
+      }
+      // The op calls itself with the same arguments: run it (as without the table).
+      if (it->second->runner == std::this_thread::get_id()) {
+        claim_it = false;
+        break;
+      }
+      // Another thread computes it: wait (not holding the lock), then look again; when that
+      // thread failed, one of the waiters computes it.
+      const auto other = it->second;
+      other->cv.wait(lock, [&] { return other->done; });
+      sync_caches_locked();
     }
-    if (!m_allow_new_calls)
-      throw Error(Errc::new_calls_not_allowed, "Call to " + op.name + " does not exist and new calls are not allowed.");
+    // Other processes sharing the store: claim the call, or wait for the holder's result.
+    if (claim_it) {
+      std::optional<std::vector<std::shared_ptr<RefState>>> found;
+      if (claim(call_cid, lock, [&] { return (found = reuse_locked()).has_value(); })) {
+        flight->claimed();
+      } else if (found) {
+        return std::move(*found);
+      }
+    }
   }
 
   // 4. Execute, outside the lock (other threads keep working). An exception propagates as is
-  // and nothing is recorded for this call.
+  // and nothing is recorded for this call (waiting threads are woken, a claim is released).
+  const auto started = std::chrono::steady_clock::now();
   std::vector<OutputValue> computed = exec.run();
+  const auto took = std::chrono::steady_clock::now() - started;
   if (computed.size() != op.outputs.size())
     throw Error(Errc::output_mismatch, "op " + op.name + " returned " + std::to_string(computed.size()) +
                                            " outputs but declares " + std::to_string(op.outputs.size()));
@@ -347,9 +611,13 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   std::sort(rec.outputs.begin(), rec.outputs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
 
   std::lock_guard lock(m_mutex);
+  if (auto registered = m_registered_ops.find(std::pair<std::string_view, std::uint32_t>(op.name, op.version));
+      registered != m_registered_ops.end())
+    registered->second.last_run = std::chrono::duration_cast<std::chrono::nanoseconds>(took);
   if (find_by_hid_locked(call_hid)) {
-    // Another thread recorded the same call meanwhile: keep one record; our outputs have the
-    // same ids (deterministic ops) and hold their values in memory.
+    // Recorded meanwhile (an op that is not computed once, or that called itself with the
+    // same arguments): keep one record; our outputs have the same ids (deterministic ops) and
+    // hold their values in memory.
     ++m_executed;
     return outs;
   }
@@ -382,6 +650,9 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   }
   record_locked(std::move(rec));
   ++m_executed;
+  // Waiting threads find the call pending from here on; the claim is released by the flush
+  // that stores it.
+  if (flight) flight->recorded_locked();
   maybe_flush_locked();
   return outs;
 }
@@ -396,12 +667,22 @@ void StorageCore::flush() {
   std::lock_guard lock(m_mutex);
   flush_locked();
   ReadScope read(*m_store);
+  if (m_background_flush_error) {
+    // A flush made in the background (to store calls other processes wait for) failed.
+    auto error = std::move(*m_background_flush_error);
+    m_background_flush_error.reset();
+    throw error;
+  }
 }
 
 void StorageCore::flush_locked() {
   m_last_flush = std::chrono::steady_clock::now();
   m_store->end_read();
-  if (m_pending.empty()) return;
+  if (m_pending.empty()) {
+    release_claims_now(m_claims_pending);
+    m_claims_pending.clear();
+    return;
+  }
   // Every pending call was looked up by hid in the store (find_by_hid_locked) after the last
   // flush, under this lock, and not found.
   m_pending.calls_looked_up = true;
@@ -416,6 +697,10 @@ void StorageCore::flush_locked() {
   m_pending_by_cid.clear();
   m_pending_values.clear();
   m_pending_sources.clear();
+  // The calls are stored (or were left out, and are computed anew by whoever makes them next):
+  // their claims end.
+  release_claims_now(m_claims_pending);
+  m_claims_pending.clear();
   if (left_out) throw *left_out;
 }
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -171,7 +173,17 @@ class StorageCore {
     std::optional<Id> semantic;
     /// The cache generation `semantic` was resolved in; none: resolve at the next call.
     std::optional<std::uint64_t> resolved_at;
+    /// How long the op's last run here took; none before its first (claim_min_run).
+    std::optional<std::chrono::nanoseconds> last_run;
   };
+  /// A new call one thread of this storage is computing (keyed by its content id in
+  /// m_in_flight); other threads making a call of the same content wait on `done`.
+  struct InFlight {
+    std::thread::id runner;
+    bool done = false;
+    std::condition_variable cv;
+  };
+  class FlightGuard;
   /// Where a value a pending call refers to, but the batch does not carry, can be had again:
   /// its encoded bytes, or a ref holding it (in memory, or in another storage).
   struct ValueSource {
@@ -196,7 +208,7 @@ class StorageCore {
   void note_source_locked(const Id& cid, ValueSource source);
   /// Registers the op (once) and returns its semantic code version (nullopt: not versioned).
   /// Throws when the declaration disagrees with the op as stored or declared before.
-  const std::optional<Id>& register_op_locked(const OpInfo& op);
+  RegisteredOp& register_op_locked(const OpInfo& op);
   const CachedCall* find_by_hid_locked(const Id& hid);
   /// A call with this content id, pending or stored; `raw_hid` as in store::Store::call_by_content.
   const CachedCall* find_by_content_locked(const Id& cid, const Id* raw_hid);
@@ -213,6 +225,25 @@ class StorageCore {
   std::vector<std::shared_ptr<RefState>> lazy_outputs(const std::shared_ptr<StorageCore>& self, const OpInfo& op,
                                                       const Id& call_hid, std::span<const CachedOutput> outputs) const;
   CallInfo to_info(const std::shared_ptr<StorageCore>& self, const store::CallRecord& record);
+
+  // Claims (docs/guarantees.md, "Each call computed once").
+  /// Whether this storage claims new calls in its store (a shared store, claims not turned off
+  /// and not given up after an error).
+  [[nodiscard]] bool claiming() const { return m_claims_on.load(std::memory_order_relaxed); }
+  /// Turns claims off for good after the store failed to take, renew or release one (they are
+  /// advisory); says so on stderr once.
+  void give_up_claims(const std::exception& e) noexcept;
+  /// Takes the claim on `cid` for this storage, waiting (polling with backoff, not holding the
+  /// lock) while another owner holds it. Returns true once held; false when claims were given
+  /// up meanwhile. `stored` is called under the lock with a fresh read snapshot after each
+  /// failed attempt and after the claim is won: when it returns true (the call is stored or
+  /// pending now) the wait ends and a claim won is released.
+  template <class Stored>
+  bool claim(const Id& cid, std::unique_lock<std::mutex>& lock, Stored&& stored);
+  void note_claim_held(const Id& cid);
+  /// Releases claims (held by this storage) now, best effort.
+  void release_claims_now(std::span<const Id> cids) noexcept;
+  void heartbeat_loop();
 
   std::filesystem::path m_path;
   StorageOptions m_options;
@@ -236,6 +267,20 @@ class StorageCore {
   std::map<std::pair<std::string, std::uint32_t>, RegisteredOp, OpKeyLess> m_registered_ops;
   std::unique_ptr<VersionResolver> m_versions;
   std::unordered_map<std::string, std::vector<std::string>> m_op_outputs;  ///< "name#version" -> outputs
+
+  /// New calls being computed by a thread of this storage, by content id.
+  std::unordered_map<Id, std::shared_ptr<InFlight>> m_in_flight;
+  /// Claims of calls recorded and pending: released by the flush that stores them.
+  std::vector<Id> m_claims_pending;
+  std::optional<Error> m_background_flush_error;  ///< a flush by the heartbeat left calls out
+
+  std::atomic<bool> m_claims_on{false};
+  Id m_claim_owner;  ///< this storage's owner id in the store's claims
+  std::mutex m_claims_mutex;
+  std::condition_variable m_heartbeat_cv;
+  std::unordered_set<Id> m_claims_held;  ///< renewed by the heartbeat (under m_claims_mutex)
+  bool m_heartbeat_stop = false;         ///< under m_claims_mutex
+  std::thread m_heartbeat;               ///< started at the first claim
 
   std::atomic<std::uint64_t> m_executed{0};
   std::atomic<std::uint64_t> m_reused_by_history{0};

@@ -58,6 +58,7 @@ std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<P
   info->version = options.version;
   info->outputs = std::move(options.outputs);
   info->dependencies = std::move(options.depends_on);
+  info->compute_once = options.compute_once;
   return info;
 }
 

@@ -231,6 +231,48 @@ class Store {
   /// least once per flush interval so other processes' writes become visible and the
   /// database's log can be checkpointed.
   virtual void end_read() = 0;
+
+  // ---- Claims: each new call computed once across processes -------------------------------
+  // A claim says "owner O is computing the call with key K" (K: the call's content id), so that
+  // other processes sharing the store wait for O's result instead of computing it too
+  // (docs/guarantees.md, "Each call computed once"). Claims are advisory: correctness never
+  // depends on them (a call is stored once whoever computes it, the first stored result wins);
+  // they only save the work.
+  //
+  // Semantics every backend implements the same way:
+  // - A claim is a row (key, owner, lease_until): at most one per key. `owner` is an opaque
+  //   random id, one per open storage (made by the engine). `lease_until` is a time on the
+  //   store's clock: for SQLite this machine's system clock (every process sharing an SQLite
+  //   file runs on this machine; network file systems are not supported), for PostgreSQL the
+  //   server's clock (now()), never a client's. "now" below is that clock.
+  // - A claim is held while lease_until >= now. An expired claim is as good as absent: any owner
+  //   may take it. A backend may also treat a claim as expired early when it knows for certain
+  //   that its holder is gone (SQLite: a holder process on this machine that no longer runs).
+  // - Each method is one short write transaction of its own, committed before it returns:
+  //   never part of write() or of a read snapshot, and never held while an op runs. Claims
+  //   neither start nor end this store's read snapshot, and do not change generation().
+  // - The claim methods are thread-safe: they may be called from any thread, also while another
+  //   thread is inside any other method of this store (a backend uses a connection of its own
+  //   for them), so a heartbeat renews leases while the engine flushes or queries.
+  // - Errors (the store unreachable, a lock held longer than lock_timeout) throw mandala::Error;
+  //   the engine then goes on without claims.
+
+  /// Whether claims reach anyone else: false for a store no other process can see (in-memory)
+  /// or one opened read-only, and by default (a backend without claims). The engine claims only
+  /// when this is true; the other claim methods are not called otherwise. A backend that shares
+  /// claims overrides all four methods.
+  [[nodiscard]] virtual bool shares_claims() const { return false; }
+  /// Takes the claim on `key` for `owner` until now + `lease` when nobody holds it, its lease has
+  /// expired, or `owner` holds it already (then its lease is extended). Returns whether `owner`
+  /// holds the claim now; false means another owner holds an unexpired claim on `key`.
+  virtual bool try_claim(const Id& key, const Id& owner, std::chrono::milliseconds lease);
+  /// Extends to now + `lease` every claim among `keys` that `owner` still holds (expired or not,
+  /// as long as nobody took it over). Returns the keys `owner` no longer holds (another owner
+  /// took them after their lease expired, or they were never held).
+  virtual std::vector<Id> renew_claims(const Id& owner, std::span<const Id> keys, std::chrono::milliseconds lease);
+  /// Gives up the claims `owner` holds among `keys` (removes their rows); claims of other owners
+  /// on those keys are left as they are.
+  virtual void release_claims(const Id& owner, std::span<const Id> keys);
 };
 
 /// How a store is opened; every backend honours each field (docs/guarantees.md).

@@ -31,6 +31,9 @@ md::StorageOptions options() {
   auto o = rel::workload_options();
   o.flush_every_calls = 1'000'000;  // flushes only where the test says
   o.flush_interval = std::chrono::hours(1);
+  // The faults count the writes of the store's file; claims write a database of their own
+  // (storage-format.md 3.9), whose failures only turn claims off (ClaimFaults below).
+  o.claim_new_calls = false;
   return o;
 }
 
@@ -162,6 +165,25 @@ TEST_F(Faults, WriteErrorAtEachPointOfAFlush) {
   }
   EXPECT_GE(faults, 3) << "a flush makes several writes";
   expect_store(db(), steps);
+}
+
+TEST_F(Faults, AFailingClaimsDatabaseTurnsClaimsOffAndLosesNothing) {
+  // Every write of the claims database fails: the storage says so on stderr
+  // and computes its calls without claims; they are stored as usual.
+  auto o = options();
+  o.claim_new_calls = true;
+  md::Storage storage(db(), o);
+  {
+    md::Session s(storage);
+    rel::ArmedFault fault(rel::FaultOn::write, 0, SQLITE_IOERR_WRITE, /*sticky=*/true, ".claims");
+    ::testing::internal::CaptureStderr();
+    for (std::int64_t x = 20; x < 25; ++x) EXPECT_EQ(rel::run_step(x, 0).get(), rel::expected_add(x));
+    const auto err = ::testing::internal::GetCapturedStderr();
+    EXPECT_TRUE(fault.fired());
+    EXPECT_NE(err.find("cannot claim calls in"), std::string::npos) << err;
+    EXPECT_NE(err.find(".claims"), std::string::npos) << err;
+  }
+  expect_store(db(), 25);
 }
 
 class SyncFaults : public Faults, public ::testing::WithParamInterface<bool> {};

@@ -29,6 +29,7 @@
 #include "store/blob_files.hpp"
 #include "store/call_io.hpp"
 #include "store/file_system.hpp"
+#include "store/sqlite/claims.hpp"
 #include "store/sqlite/counters.hpp"
 #include "store/sqlite/integrity.hpp"
 #include "store/sqlite/sqlite.hpp"
@@ -242,6 +243,7 @@ class SqliteStore final : public Store {
   SqliteStore(const fs::path& path, const StoreOptions& options) : m_options(options), m_memory(path.empty()) {
     if (!m_memory) m_blobs.emplace(fs::path(path.string() + ".blobs"));
     open(path, m_memory);
+    if (!m_memory && !options.read_only) m_claims.emplace(path, options.lock_timeout);
   }
 
   ~SqliteStore() override {
@@ -867,6 +869,20 @@ class SqliteStore final : public Store {
     m_reading = false;
     if (sqlite3_get_autocommit(m_db.get()) == 0) sql::exec(m_db.get(), "COMMIT");
   }
+
+  // Claims: in a database of their own beside the store (store/sqlite/claims.hpp), through a
+  // connection of their own; none for an in-memory or read-only store.
+  [[nodiscard]] bool shares_claims() const override { return m_claims.has_value(); }
+  bool try_claim(const Id& key, const Id& owner, std::chrono::milliseconds lease) override {
+    return m_claims->try_claim(key, owner, lease);
+  }
+  std::vector<Id> renew_claims(const Id& owner, std::span<const Id> keys, std::chrono::milliseconds lease) override {
+    return m_claims->renew(owner, keys, lease);
+  }
+  void release_claims(const Id& owner, std::span<const Id> keys) override { m_claims->release(owner, keys); }
+
+ private:
+  std::optional<claims::ClaimsFile> m_claims;
 
  private:
   /// The columns read_record reads, for a query to append its clauses to. The last one is the
