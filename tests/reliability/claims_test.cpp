@@ -22,7 +22,9 @@
 #include "mandala/mandala.hpp"
 #include "process.hpp"
 #include "store/store.hpp"
+#include "support/backends.hpp"
 #include "support/integrity.hpp"
+#include "support/postgres.hpp"
 #include "support/temp_dir.hpp"
 
 namespace md = mandala;
@@ -164,9 +166,40 @@ TEST_P(ComputeOnce, OpsCallingOpsAcrossThreadsComputeEachCallOnce) {
 
 md::store::StoreOptions store_options() { return {}; }
 
-TEST(StoreClaims, LeasesOwnersRenewalAndRelease) {
-  md::testing::TempDir dir;
-  const auto path = (dir / "store.db").string();
+using md::testing::Backend;
+
+/// The stores processes share: an SQLite file, and a fresh database on the tests' PostgreSQL
+/// server when the build runs the backend suites there (support/backends.hpp).
+std::vector<Backend> shared_backends() {
+  std::vector<Backend> out{Backend::file};
+  if (MANDALA_TEST_POSTGRES_SUITES) out.push_back(Backend::postgres);
+  return out;
+}
+
+class SharedStore : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() != Backend::postgres) return;
+    const auto server = md::testing::postgres_server_url();
+    if (!server) {
+      if (md::testing::postgres_required()) FAIL() << md::testing::postgres_server_hint();
+      GTEST_SKIP() << md::testing::postgres_server_hint();
+    }
+    m_database.emplace(*server);
+  }
+  /// The shared store's location.
+  [[nodiscard]] std::string location() const {
+    return m_database ? m_database->location() : (m_dir / "store.db").string();
+  }
+  md::testing::TempDir m_dir;
+  std::optional<md::testing::TempDatabase> m_database;
+};
+
+class StoreClaims : public SharedStore {};
+INSTANTIATE_TEST_SUITE_P(Backends, StoreClaims, ::testing::ValuesIn(shared_backends()), md::testing::backend_name);
+
+TEST_P(StoreClaims, LeasesOwnersRenewalAndRelease) {
+  const auto path = location();
   auto one = md::store::open_store(path, store_options());
   auto two = md::store::open_store(path, store_options());  // another connection, as another process
   ASSERT_TRUE(one->shares_claims());
@@ -188,9 +221,8 @@ TEST(StoreClaims, LeasesOwnersRenewalAndRelease) {
   EXPECT_TRUE(one->try_claim(key, a, 1s)) << "a released claim is free";
 }
 
-TEST(StoreClaims, PrivateAndReadOnlyStoresShareNoClaims) {
-  md::testing::TempDir dir;
-  const auto path = (dir / "store.db").string();
+TEST_P(StoreClaims, PrivateAndReadOnlyStoresShareNoClaims) {
+  const auto path = location();
   EXPECT_FALSE(md::store::open_store("", store_options())->shares_claims());
   (void)md::store::open_store(path, store_options());
   auto options = store_options();
@@ -219,9 +251,8 @@ pid_t holder_process(const std::string& path, const md::Id& key) {
   return pid;
 }
 
-TEST(StoreClaims, AClaimOfAProcessThatEndedIsTakenAtOnce) {
-  md::testing::TempDir dir;
-  const auto path = (dir / "store.db").string();
+TEST_P(StoreClaims, AClaimOfAProcessThatEndedIsTakenAtOnce) {
+  const auto path = location();
   auto store = md::store::open_store(path, store_options());
   const auto key = key_of("k");
   const pid_t holder = holder_process(path, key);
@@ -260,13 +291,17 @@ int total(const std::map<std::string, int>& by_pid) {
   return n;
 }
 
-class ClaimsAcrossProcesses : public ::testing::Test {
+class ClaimsAcrossProcesses : public SharedStore {
  protected:
   std::unique_ptr<rel::Child> start(const std::string& name, std::int64_t first, std::int64_t count,
                                     std::int64_t sleep_ms, std::int64_t lease_ms, std::int64_t flush_ms,
                                     std::optional<std::int64_t> start_ms = std::nullopt) {
-    std::vector<std::string> args{m_store.string(),        m_audit.string(),         std::to_string(first),
-                                  std::to_string(count),   std::to_string(sleep_ms), std::to_string(lease_ms),
+    std::vector<std::string> args{location(),
+                                  m_audit.string(),
+                                  std::to_string(first),
+                                  std::to_string(count),
+                                  std::to_string(sleep_ms),
+                                  std::to_string(lease_ms),
                                   std::to_string(flush_ms)};
     if (start_ms) args.push_back(std::to_string(*start_ms));
     return std::make_unique<rel::Child>(MANDALA_CLAIMS_WORKER, args, m_dir / (name + ".out"), m_dir / (name + ".err"));
@@ -291,19 +326,19 @@ class ClaimsAcrossProcesses : public ::testing::Test {
   void expect_stored_once(std::int64_t n) {
     md::StorageOptions o;
     o.read_only = true;
-    md::Storage storage(m_store, o);
+    md::Storage storage(location(), o);
     const auto report = storage.check_integrity();
     EXPECT_TRUE(report.ok()) << md::testing::describe(report.problems);
     EXPECT_EQ(report.calls, static_cast<std::uint64_t>(n));
     EXPECT_EQ(storage.calls_of("claims_slow").size(), static_cast<std::size_t>(n));
   }
 
-  md::testing::TempDir m_dir;
-  fs::path m_store = m_dir / "store.db";
   fs::path m_audit = m_dir / "audit";
 };
+INSTANTIATE_TEST_SUITE_P(Backends, ClaimsAcrossProcesses, ::testing::ValuesIn(shared_backends()),
+                         md::testing::backend_name);
 
-TEST_F(ClaimsAcrossProcesses, FourProcessesMakingTheSameCallsComputeEachOnce) {
+TEST_P(ClaimsAcrossProcesses, FourProcessesMakingTheSameCallsComputeEachOnce) {
   constexpr std::int64_t n = 30;
   // All four make the same calls in the same order, starting at the same moment.
   const auto at = unix_ms() + 700;
@@ -317,7 +352,7 @@ TEST_F(ClaimsAcrossProcesses, FourProcessesMakingTheSameCallsComputeEachOnce) {
   expect_stored_once(n);
 }
 
-TEST_F(ClaimsAcrossProcesses, AKilledHolderIsTakenOverAndNothingIsLostOrStoredTwice) {
+TEST_P(ClaimsAcrossProcesses, AKilledHolderIsTakenOverAndNothingIsLostOrStoredTwice) {
   constexpr std::int64_t n = 10;
   // The holder computes slowly and flushes rarely: when it is killed it holds the claims of
   // calls computed but not stored, and of the call it is computing.
@@ -343,7 +378,7 @@ TEST_F(ClaimsAcrossProcesses, AKilledHolderIsTakenOverAndNothingIsLostOrStoredTw
   expect_stored_once(n);
 }
 
-TEST_F(ClaimsAcrossProcesses, ACallComputedBeforeALongOneIsStoredForItsWaiters) {
+TEST_P(ClaimsAcrossProcesses, ACallComputedBeforeALongOneIsStoredForItsWaiters) {
   // The holder computes call 0, then spends 4 s in call 1 without making any other call: its
   // background thread stores call 0 (and releases its claim) at the flush interval, so a process
   // waiting for call 0 gets it long before call 1 ends.
@@ -361,7 +396,7 @@ TEST_F(ClaimsAcrossProcesses, ACallComputedBeforeALongOneIsStoredForItsWaiters) 
   (void)holder->wait();
 }
 
-TEST_F(ClaimsAcrossProcesses, AStoppedHolderLosesItsClaimWhenItsLeaseEnds) {
+TEST_P(ClaimsAcrossProcesses, AStoppedHolderLosesItsClaimWhenItsLeaseEnds) {
   constexpr std::int64_t n = 5;
   auto holder = start("holder", 0, n, 400, 600, 20);
   ASSERT_TRUE(wait_for_runs(1, 20s));

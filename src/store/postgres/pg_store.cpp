@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -93,6 +94,11 @@ CREATE TABLE mandala_value_counts(
   bytes bigint NOT NULL);
 CREATE TABLE mandala_generation(id integer PRIMARY KEY CHECK (id = 1), n bigint NOT NULL);
 INSERT INTO mandala_generation VALUES (1, 0);
+CREATE TABLE mandala_claims(
+  key bytea PRIMARY KEY,
+  owner bytea NOT NULL,
+  lease_until timestamptz NOT NULL,
+  backend integer NOT NULL);
 CREATE TABLE mandala_commits(
   component text NOT NULL,
   content bytea NOT NULL,
@@ -141,7 +147,7 @@ std::string components_json(const std::vector<VersionComponent>& comps) {
 class PgStore final : public Store {
  public:
   PgStore(const std::string& location, const std::string& shown, const StoreOptions& options)
-      : m_options(options), m_conn(location, shown) {
+      : m_options(options), m_location(location), m_conn(location, shown) {
     std::random_device rd;
     m_writer = static_cast<std::int64_t>((std::uint64_t{rd()} << 32 | rd()) >> 1);
     run([&] { open(); });
@@ -339,6 +345,7 @@ class PgStore final : public Store {
               m_conn.query("DELETE FROM mandala_value_chunks WHERE cid = ANY($1::bytea[])", p);
               m_conn.query("DELETE FROM mandala_values WHERE cid = ANY($1::bytea[])", p);
             }
+            m_conn.exec("DELETE FROM mandala_claims WHERE lease_until < clock_timestamp()");
             // The counts are counted afresh (a whole pass anyway): one row per op and one total,
             // in place of every writer's deltas.
             m_conn.exec("DELETE FROM mandala_op_counts; DELETE FROM mandala_value_counts");
@@ -569,6 +576,50 @@ class PgStore final : public Store {
     });
   }
 
+  // ---- claims (Store's semantics; on a connection of their own, the server's clock) -------
+
+  [[nodiscard]] bool shares_claims() const override { return !m_options.read_only; }
+
+  bool try_claim(const Id& key, const Id& owner, std::chrono::milliseconds lease) override {
+    // Free, expired, already this owner's, or held by a connection the server no longer has
+    // (its process died: the server ends its session when the socket closes).
+    return claiming([&](pq::Connection& c) {
+      return c.query(
+                  "INSERT INTO mandala_claims(key, owner, lease_until, backend) VALUES($1, $2, "
+                  "clock_timestamp() + $3::int8 * interval '1 millisecond', pg_backend_pid()) "
+                  "ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until, "
+                  "backend = excluded.backend WHERE mandala_claims.lease_until < clock_timestamp() OR "
+                  "mandala_claims.owner = excluded.owner OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
+                  "WHERE a.pid = mandala_claims.backend) RETURNING 1",
+                  pq::Params().id(key).id(owner).int64(lease.count()))
+                 .rows() > 0;
+    });
+  }
+
+  std::vector<Id> renew_claims(const Id& owner, std::span<const Id> keys, std::chrono::milliseconds lease) override {
+    if (keys.empty()) return {};
+    return claiming([&](pq::Connection& c) {
+      const auto r = c.query(
+          "UPDATE mandala_claims SET lease_until = clock_timestamp() + $3::int8 * interval '1 millisecond', "
+          "backend = pg_backend_pid() WHERE owner = $1 AND key = ANY($2::bytea[]) RETURNING key",
+          pq::Params().id(owner).id_array(keys).int64(lease.count()));
+      std::unordered_set<Id> held;
+      for (int i = 0; i < r.rows(); ++i) held.insert(r.id(i, 0));
+      std::vector<Id> lost;
+      for (const auto& k : keys)
+        if (!held.contains(k)) lost.push_back(k);
+      return lost;
+    });
+  }
+
+  void release_claims(const Id& owner, std::span<const Id> keys) override {
+    if (keys.empty()) return;
+    claiming([&](pq::Connection& c) {
+      c.query("DELETE FROM mandala_claims WHERE owner = $1 AND key = ANY($2::bytea[])",
+              pq::Params().id(owner).id_array(keys));
+    });
+  }
+
   std::vector<std::pair<Id, Id>> call_versions_of(std::string_view op) override {
     return run([&] {
       const auto r = m_conn.query(
@@ -646,6 +697,22 @@ class PgStore final : public Store {
       auto out = f();
       m_conn.exec("COMMIT");
       return out;
+    }
+  }
+
+  /// Runs `f` on the claims connection (made at the first claim), under its own lock, again
+  /// once after a lost connection; any other error propagates (the engine then stops claiming).
+  template <class F>
+  std::invoke_result_t<F&, pq::Connection&> claiming(F&& f) {
+    std::lock_guard lock(m_claims_mutex);
+    for (int attempt = 0;; ++attempt) {
+      try {
+        if (!m_claims) m_claims = std::make_unique<pq::Connection>(m_location, m_conn.shown());
+        else if (m_claims->broken()) m_claims->reconnect();
+        return f(*m_claims);
+      } catch (const pq::ConnectionLost&) {
+        if (attempt > 0) throw;
+      }
     }
   }
 
@@ -1474,10 +1541,13 @@ class PgStore final : public Store {
   }
 
   StoreOptions m_options;
+  std::string m_location;
   pq::Connection m_conn;
-  std::int64_t m_writer = 0;  ///< this connection's rows of the count tables
-  bool m_looked = false;      ///< the generation was read since the last end_read()
-  std::int64_t m_seen = 0;    ///< mandala_generation at the last look
+  std::mutex m_claims_mutex;
+  std::unique_ptr<pq::Connection> m_claims;  ///< claims' own connection (thread-safe use)
+  std::int64_t m_writer = 0;                 ///< this connection's rows of the count tables
+  bool m_looked = false;                     ///< the generation was read since the last end_read()
+  std::int64_t m_seen = 0;                   ///< mandala_generation at the last look
   std::uint64_t m_generation = 0;
   std::unordered_map<std::int64_t, OpRow> m_ops_by_id;
   std::map<std::pair<std::string, std::uint32_t>, std::int64_t> m_op_ids;
