@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -13,6 +15,7 @@
 #include "mandala/mandala.hpp"
 #include "support/integrity.hpp"
 #include "support/postgres.hpp"
+#include "support/temp_dir.hpp"
 
 namespace md = mandala;
 namespace mt = mandala::testing;
@@ -228,3 +231,68 @@ TEST_F(Postgres, WritersOfTheSameCallsAtOnceStoreEachOnce) {
 }
 
 }  // namespace
+
+namespace {
+
+/// A PostgreSQL server of the test's own (scripts/postgres-server), stopped by the destructor.
+class OwnServer {
+ public:
+  explicit OwnServer(std::filesystem::path dir) : m_dir(std::move(dir)) {
+    if (std::system(command("start").c_str()) != 0) throw std::runtime_error("could not start a server");
+    std::ifstream in(m_dir / "url");
+    std::getline(in, m_url);
+  }
+  ~OwnServer() { (void)std::system(command("stop").c_str()); }
+  OwnServer(const OwnServer&) = delete;
+  OwnServer& operator=(const OwnServer&) = delete;
+  void restart() const {
+    if (std::system(command("restart").c_str()) != 0) throw std::runtime_error("could not restart the server");
+  }
+  [[nodiscard]] const std::string& url() const { return m_url; }
+
+ private:
+  [[nodiscard]] std::string command(const char* verb) const {
+    return std::string("'") + MANDALA_POSTGRES_SERVER_SCRIPT + "' " + verb + " '" + m_dir.string() + "' 2>/dev/null";
+  }
+  std::filesystem::path m_dir;
+  std::string m_url;
+};
+
+}  // namespace
+
+TEST(PostgresRestart, AServerRestartedUnderAWriterLosesNothing) {
+  if (!mt::postgres_server_url() && !mt::postgres_required()) GTEST_SKIP() << mt::postgres_server_hint();
+  mt::TempDir dir;
+  OwnServer server(dir / "server");
+  mt::PostgresConnection(mt::postgres_database_url(server.url(), "postgres")).query("CREATE DATABASE restarted");
+  const auto location = mt::postgres_database_url(server.url(), "restarted");
+  md::StorageOptions options;
+  options.flush_every_calls = 50;
+  constexpr int calls = 1500;
+  md::Storage storage(location, options);
+  std::atomic<bool> done{false};
+  std::atomic<int> restarts{0};
+  std::thread admin([&] {
+    // Two restarts while the writer runs (each ends its connection: lookups and flushes reconnect).
+    for (int i = 0; i < 2 && !done; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      server.restart();
+      ++restarts;
+    }
+  });
+  int made = 0;
+  {
+    // Calls go on until both restarts have happened (and at least `calls` were made).
+    md::Session session(storage);
+    while ((made < calls || restarts < 2) && made < 200'000) {
+      twice(made++);
+      if (made % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  done = true;
+  admin.join();
+  EXPECT_EQ(restarts.load(), 2);
+  EXPECT_EQ(storage.stats().calls, static_cast<std::uint64_t>(made));
+  const auto report = storage.check_integrity();
+  EXPECT_TRUE(report.ok()) << mt::describe(report.problems);
+}
