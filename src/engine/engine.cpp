@@ -350,9 +350,13 @@ StorageCore::CachedCall::CachedCall(const store::CallRecord& record, StorageCore
 
 const std::string* StorageCore::intern(const std::string& name) { return &*m_names.insert(name).first; }
 
-const StorageCore::CachedCall* StorageCore::find_by_hid_locked(const Id& hid) {
+const StorageCore::CachedCall* StorageCore::find_local_locked(const Id& hid) {
   if (auto it = m_pending_by_hid.find(hid); it != m_pending_by_hid.end()) return &it->second;
-  if (auto* hit = m_calls_by_hid.find(hid)) return hit;
+  return m_calls_by_hid.find(hid);
+}
+
+const StorageCore::CachedCall* StorageCore::find_by_hid_locked(const Id& hid) {
+  if (const auto* local = find_local_locked(hid)) return local;
   auto rec = m_store->call_by_hid(hid);
   if (!rec) return nullptr;
   m_hid_by_cid.put(rec->cid, hid);
@@ -474,6 +478,8 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   // While this thread computes the call, other threads making a call of the same content wait
   // for it (m_in_flight); they are woken when it is recorded or has failed.
   std::optional<FlightGuard> flight;  // (none on the memoized call's path)
+  // m_flushes when the call was last looked up by history in the store (it was not there).
+  std::uint64_t looked_up_at = 0;
   {
     std::unique_lock lock(m_mutex);
     sync_caches_locked();
@@ -487,6 +493,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       ++m_reused_by_history;
       return outs;
     }
+    looked_up_at = m_flushes;
     // 3. A content-equal call is stored or pending: its outputs' content is reused under new
     // history ids (after a wait, the same call may be there too). Under the lock; returns the
     // outputs when the call needs no run.
@@ -515,6 +522,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
           ++m_reused_by_history;
           return outs;
         }
+        looked_up_at = m_flushes;
       }
       by_history_looked_up = false;  // later looks (after a wait) look by history again
       content_ids();
@@ -614,7 +622,12 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   if (auto registered = m_registered_ops.find(std::pair<std::string_view, std::uint32_t>(op.name, op.version));
       registered != m_registered_ops.end())
     registered->second.last_run = std::chrono::duration_cast<std::chrono::nanoseconds>(took);
-  if (find_by_hid_locked(call_hid)) {
+  // Recorded meanwhile here? When no flush happened since this call was last looked up in the
+  // store, only what is pending or cached here can have it (another process's copy is skipped
+  // by the write, as every write checks again after another connection's commit); otherwise
+  // the store is asked again, so the flush may rely on every pending call having been looked up
+  // since its last write (WriteBatch::calls_looked_up).
+  if (m_flushes == looked_up_at ? find_local_locked(call_hid) != nullptr : find_by_hid_locked(call_hid) != nullptr) {
     // Recorded meanwhile (an op that is not computed once, or that called itself with the
     // same arguments): keep one record; our outputs have the same ids (deterministic ops) and
     // hold their values in memory.
@@ -676,6 +689,7 @@ void StorageCore::flush() {
 }
 
 void StorageCore::flush_locked() {
+  ++m_flushes;
   m_last_flush = std::chrono::steady_clock::now();
   m_store->end_read();
   if (m_pending.empty()) {

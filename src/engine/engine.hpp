@@ -210,6 +210,8 @@ class StorageCore {
   /// Throws when the declaration disagrees with the op as stored or declared before.
   RegisteredOp& register_op_locked(const OpInfo& op);
   const CachedCall* find_by_hid_locked(const Id& hid);
+  /// A call pending or cached here (no store lookup).
+  const CachedCall* find_local_locked(const Id& hid);
   /// A call with this content id, pending or stored; `raw_hid` as in store::Store::call_by_content.
   const CachedCall* find_by_content_locked(const Id& cid, const Id* raw_hid);
   void record_locked(store::CallRecord record);
@@ -258,6 +260,9 @@ class StorageCore {
   std::unordered_map<Id, std::size_t> m_pending_values;   ///< cid -> index in m_pending.values
   std::unordered_map<Id, ValueSource> m_pending_sources;  ///< values pending calls use, not in the batch
   std::chrono::steady_clock::time_point m_last_flush;
+  /// flush_locked() calls so far: a call looked up in the store when this had its current value
+  /// was looked up since the store's last write from here (WriteBatch::calls_looked_up).
+  std::uint64_t m_flushes = 0;
   // Caches of what the store holds, as of the store's generation m_cache_generation.
   std::uint64_t m_cache_generation = 0;
   util::GenerationalCache<Id, CachedCall> m_calls_by_hid;
