@@ -76,7 +76,6 @@ class ReaderLogs {
   }
 
   /// Called before the read-only connection opens `db`.
-  /// Called before the read-only connection opens `db`.
   void watch(const fs::path& db);
 
  private:
@@ -96,6 +95,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
+
   std::optional<CallRecord> call_by_hid(const Id& hid) override;
   std::optional<CallRecord> call_by_content(const Id& cid, const Id* raw_hid) override;
   std::optional<std::vector<std::byte>> value(const Id& cid) override;
@@ -103,6 +103,7 @@ class SqliteStore final : public Store {
   std::vector<Id> absent_values(std::span<const Id> cids) override;
   std::optional<OpRecord> op(std::string_view name, std::uint32_t version) override;
   std::optional<OpRecord> op_locked(std::string_view name, std::uint32_t version);
+
   void write(const WriteBatch& batch) override;
   void write_once(const WriteBatch& batch);
   std::uint64_t generation() override;
@@ -124,8 +125,10 @@ class SqliteStore final : public Store {
   std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids) override;
   void creators_of_many(std::span<const Id> ref_hids, const CallSink& sink) override;
   void consumers_of_many(std::span<const Id> ref_hids, const CallSink& sink) override;
+
   std::vector<CallRecord> calls_by_hids(std::span<const Id> call_hids) override;
   std::vector<std::optional<std::vector<std::byte>>> values_many(std::span<const Id> cids) override;
+
   std::size_t drop_calls(std::span<const Id> call_hids, bool dependents) override;
   std::size_t drop_calls_once(std::span<const Id> call_hids, bool dependents);
 
@@ -136,11 +139,13 @@ class SqliteStore final : public Store {
   /// its key are read one by one until one has the whole hid, so a ref used by many calls costs
   /// one call's io.
   bool ref_used(const Id& hid);
+
   std::vector<CallRecord> calls_to_drop(std::span<const Id> call_hids, bool dependents) override;
 
   /// The calls drop_calls removes (with their storage ids): the roots, and with `dependents`
   /// every call found breadth-first through their outputs' consumers.
   std::vector<std::pair<std::int64_t, CallRecord>> doomed_calls(std::span<const Id> call_hids, bool dependents);
+
   CleanupReport cleanup() override;
   CleanupReport cleanup_once();
   CleanupReport cleanup_preview() override;
@@ -159,6 +164,7 @@ class SqliteStore final : public Store {
 
   /// The counters (a few rows); a store of schema 3 opened read-only has none, and is counted.
   counters::Counts current_counts();
+
   std::vector<CallRecord> calls_page(std::string_view op, const CallQuery& query) override;
   std::vector<Id> call_hids_between(const Id& lo, const Id& hi, std::size_t limit) override;
   std::vector<Id> ref_hids_between(const Id& lo, const Id& hi, std::size_t limit) override;
@@ -172,6 +178,7 @@ class SqliteStore final : public Store {
   std::vector<VersionRecord> versions_of(std::string_view op) override;
   void write_versioning(const VersioningWrite& changes) override;
   std::vector<std::pair<Id, Id>> call_versions_of(std::string_view op) override;
+
   void end_read() override;
 
   // Claims: in a database of their own beside the store (store/sqlite/claims.hpp), through a
@@ -262,6 +269,7 @@ class SqliteStore final : public Store {
   /// exist). A raw input whose value this flush inserted is new (no stored call could use that
   /// value); other inputs are looked up.
   void count_new_call(const CallRecord& c, std::int64_t op, BatchCounts& counts);
+
   void apply(const BatchCounts& counts);
   bool stored_detached();
   std::int64_t stored_size(const Id& cid);
@@ -306,6 +314,7 @@ class SqliteStore final : public Store {
 
   /// Calls with an input (dir_in) or output (dir_out) among `hids`, each once, in storage order.
   void refs_many(std::span<const Id> hids, int dir, const CallSink& sink);
+
   static std::vector<CallRecord> in_storage_order(std::vector<std::int64_t> ids, std::vector<CallRecord> found);
 
   /// Opens a deferred read transaction unless one is open: consecutive lookups then share one
@@ -372,16 +381,19 @@ class SqliteStore final : public Store {
   /// Validates before anything that could write, so a foreign file is left as it was; creates
   /// the schema in a new file.
   void validate_and_prepare(const std::string& name, bool memory);
+
   void initialize(bool memory);
 
   /// The tables, identity and meta rows of a new store (inside the caller's transaction).
   static void write_schema(sqlite3* db);
 
-  /// Upgrades an older schema in place, in one transaction: 2 lacks the code-version tables,
-  /// 3 the counters (computed here once, from the data), 4 calls.semantic (then in vc_calls).
   /// meta's schema_version; empty when unreadable (check_meta reports what is wrong).
   std::string stored_schema_version();
+
+  /// Upgrades an older schema in place, in one transaction: 2 lacks the code-version tables,
+  /// 3 the counters (computed here once, from the data), 4 calls.semantic (then in vc_calls).
   void upgrade();
+
   void check_meta(const std::string& name);
 
   /// Stored bytes checked against their id: damage in the database is reported, never decoded.
@@ -415,6 +427,7 @@ class SqliteStore final : public Store {
 
   /// Reads the ops table into memory (ops are few; another process may have added some).
   void load_ops();
+
   const OpRow& op_row(std::int64_t id);
   std::int64_t op_id(const std::string& name, std::uint32_t version);
 
@@ -464,7 +477,9 @@ class SqliteStore final : public Store {
 
   /// Loads calls by storage id (unique), in storage order; missing ids are skipped.
   std::vector<std::pair<std::int64_t, CallRecord>> load_calls_with_ids(const std::vector<std::int64_t>& ids);
+
   std::vector<CallRecord> load_calls(const std::vector<std::int64_t>& ids);
+
   StoreOptions m_options;
   bool m_memory;
   fs::path m_path;
