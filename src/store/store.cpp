@@ -1,5 +1,4 @@
-// The Store interface's defaults (a backend without claims) and what every backend shares: MissingValues and
-// the comparison and description of op declarations (src/store/store.hpp).
+// What every backend shares: the Store defaults (no claims), MissingValues, op declarations compared and described.
 
 #include "store/store.hpp"
 

@@ -1,5 +1,4 @@
-// The SQLite backend of Store: the store's lifetime, its claims and open_sqlite_store (the class:
-// sqlite_store_impl.hpp).
+// The SQLite backend of Store: the store's lifetime, its claims, open_sqlite_store (class: sqlite_store_impl.hpp).
 
 #include "store/sqlite/sqlite_store.hpp"
 
