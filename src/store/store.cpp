@@ -1,6 +1,8 @@
-// The Store interface's defaults: a backend without claims (src/store/store.hpp).
+// What every backend shares: the Store defaults (no claims), MissingValues, op declarations compared and described.
 
 #include "store/store.hpp"
+
+#include <nlohmann/json.hpp>
 
 namespace mandala::store {
 namespace {
@@ -12,5 +14,26 @@ namespace {
 bool Store::try_claim(const Id&, const Id&, std::chrono::milliseconds) { no_claims(); }
 std::vector<Id> Store::renew_claims(const Id&, std::span<const Id>, std::chrono::milliseconds) { no_claims(); }
 void Store::release_claims(const Id&, std::span<const Id>) { no_claims(); }
+
+MissingValues::MissingValues(std::vector<Id> cids)
+    : Error(Errc::not_found, std::to_string(cids.size()) + " values the calls of a write refer to are not stored (" +
+                                 (cids.empty() ? std::string() : cids.front().hex()) +
+                                 (cids.size() > 1 ? ", ..." : "") + "): another process removed them"),
+      m_cids(std::move(cids)) {}
+
+bool inputs_compatible(const std::vector<std::string>& stored, const std::vector<std::string>& declared) {
+  const auto& shorter = stored.size() <= declared.size() ? stored : declared;
+  const auto& longer = stored.size() <= declared.size() ? declared : stored;
+  std::size_t matched = 0;
+  for (const auto& name : longer)
+    if (matched < shorter.size() && shorter[matched] == name) ++matched;
+  return matched == shorter.size();
+}
+
+std::string describe_op(const std::string& name, std::uint32_t version, const std::vector<std::string>& inputs,
+                        const std::vector<std::string>& outputs) {
+  return "op " + name + " version " + std::to_string(version) + " with inputs " + nlohmann::json(inputs).dump() +
+         " and outputs " + nlohmann::json(outputs).dump();
+}
 
 }  // namespace mandala::store
