@@ -1,4 +1,5 @@
-// What every backend shares: the Store defaults (no claims), MissingValues, op declarations compared and described.
+// What every backend shares: the Store defaults (no claims, collected forms of the streamed
+// queries), MissingValues, op declarations compared and described.
 
 #include "store/store.hpp"
 
@@ -14,6 +15,26 @@ namespace {
 bool Store::try_claim(const Id&, const Id&, std::chrono::milliseconds) { no_claims(); }
 std::vector<Id> Store::renew_claims(const Id&, std::span<const Id>, std::chrono::milliseconds) { no_claims(); }
 void Store::release_claims(const Id&, std::span<const Id>) { no_claims(); }
+
+namespace {
+/// The records a streamed read hands to its sink, kept.
+template <class Read>
+std::vector<CallRecord> collect(Read&& read) {
+  std::vector<CallRecord> out;
+  read([&](const CallRecord& r) { out.push_back(r); });
+  return out;
+}
+}  // namespace
+
+std::vector<CallRecord> Store::calls_of(std::string_view op, std::optional<std::uint32_t> version) {
+  return collect([&](const CallSink& sink) { calls_of(op, version, sink); });
+}
+std::vector<CallRecord> Store::creators_of_many(std::span<const Id> ref_hids) {
+  return collect([&](const CallSink& sink) { creators_of_many(ref_hids, sink); });
+}
+std::vector<CallRecord> Store::consumers_of_many(std::span<const Id> ref_hids) {
+  return collect([&](const CallSink& sink) { consumers_of_many(ref_hids, sink); });
+}
 
 MissingValues::MissingValues(std::vector<Id> cids)
     : Error(Errc::not_found, std::to_string(cids.size()) + " values the calls of a write refer to are not stored (" +

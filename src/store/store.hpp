@@ -183,17 +183,19 @@ class Store {
   virtual std::optional<Id> ref_cid(const Id& hid) = 0;
   virtual std::optional<CallRecord> creator_of(const Id& ref_hid) = 0;
   virtual std::vector<CallRecord> consumers_of(const Id& ref_hid) = 0;
-  virtual std::vector<CallRecord> calls_of(std::string_view op, std::optional<std::uint32_t> version) = 0;
-  // Bulk queries (the ComputationFrame loads by index, never one query per element). Each call
+  // Bulk queries (the ComputationFrame loads by index, never one query per element), streamed:
+  // no record is kept, so frames over millions of calls intern them as they are read. Each call
   // appears once, in storage order; unknown ids are skipped.
-  /// Calls that have an output among `ref_hids`.
-  virtual std::vector<CallRecord> creators_of_many(std::span<const Id> ref_hids) = 0;
-  /// Calls that have an input among `ref_hids`.
-  virtual std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids) = 0;
-  // The same, streamed (no record is kept: frames over millions of calls intern them as read).
+  /// The calls of an op (every version, or one).
   virtual void calls_of(std::string_view op, std::optional<std::uint32_t> version, const CallSink& sink) = 0;
+  /// Calls that have an output among `ref_hids`.
   virtual void creators_of_many(std::span<const Id> ref_hids, const CallSink& sink) = 0;
+  /// Calls that have an input among `ref_hids`.
   virtual void consumers_of_many(std::span<const Id> ref_hids, const CallSink& sink) = 0;
+  // The same, collected (every backend gets them from the streamed forms).
+  std::vector<CallRecord> calls_of(std::string_view op, std::optional<std::uint32_t> version);
+  std::vector<CallRecord> creators_of_many(std::span<const Id> ref_hids);
+  std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids);
   /// Calls whose hid is among `call_hids`.
   virtual std::vector<CallRecord> calls_by_hids(std::span<const Id> call_hids) = 0;
   /// The encoded bytes of each value (nullopt where absent), in the order of `cids`.

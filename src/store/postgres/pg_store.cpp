@@ -245,10 +245,9 @@ class PgStore final : public Store {
     });
   }
 
-  std::vector<CallRecord> calls_of(std::string_view op, std::optional<std::uint32_t> version) override {
-    return collect([&](const CallSink& sink) { calls_of(op, version, sink); });
-  }
-
+  using Store::calls_of;
+  using Store::consumers_of_many;
+  using Store::creators_of_many;
   void calls_of(std::string_view op, std::optional<std::uint32_t> version, const CallSink& sink) override {
     run([&] {
       load_ops();
@@ -260,12 +259,6 @@ class PgStore final : public Store {
     });
   }
 
-  std::vector<CallRecord> creators_of_many(std::span<const Id> ref_hids) override {
-    return collect([&](const CallSink& sink) { creators_of_many(ref_hids, sink); });
-  }
-  std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids) override {
-    return collect([&](const CallSink& sink) { consumers_of_many(ref_hids, sink); });
-  }
   void creators_of_many(std::span<const Id> ref_hids, const CallSink& sink) override {
     refs_many(ref_hids, dir_out, sink);
   }
@@ -1217,13 +1210,6 @@ class PgStore final : public Store {
                        std::to_string(dir) + ")",
                    pq::Params().id_array(hids), sink);
     });
-  }
-
-  template <class Read>
-  static std::vector<CallRecord> collect(Read&& read) {
-    std::vector<CallRecord> out;
-    read([&](const CallRecord& r) { out.push_back(r); });
-    return out;
   }
 
   std::vector<Id> ids_between(const char* sql, const Id& lo, const Id& hi, std::size_t limit) {

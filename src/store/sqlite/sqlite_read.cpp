@@ -117,20 +117,8 @@ std::vector<CallRecord> SqliteStore::consumers_of(const Id& ref_hid) {
   });
 }
 
-std::vector<CallRecord> SqliteStore::calls_of(std::string_view op, std::optional<std::uint32_t> version) {
-  return reading([&] { return collect([&](const CallSink& sink) { calls_of_locked(op, version, sink); }); });
-}
-
 void SqliteStore::calls_of(std::string_view op, std::optional<std::uint32_t> version, const CallSink& sink) {
   reading([&] { calls_of_locked(op, version, sink); });
-}
-
-std::vector<CallRecord> SqliteStore::creators_of_many(std::span<const Id> ref_hids) {
-  return reading([&] { return collect([&](const CallSink& sink) { refs_many(ref_hids, dir_out, sink); }); });
-}
-
-std::vector<CallRecord> SqliteStore::consumers_of_many(std::span<const Id> ref_hids) {
-  return reading([&] { return collect([&](const CallSink& sink) { refs_many(ref_hids, dir_in, sink); }); });
 }
 
 void SqliteStore::creators_of_many(std::span<const Id> ref_hids, const CallSink& sink) {

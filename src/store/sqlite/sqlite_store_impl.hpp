@@ -119,10 +119,10 @@ class SqliteStore final : public Store {
   std::optional<Id> ref_cid(const Id& hid) override;
   std::optional<CallRecord> creator_of(const Id& ref_hid) override;
   std::vector<CallRecord> consumers_of(const Id& ref_hid) override;
-  std::vector<CallRecord> calls_of(std::string_view op, std::optional<std::uint32_t> version) override;
+  using Store::calls_of;
+  using Store::consumers_of_many;
+  using Store::creators_of_many;
   void calls_of(std::string_view op, std::optional<std::uint32_t> version, const CallSink& sink) override;
-  std::vector<CallRecord> creators_of_many(std::span<const Id> ref_hids) override;
-  std::vector<CallRecord> consumers_of_many(std::span<const Id> ref_hids) override;
   void creators_of_many(std::span<const Id> ref_hids, const CallSink& sink) override;
   void consumers_of_many(std::span<const Id> ref_hids, const CallSink& sink) override;
 
@@ -286,14 +286,6 @@ class SqliteStore final : public Store {
 
   /// The semantic version in column `col` of a call_columns row (nullopt: not code-versioned).
   std::optional<Id> semantic_of(const sql::Statement& st, int col);
-
-  /// The records a streamed read hands to its sink, kept.
-  template <class Read>
-  static std::vector<CallRecord> collect(Read&& read) {
-    std::vector<CallRecord> out;
-    read([&](const CallRecord& r) { out.push_back(r); });
-    return out;
-  }
 
   /// The calls of an op (every version, or one), in storage order.
   void calls_of_locked(std::string_view op, std::optional<std::uint32_t> version, const CallSink& sink);
