@@ -107,18 +107,18 @@ class Copier {
     // Semantic versions of the op's calls (a call record does not carry its own).
     std::unordered_map<Id, Id> semantic;
     for (const auto& [hid, s] : m_from.call_versions_of(op.name)) semantic.emplace(hid, s);
-    std::vector<store::CallRecord> batch;
-    const auto send = [&] {
+    // The op's call ids first (a streamed read may not be interleaved with other reads of the
+    // source), then the calls batch by batch, each read whole before it is written.
+    std::vector<Id> hids;
+    m_from.calls_of(op.name, op.version, [&](const store::CallRecord& c) { hids.push_back(c.hid); });
+    const std::size_t per_batch = std::max<std::size_t>(m_options.batch_calls, 1);
+    for (std::size_t begin = 0; begin < hids.size(); begin += per_batch) {
+      const auto ids = std::span<const Id>(hids).subspan(begin, std::min(per_batch, hids.size() - begin));
+      auto batch = m_from.calls_by_hids(ids);
       write_batch(record, batch, semantic);
-      m_done += batch.size();
-      batch.clear();
+      m_done += ids.size();
       progress();
-    };
-    m_from.calls_of(op.name, op.version, [&](const store::CallRecord& c) {
-      batch.push_back(c);
-      if (batch.size() >= std::max<std::size_t>(m_options.batch_calls, 1)) send();
-    });
-    if (!batch.empty()) send();
+    }
   }
 
   void write_batch(const store::OpRecord& op, std::vector<store::CallRecord>& calls,
