@@ -51,6 +51,38 @@ bool inputs_compatible(const std::vector<std::string>& stored, const std::vector
   return matched == shorter.size();
 }
 
+void require_agreement(const OpRecord& declared, const OpRecord& stored) {
+  const bool same_outputs = stored.outputs == declared.outputs;
+  if (same_outputs && inputs_compatible(stored.inputs, declared.inputs)) return;
+  throw OpConflict(same_outputs ? Errc::invalid_argument : Errc::output_mismatch,
+                   describe_op(declared.name, declared.version, declared.inputs, declared.outputs) +
+                       " disagrees with " + describe_op(stored.name, stored.version, stored.inputs, stored.outputs) +
+                       ", which another process has stored meanwhile; the calls of this declaration are not "
+                       "stored: give the changed op a new version (OpOptions::version) or a new name",
+                   declared.name, declared.version);
+}
+
+std::string components_to_json(const std::vector<VersionComponent>& components) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& c : components) arr.push_back({c.component, c.content.hex(), c.semantic.hex()});
+  return arr.dump();
+}
+
+std::vector<VersionComponent> components_from_json(const std::string& text, const std::string& table) {
+  std::vector<VersionComponent> out;
+  try {
+    for (const auto& row : nlohmann::json::parse(text)) {
+      auto content = Id::from_hex(row.at(1).get<std::string>());
+      auto semantic = Id::from_hex(row.at(2).get<std::string>());
+      if (!content || !semantic) throw std::runtime_error("bad id");
+      out.push_back({row.at(0).get<std::string>(), *content, *semantic});
+    }
+  } catch (const std::exception&) {
+    throw Error(Errc::corrupt_store, table + " holds an unreadable component list: " + text.substr(0, 80));
+  }
+  return out;
+}
+
 std::string describe_op(const std::string& name, std::uint32_t version, const std::vector<std::string>& inputs,
                         const std::vector<std::string>& outputs) {
   return "op " + name + " version " + std::to_string(version) + " with inputs " + nlohmann::json(inputs).dump() +

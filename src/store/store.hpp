@@ -144,6 +144,13 @@ class OpConflict : public Error {
 /// Whether `declared` inputs may stand for an op stored with `stored` inputs: one list is the
 /// other with parameters added (a new_arg), in the same order.
 bool inputs_compatible(const std::vector<std::string>& stored, const std::vector<std::string>& declared);
+/// Throws OpConflict when the op `stored` (as another process stored it) disagrees with
+/// `declared`: other outputs, or inputs that are not the stored ones with parameters added.
+void require_agreement(const OpRecord& declared, const OpRecord& stored);
+/// The component list of a code version as stored (a JSON array of [component, content hex,
+/// semantic hex]), and back; `table` names where it was read for the damage error.
+std::string components_to_json(const std::vector<VersionComponent>& components);
+std::vector<VersionComponent> components_from_json(const std::string& text, const std::string& table);
 /// "op NAME version V with inputs [..] and outputs [..]" for error messages.
 std::string describe_op(const std::string& name, std::uint32_t version, const std::vector<std::string>& inputs,
                         const std::vector<std::string>& outputs);

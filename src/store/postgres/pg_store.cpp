@@ -138,12 +138,6 @@ bool has_ref(const std::vector<IoRef>& list, const Id& hid) {
   return std::any_of(list.begin(), list.end(), [&](const IoRef& r) { return r.hid == hid; });
 }
 
-std::string components_json(const std::vector<VersionComponent>& comps) {
-  nlohmann::json arr = nlohmann::json::array();
-  for (const auto& c : comps) arr.push_back({c.component, c.content.hex(), c.semantic.hex()});
-  return arr.dump();
-}
-
 class PgStore final : public Store {
  public:
   PgStore(const std::string& location, const std::string& shown, const StoreOptions& options)
@@ -516,7 +510,7 @@ class PgStore final : public Store {
         v.op_version = static_cast<std::uint32_t>(r.integer(i, 0));
         v.content_version = r.id(i, 1);
         v.semantic_version = r.id(i, 2);
-        v.components = parse_components(r.text(i, 3));
+        v.components = components_from_json(r.text(i, 3), m_conn.shown() + ": mandala_versions");
         v.created_ms = r.integer(i, 4);
         out.push_back(std::move(v));
       }
@@ -558,7 +552,7 @@ class PgStore final : public Store {
                   .int32(static_cast<std::int32_t>(v.op_version))
                   .id(v.content_version)
                   .id(v.semantic_version)
-                  .text(components_json(v.components))
+                  .text(components_to_json(v.components))
                   .int64(v.created_ms));
         for (const auto& [op, content] : changes.dropped_versions)
           m_conn.query("DELETE FROM mandala_versions WHERE op = $1 AND content_version = $2",
@@ -816,22 +810,6 @@ class PgStore final : public Store {
     }
   }
 
-  std::vector<VersionComponent> parse_components(const std::string& text) const {
-    std::vector<VersionComponent> out;
-    try {
-      for (const auto& row : nlohmann::json::parse(text)) {
-        auto content = Id::from_hex(row.at(1).get<std::string>());
-        auto semantic = Id::from_hex(row.at(2).get<std::string>());
-        if (!content || !semantic) throw std::runtime_error("bad id");
-        out.push_back({row.at(0).get<std::string>(), *content, *semantic});
-      }
-    } catch (const std::exception&) {
-      throw Error(Errc::corrupt_store,
-                  m_conn.shown() + ": mandala_versions holds an unreadable component list: " + text.substr(0, 80));
-    }
-    return out;
-  }
-
   std::optional<OpRecord> op_once(std::string_view name, std::uint32_t version) {
     const auto r = m_conn.query("SELECT inputs, outputs FROM mandala_ops WHERE name = $1 AND version = $2",
                                 pq::Params().text(name).int32(static_cast<std::int32_t>(version)));
@@ -891,14 +869,7 @@ class PgStore final : public Store {
               .text(json_list(o.outputs)));
       const auto stored = op_once(o.name, o.version);
       if (!stored) throw Error(Errc::io, m_conn.shown() + ": op " + o.name + " vanished while it was registered");
-      const bool same_outputs = stored->outputs == o.outputs;
-      if (!same_outputs || !inputs_compatible(stored->inputs, o.inputs))
-        throw OpConflict(same_outputs ? Errc::invalid_argument : Errc::output_mismatch,
-                         describe_op(o.name, o.version, o.inputs, o.outputs) + " disagrees with " +
-                             describe_op(o.name, o.version, stored->inputs, stored->outputs) +
-                             ", which another process has stored meanwhile; the calls of this declaration are not "
-                             "stored: give the changed op a new version (OpOptions::version) or a new name",
-                         o.name, o.version);
+      require_agreement(o, *stored);
       if (o.inputs.size() > stored->inputs.size())
         m_conn.query("UPDATE mandala_ops SET inputs = $3 WHERE name = $1 AND version = $2",
                      pq::Params().text(o.name).int32(static_cast<std::int32_t>(o.version)).text(json_list(o.inputs)));

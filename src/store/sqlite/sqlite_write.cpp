@@ -166,14 +166,7 @@ void SqliteStore::write_ops(const std::vector<OpRecord>& ops) {
           .run();
       continue;
     }
-    const bool same_outputs = stored->outputs == o.outputs;
-    if (!same_outputs || !inputs_compatible(stored->inputs, o.inputs))
-      throw OpConflict(same_outputs ? Errc::invalid_argument : Errc::output_mismatch,
-                       describe_op(o.name, o.version, o.inputs, o.outputs) + " disagrees with " +
-                           describe_op(o.name, o.version, stored->inputs, stored->outputs) +
-                           ", which another process has stored meanwhile; the calls of this declaration are not "
-                           "stored: give the changed op a new version (OpOptions::version) or a new name",
-                       o.name, o.version);
+    require_agreement(o, *stored);
     if (o.inputs.size() > stored->inputs.size())
       widen.bind(1, o.name).bind(2, std::int64_t{o.version}).bind(3, json_list(o.inputs)).run();
   }

@@ -32,31 +32,6 @@ CREATE TABLE IF NOT EXISTS vc_semantics(
   semantic BLOB NOT NULL UNIQUE);
 )sql";
 
-namespace {
-
-std::string components_json(const std::vector<VersionComponent>& comps) {
-  nlohmann::json arr = nlohmann::json::array();
-  for (const auto& c : comps) arr.push_back({c.component, c.content.hex(), c.semantic.hex()});
-  return arr.dump();
-}
-
-std::vector<VersionComponent> parse_components(const std::string& text) {
-  std::vector<VersionComponent> out;
-  try {
-    for (const auto& row : nlohmann::json::parse(text)) {
-      auto content = Id::from_hex(row.at(1).get<std::string>());
-      auto semantic = Id::from_hex(row.at(2).get<std::string>());
-      if (!content || !semantic) throw std::runtime_error("bad id");
-      out.push_back({row.at(0).get<std::string>(), *content, *semantic});
-    }
-  } catch (const std::exception&) {
-    throw Error(Errc::corrupt_store, "the vc_versions table holds an unreadable component list: " + text.substr(0, 80));
-  }
-  return out;
-}
-
-}  // namespace
-
 std::vector<CommitRecord> commits_of(sqlite3* db, std::string_view component) {
   sql::Statement st(db,
                     "SELECT content, parent, semantic, kind, code, created FROM vc_commits WHERE component = ?1 "
@@ -96,7 +71,7 @@ std::vector<VersionRecord> versions_of(sqlite3* db, std::string_view op) {
     v.op_version = static_cast<std::uint32_t>(st.int64(0));
     v.content_version = st.id(1);
     v.semantic_version = st.id(2);
-    v.components = parse_components(st.text(3));
+    v.components = components_from_json(st.text(3), "the vc_versions table");
     v.created_ms = st.int64(4);
     out.push_back(std::move(v));
   }
@@ -125,7 +100,7 @@ void write(sqlite3* db, const VersioningWrite& changes) {
                              "created) VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(op, content_version) DO UPDATE SET "
                              "semantic_version = excluded.semantic_version, components = excluded.components");
   for (const auto& v : changes.versions) {
-    const std::string comps = components_json(v.components);
+    const std::string comps = components_to_json(v.components);
     put_version.bind(1, v.op)
         .bind(2, std::int64_t{v.op_version})
         .bind(3, v.content_version)
