@@ -173,9 +173,7 @@ void copy(PGconn* c, const std::string& sql, const std::string& data) {
 /// writer's count rows once per batch; random ids made before the clock starts; one
 /// transaction per batch, rows by binary COPY (no conflict handling: every id is new).
 double libpq_writers(const std::string& location, int writers, long per_writer) {
-  {
-    md::Storage create(location);
-  }
+  { md::Storage create(location); }
   PGconn* admin = connect(location);
   exec(admin, "INSERT INTO mandala_ops(name, version, inputs, outputs) VALUES('inc', 0, '[\"x\"]', '[\"output_0\"]')");
   PQfinish(admin);
@@ -266,8 +264,7 @@ int main(int argc, char** argv) {
       std::stringstream list(argv[++i]);
       for (std::string n; std::getline(list, n, ',');) counts.push_back(std::atoi(n.c_str()));
     } else {
-      std::fprintf(stderr,
-                   "usage: %s --postgres SERVER_URL --dir DIR [--calls N] [--writers 1,2,4,8] [--json FILE]\n",
+      std::fprintf(stderr, "usage: %s --postgres SERVER_URL --dir DIR [--calls N] [--writers 1,2,4,8] [--json FILE]\n",
                    argv[0]);
       return 2;
     }

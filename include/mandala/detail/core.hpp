@@ -30,7 +30,7 @@ struct OpInfo {
   /// Whether the op's function is C++ the build may fingerprint (mandala_track_versions); false
   /// for dynamic ops (mandala/dynamic.hpp), which get no warning about a missing fingerprint.
   bool native_code = true;
-  bool compute_once = true;              ///< OpOptions::compute_once
+  bool compute_once = true;  ///< OpOptions::compute_once
 };
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the

@@ -218,7 +218,8 @@ void Connection::connect() {
   if (!m_conn) throw Error(Errc::io, "cannot connect to " + m_shown + ": out of memory");
   if (PQstatus(m_conn.get()) != CONNECTION_OK) {
     std::string why = one_line(PQerrorMessage(m_conn.get()));
-    const bool missing = why.find("database \"") != std::string::npos && why.find("does not exist") != std::string::npos;
+    const bool missing =
+        why.find("database \"") != std::string::npos && why.find("does not exist") != std::string::npos;
     const bool auth = why.find("authentication") != std::string::npos || why.find("password") != std::string::npos ||
                       why.find("role \"") != std::string::npos;
     std::string hint = missing ? "create the database first (createdb, or CREATE DATABASE as its owner)"
