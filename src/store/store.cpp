@@ -3,6 +3,8 @@
 
 #include "store/store.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace mandala::store {
@@ -80,6 +82,14 @@ std::vector<VersionComponent> components_from_json(const std::string& text, cons
   } catch (const std::exception&) {
     throw Error(Errc::corrupt_store, table + " holds an unreadable component list: " + text.substr(0, 80));
   }
+  return out;
+}
+
+std::vector<CallRecord> by_storage_id(std::vector<std::pair<std::int64_t, CallRecord>> calls) {
+  std::sort(calls.begin(), calls.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<CallRecord> out;
+  out.reserve(calls.size());
+  for (auto& [id, rec] : calls) out.push_back(std::move(rec));
   return out;
 }
 

@@ -12,6 +12,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "mandala/error.hpp"
@@ -151,6 +153,27 @@ void require_agreement(const OpRecord& declared, const OpRecord& stored);
 /// semantic hex]), and back; `table` names where it was read for the damage error.
 std::string components_to_json(const std::vector<VersionComponent>& components);
 std::vector<VersionComponent> components_from_json(const std::string& text, const std::string& table);
+/// Store::values_many for a backend: `read(distinct, put)` reads each distinct id of `cids` once
+/// and calls `put(cid, bytes)` for those it finds; the result holds them at every position of
+/// their id in `cids` (nullopt elsewhere).
+template <class Read>
+std::vector<std::optional<std::vector<std::byte>>> values_in_order(std::span<const Id> cids, Read&& read) {
+  std::unordered_map<Id, std::vector<std::size_t>> where;
+  for (std::size_t i = 0; i < cids.size(); ++i) where[cids[i]].push_back(i);
+  std::vector<Id> distinct;
+  distinct.reserve(where.size());
+  for (const auto& [cid, _] : where) distinct.push_back(cid);
+  std::vector<std::optional<std::vector<std::byte>>> out(cids.size());
+  read(std::span<const Id>(distinct), [&](const Id& cid, const std::optional<std::vector<std::byte>>& bytes) {
+    if (const auto it = where.find(cid); it != where.end())
+      for (const auto i : it->second) out[i] = bytes;
+  });
+  return out;
+}
+
+/// Calls with their storage ids, as records in storage order (ascending ids).
+std::vector<CallRecord> by_storage_id(std::vector<std::pair<std::int64_t, CallRecord>> calls);
+
 /// "op NAME version V with inputs [..] and outputs [..]" for error messages.
 std::string describe_op(const std::string& name, std::uint32_t version, const std::vector<std::string>& inputs,
                         const std::vector<std::string>& outputs);

@@ -266,29 +266,20 @@ class PgStore final : public Store {
 
   std::vector<std::optional<std::vector<std::byte>>> values_many(std::span<const Id> cids) override {
     return run([&] {
-      std::vector<std::optional<std::vector<std::byte>>> out(cids.size());
-      std::unordered_map<Id, std::vector<std::size_t>> where;
-      for (std::size_t i = 0; i < cids.size(); ++i) where[cids[i]].push_back(i);
-      std::vector<Id> distinct;
-      distinct.reserve(where.size());
-      for (const auto& [cid, _] : where) distinct.push_back(cid);
-      std::vector<Id> chunked;
-      m_conn.stream("SELECT cid, chunks, data FROM mandala_values WHERE cid = ANY($1::bytea[])",
-                    pq::Params().id_array(distinct), [&](const pq::Result& r) {
-                      const Id cid = r.id(0, 0);
-                      if (r.integer(0, 1) > 0) {
-                        chunked.push_back(cid);
-                        return;
-                      }
-                      const auto b = r.bytes(0, 2);
-                      auto bytes = verified(cid, std::vector<std::byte>(b.begin(), b.end()));
-                      for (auto i : where[cid]) out[i] = bytes;
-                    });
-      for (const auto& cid : chunked) {
-        auto bytes = value_once(cid);
-        for (auto i : where[cid]) out[i] = bytes;
-      }
-      return out;
+      return values_in_order(cids, [&](std::span<const Id> distinct, const auto& put) {
+        std::vector<Id> chunked;
+        m_conn.stream("SELECT cid, chunks, data FROM mandala_values WHERE cid = ANY($1::bytea[])",
+                      pq::Params().id_array(distinct), [&](const pq::Result& r) {
+                        const Id cid = r.id(0, 0);
+                        if (r.integer(0, 1) > 0) {
+                          chunked.push_back(cid);
+                          return;
+                        }
+                        const auto b = r.bytes(0, 2);
+                        put(cid, verified(cid, std::vector<std::byte>(b.begin(), b.end())));
+                      });
+        for (const auto& cid : chunked) put(cid, value_once(cid));
+      });
     });
   }
 
@@ -309,14 +300,7 @@ class PgStore final : public Store {
   }
 
   std::vector<CallRecord> calls_to_drop(std::span<const Id> call_hids, bool dependents) override {
-    return run([&] {
-      auto doomed = doomed_calls(call_hids, dependents);
-      std::sort(doomed.begin(), doomed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-      std::vector<CallRecord> out;
-      out.reserve(doomed.size());
-      for (auto& [id, rec] : doomed) out.push_back(std::move(rec));
-      return out;
-    });
+    return run([&] { return by_storage_id(doomed_calls(call_hids, dependents)); });
   }
 
   CleanupReport cleanup() override {

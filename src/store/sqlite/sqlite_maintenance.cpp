@@ -69,14 +69,7 @@ void SqliteStore::uncount_dropped(const std::vector<std::pair<std::int64_t, Call
 }
 
 std::vector<CallRecord> SqliteStore::calls_to_drop(std::span<const Id> call_hids, bool dependents) {
-  return reading([&]() -> std::vector<CallRecord> {
-    auto todo = doomed_calls(call_hids, dependents);
-    std::sort(todo.begin(), todo.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::vector<CallRecord> out;
-    out.reserve(todo.size());
-    for (auto& [id, rec] : todo) out.push_back(std::move(rec));
-    return out;
-  });
+  return reading([&] { return by_storage_id(doomed_calls(call_hids, dependents)); });
 }
 
 std::vector<std::pair<std::int64_t, CallRecord>> SqliteStore::doomed_calls(std::span<const Id> call_hids,

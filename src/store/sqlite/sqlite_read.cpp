@@ -147,28 +147,19 @@ std::vector<CallRecord> SqliteStore::calls_by_hids(std::span<const Id> call_hids
 }
 
 std::vector<std::optional<std::vector<std::byte>>> SqliteStore::values_many(std::span<const Id> cids) {
-  return reading([&]() -> std::vector<std::optional<std::vector<std::byte>>> {
-    std::vector<std::optional<std::vector<std::byte>>> out(cids.size());
-    std::unordered_map<Id, std::vector<std::size_t>> where;
-    for (std::size_t i = 0; i < cids.size(); ++i) where[cids[i]].push_back(i);
-    std::vector<Id> distinct;
-    distinct.reserve(where.size());
-    for (const auto& [cid, _] : where) distinct.push_back(cid);
-    std::vector<Id> in_files;
-    for_chunks(distinct, "SELECT cid, data IS NULL, data FROM \"values\" WHERE cid IN (", [&](sql::Statement& st) {
-      const Id cid = st.id(0);
-      if (st.int64(1) != 0) {
-        in_files.push_back(cid);
-        return;
-      }
-      auto bytes = verified(cid, st.blob(2));
-      for (auto i : where[cid]) out[i] = bytes;
+  return reading([&] {
+    return values_in_order(cids, [&](std::span<const Id> distinct, const auto& put) {
+      std::vector<Id> in_files;
+      for_chunks(distinct, "SELECT cid, data IS NULL, data FROM \"values\" WHERE cid IN (", [&](sql::Statement& st) {
+        const Id cid = st.id(0);
+        if (st.int64(1) != 0) {
+          in_files.push_back(cid);
+          return;
+        }
+        put(cid, verified(cid, st.blob(2)));
+      });
+      for (const auto& cid : in_files) put(cid, value(cid));
     });
-    for (const auto& cid : in_files) {
-      auto bytes = value(cid);
-      for (auto i : where[cid]) out[i] = bytes;
-    }
-    return out;
   });
 }
 
