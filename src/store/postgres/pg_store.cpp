@@ -150,12 +150,14 @@ class PgStore final : public Store {
   // ---- lookups ---------------------------------------------------------------------------
 
   std::optional<CallRecord> call_by_hid(const Id& hid) override {
-    return run([&] { return one_call(call_columns + "WHERE hid = $1", pq::Params().id(hid)); });
+    static const std::string sql = call_columns + "WHERE hid = $1";  // (built once: every call looks)
+    return run([&] { return one_call(sql, pq::Params().id(hid)); });
   }
 
   std::optional<CallRecord> call_by_content(const Id& cid, const Id* /*raw_hid*/) override {
     // Every call keeps its content id here: one index finds calls of raw inputs too.
-    return run([&] { return one_call(call_columns + "WHERE cid = $1 ORDER BY id LIMIT 1", pq::Params().id(cid)); });
+    static const std::string sql = call_columns + "WHERE cid = $1 ORDER BY id LIMIT 1";
+    return run([&] { return one_call(sql, pq::Params().id(cid)); });
   }
 
   std::optional<std::vector<std::byte>> value(const Id& cid) override {
