@@ -167,10 +167,15 @@ template <class Stored>
 bool StorageCore::claim(const Id& cid, std::unique_lock<std::mutex>& lock, Stored&& stored) {
   thread_local std::minstd_rand jitter{std::random_device{}()};
   auto delay = std::chrono::microseconds(5000);
+  // A store that announces releases wakes the waiter at once; polling then only finds claims
+  // that expired or whose holder died, which nobody announces.
+  const auto longest = std::chrono::microseconds(m_store->announces_releases() ? 500'000 : 50'000);
   for (;;) {
     lock.unlock();
     bool won = false;
+    std::uint64_t since = 0;
     try {
+      since = m_store->releases_seen();
       won = m_store->try_claim(cid, m_claim_owner, m_options.claim_lease);
       if (won) note_claim_held(cid);
     } catch (const std::exception& e) {
@@ -210,12 +215,13 @@ bool StorageCore::claim(const Id& cid, std::unique_lock<std::mutex>& lock, Store
       throw;
     }
     if (won) return true;
-    // Another owner computes it: poll with backoff (5 ms doubling to 50 ms, each sleep a random
-    // 50-100 % of that) until it is stored or the claim can be taken.
+    // Another owner computes it: wait for its release, polling with backoff (5 ms doubling to
+    // `longest`, each wait a random 50-100 % of that) until it is stored or the claim can be
+    // taken.
     lock.unlock();
-    const auto sleep = delay / 2 + std::chrono::microseconds(jitter() % static_cast<unsigned>(delay.count() / 2 + 1));
-    std::this_thread::sleep_for(sleep);
-    delay = std::min<std::chrono::microseconds>(delay * 2, std::chrono::microseconds(50'000));
+    const auto wait = delay / 2 + std::chrono::microseconds(jitter() % static_cast<unsigned>(delay.count() / 2 + 1));
+    (void)m_store->await_release(cid, since, wait);
+    delay = std::min<std::chrono::microseconds>(delay * 2, longest);
     lock.lock();
   }
 }

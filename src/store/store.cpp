@@ -4,6 +4,7 @@
 #include "store/store.hpp"
 
 #include <algorithm>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +18,10 @@ namespace {
 bool Store::try_claim(const Id&, const Id&, std::chrono::milliseconds) { no_claims(); }
 std::vector<Id> Store::renew_claims(const Id&, std::span<const Id>, std::chrono::milliseconds) { no_claims(); }
 void Store::release_claims(const Id&, std::span<const Id>) { no_claims(); }
+bool Store::await_release(const Id&, std::uint64_t, std::chrono::microseconds max) {
+  std::this_thread::sleep_for(max);
+  return false;
+}
 
 namespace {
 /// The records a streamed read hands to its sink, kept.

@@ -305,6 +305,16 @@ class Store {
   /// Gives up the claims `owner` holds among `keys` (removes their rows); claims of other owners
   /// on those keys are left as they are.
   virtual void release_claims(const Id& owner, std::span<const Id> keys);
+  /// Whether releases are announced to waiters (await_release wakes at a release, not only at
+  /// its timeout), so a waiter may poll the claim less often. Default false.
+  [[nodiscard]] virtual bool announces_releases() const { return false; }
+  /// The number of release announcements this store has received; a waiter takes it before
+  /// try_claim and passes it to await_release, so a release between the two is not missed.
+  virtual std::uint64_t releases_seen() { return 0; }
+  /// Waits until a release of `key` is announced after `since` (releases_seen), or `max` passed
+  /// (a claim that expires or whose holder died is announced by nobody: the caller tries the
+  /// claim again either way). True when woken early. The default sleeps `max`.
+  virtual bool await_release(const Id& key, std::uint64_t since, std::chrono::microseconds max);
 };
 
 /// How a store is opened; every backend honours each field (docs/guarantees.md).

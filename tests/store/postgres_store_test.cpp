@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "mandala/mandala.hpp"
+#include "store/postgres/pg_store.hpp"
+#include "store/store.hpp"
 #include "support/integrity.hpp"
 #include "support/postgres.hpp"
 #include "support/temp_dir.hpp"
@@ -228,6 +230,82 @@ TEST_F(Postgres, WritersOfTheSameCallsAtOnceStoreEachOnce) {
   EXPECT_EQ(admin().query("SELECT count(*) FROM mandala_calls"), std::to_string(calls));
   const auto report = s.check_integrity();
   EXPECT_TRUE(report.ok()) << mt::describe(report.problems);
+}
+
+/// Two stores on the test's database, as two processes would have them.
+struct TwoStores {
+  explicit TwoStores(const std::string& location) {
+    md::store::StoreOptions options;
+    options.create = true;
+    holder = md::store::open_postgres_store(location, location, options);
+    waiter = md::store::open_postgres_store(location, location, options);
+  }
+  std::unique_ptr<md::store::Store> holder;
+  std::unique_ptr<md::store::Store> waiter;
+};
+
+md::Id key_of(int i) { return md::detail::content_id(md::encode_value(i)); }
+
+TEST_F(Postgres, AReleasedClaimWakesItsWaiterAtOnce) {
+  TwoStores stores(location());
+  ASSERT_TRUE(stores.waiter->announces_releases());
+  const auto owner = key_of(-1);
+  const auto key = key_of(1);
+  const auto other = key_of(2);
+  ASSERT_TRUE(stores.holder->try_claim(key, owner, std::chrono::minutes(1)));
+  ASSERT_TRUE(stores.holder->try_claim(other, owner, std::chrono::minutes(1)));
+  const auto since = stores.waiter->releases_seen();
+  EXPECT_FALSE(stores.waiter->try_claim(key, key_of(-2), std::chrono::minutes(1)));
+
+  // A release of another key does not wake a waiter on `key` (it waits its whole time)...
+  stores.holder->release_claims(owner, std::span<const md::Id>(&other, 1));
+  EXPECT_FALSE(stores.waiter->await_release(key, since, std::chrono::milliseconds(300)));
+  // ...the release of `key` does, long before the minute it would wait otherwise, also when it
+  // came before the wait began (`since` was taken before).
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stores.holder->release_claims(owner, std::span<const md::Id>(&key, 1));
+  });
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(stores.waiter->await_release(key, since, std::chrono::minutes(1)));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  release.join();
+  EXPECT_TRUE(stores.waiter->await_release(key, since, std::chrono::milliseconds(0)));
+  // What was seen is not seen again: a wait from now on waits.
+  EXPECT_FALSE(stores.waiter->await_release(key, stores.waiter->releases_seen(), std::chrono::milliseconds(100)));
+  EXPECT_TRUE(stores.waiter->try_claim(key, key_of(-2), std::chrono::minutes(1)));
+}
+
+TEST_F(Postgres, ReleasesOfManyKeysAreAnnouncedInPieces) {
+  TwoStores stores(location());
+  const auto owner = key_of(-1);
+  std::vector<md::Id> keys;
+  for (int i = 0; i < 1000; ++i) keys.push_back(key_of(i));
+  for (const auto& k : keys) ASSERT_TRUE(stores.holder->try_claim(k, owner, std::chrono::minutes(1)));
+  const auto since = stores.waiter->releases_seen();
+  stores.holder->release_claims(owner, keys);  // 1,000 keys: five announcements
+  for (const auto& k : keys) ASSERT_TRUE(stores.waiter->await_release(k, since, std::chrono::seconds(30))) << k.hex();
+  EXPECT_EQ(stores.waiter->releases_seen(), since + 5);
+}
+
+TEST_F(Postgres, AListenerWhoseConnectionEndsWakesItsWaitersAndListensAgain) {
+  TwoStores stores(location());
+  const auto owner = key_of(-1);
+  const auto key = key_of(1);
+  ASSERT_TRUE(stores.holder->try_claim(key, owner, std::chrono::minutes(1)));
+  const auto since = stores.waiter->releases_seen();
+  // The server ends the listening connection: what it would have heard meanwhile is lost, so
+  // its waiters are woken to look for themselves.
+  admin().query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'");
+  EXPECT_TRUE(stores.waiter->await_release(key, since, std::chrono::seconds(30)));
+  // Listening again: a later release wakes a later waiter.
+  const auto again = stores.waiter->releases_seen();
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stores.holder->release_claims(owner, std::span<const md::Id>(&key, 1));
+  });
+  EXPECT_TRUE(stores.waiter->await_release(key, again, std::chrono::seconds(30)));
+  release.join();
 }
 
 }  // namespace

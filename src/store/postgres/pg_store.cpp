@@ -25,6 +25,7 @@
 #include "codec/wire.hpp"
 #include "store/call_io.hpp"
 #include "store/postgres/pq.hpp"
+#include "store/postgres/release_listener.hpp"
 
 namespace mandala::store {
 namespace {
@@ -141,7 +142,7 @@ bool has_ref(const std::vector<IoRef>& list, const Id& hid) {
 class PgStore final : public Store {
  public:
   PgStore(const std::string& location, const std::string& shown, const StoreOptions& options)
-      : m_options(options), m_location(location), m_conn(location, shown) {
+      : m_options(options), m_location(location), m_conn(location, shown), m_releases(location, shown) {
     std::random_device rd;
     m_writer = static_cast<std::int64_t>((std::uint64_t{rd()} << 32 | rd()) >> 1);
     run([&] { open(); });
@@ -588,9 +589,21 @@ class PgStore final : public Store {
   void release_claims(const Id& owner, std::span<const Id> keys) override {
     if (keys.empty()) return;
     claiming([&](pq::Connection& c) {
-      c.query("DELETE FROM mandala_claims WHERE owner = $1 AND key = ANY($2::bytea[])",
-              pq::Params().id(owner).id_array(keys));
+      // The keys freed are announced (at commit) to the processes waiting on them.
+      static const std::string release =
+          std::string(
+              "WITH d AS (DELETE FROM mandala_claims WHERE owner = $1 AND key = ANY($2::bytea[]) RETURNING "
+              "key), n AS (SELECT key, (row_number() OVER () - 1) / ") +
+          std::to_string(pg::keys_per_notification) + " AS g FROM d) SELECT pg_notify('" + pg::release_channel +
+          "', string_agg(encode(key, 'hex'), ',')) FROM n GROUP BY g";
+      c.query(release, pq::Params().id(owner).id_array(keys));
     });
+  }
+
+  [[nodiscard]] bool announces_releases() const override { return shares_claims(); }
+  std::uint64_t releases_seen() override { return m_releases.seen(); }
+  bool await_release(const Id& key, std::uint64_t since, std::chrono::microseconds max) override {
+    return m_releases.await(key, since, max);
   }
 
   std::vector<std::pair<Id, Id>> call_versions_of(std::string_view op) override {
@@ -1488,6 +1501,7 @@ class PgStore final : public Store {
   pq::Connection m_conn;
   std::mutex m_claims_mutex;
   std::unique_ptr<pq::Connection> m_claims;  ///< claims' own connection (thread-safe use)
+  pg::ReleaseListener m_releases;            ///< announcements of released claims (started by a waiter)
   std::int64_t m_writer = 0;                 ///< this connection's rows of the count tables
   bool m_looked = false;                     ///< the generation was read since the last end_read()
   std::int64_t m_seen = 0;                   ///< mandala_generation at the last look

@@ -234,6 +234,18 @@ void Connection::connect() {
 
 void Connection::reconnect() { connect(); }
 
+std::vector<std::string> Connection::take_notifications() {
+  if (broken() || PQconsumeInput(m_conn.get()) == 0 || broken())
+    throw ConnectionLost("lost the connection to the PostgreSQL store " + m_shown + ": " +
+                         one_line(m_conn ? PQerrorMessage(m_conn.get()) : ""));
+  std::vector<std::string> payloads;
+  while (PGnotify* n = PQnotifies(m_conn.get())) {
+    payloads.emplace_back(n->extra != nullptr ? n->extra : "");
+    PQfreemem(n);
+  }
+  return payloads;
+}
+
 bool Connection::broken() const { return !m_conn || PQstatus(m_conn.get()) != CONNECTION_OK; }
 
 bool Connection::in_transaction() const {

@@ -127,6 +127,12 @@ class Connection {
   [[nodiscard]] const std::string& shown() const { return m_shown; }
   [[nodiscard]] PGconn* get() const { return m_conn.get(); }
 
+  /// The connection's socket, to wait on for notifications (-1 when not connected).
+  [[nodiscard]] int socket() const { return m_conn ? PQsocket(m_conn.get()) : -1; }
+  /// Reads what the server sent without blocking and returns the payloads of the notifications
+  /// (LISTEN) received so far, in order. ConnectionLost when the connection broke.
+  std::vector<std::string> take_notifications();
+
  private:
   void connect();
   /// The name of the prepared statement of `sql`, preparing it on first use.
