@@ -6,23 +6,49 @@ from .model import Ref, _from_store
 
 
 class Call:
-    """A stored call: its op name and version, ids, and input and output Refs by name."""
+    """A stored call: its op name and version, ids, and input and output Refs by name. Made
+    cheaply (a frame's table holds one per row): its attributes are read when first used."""
 
-    __slots__ = ("op", "version", "hid", "cid", "inputs", "outputs")
+    __slots__ = ("_core", "_inputs", "_outputs")
 
     def __init__(self, core_call):
-        self.op = core_call.op
-        self.version = core_call.version
-        self.hid = core_call.hid
-        self.cid = core_call.cid
-        self.inputs = {name: Ref(r) for name, r in core_call.inputs}
-        self.outputs = {name: Ref(r) for name, r in core_call.outputs}
+        self._core = core_call
+        self._inputs = None
+        self._outputs = None
+
+    @property
+    def op(self):
+        return self._core.op
+
+    @property
+    def version(self):
+        return self._core.version
+
+    @property
+    def hid(self):
+        return self._core.hid
+
+    @property
+    def cid(self):
+        return self._core.cid
+
+    @property
+    def inputs(self):
+        if self._inputs is None:
+            self._inputs = {name: Ref(r) for name, r in self._core.inputs}
+        return self._inputs
+
+    @property
+    def outputs(self):
+        if self._outputs is None:
+            self._outputs = {name: Ref(r) for name, r in self._core.outputs}
+        return self._outputs
 
     def __eq__(self, other):
-        return isinstance(other, Call) and self.hid == other.hid
+        return isinstance(other, Call) and self._core == other._core
 
     def __hash__(self):
-        return hash(self.hid)
+        return hash(self._core)
 
     def __repr__(self):
         return f"Call({self.op}, hid={self.hid[:3]}...)"
@@ -34,6 +60,21 @@ def _python_cell(value):
     if isinstance(value, list) and value and isinstance(value[0], _core.Call):
         return [Call(c) for c in value]
     return _from_store(value)
+
+
+def _python_column(values):
+    """A column of the core's table as the user sees it: Calls wrapped, stored pointer names as
+    ValuePointers; plain values as they are (without a look at each when the column has none
+    of those)."""
+    kinds = {type(v) for v in values}
+    if kinds <= _PLAIN:
+        return values
+    if kinds <= {_core.Call, type(None)}:
+        return [None if v is None else Call(v) for v in values]
+    return [_python_cell(v) for v in values]
+
+
+_PLAIN = {type(None), bool, int, float, str, bytes}
 
 
 class ComputationFrame:
@@ -87,7 +128,7 @@ class ComputationFrame:
         import pandas as pd
 
         names, columns = self._cf.df(list(nodes), include_calls)
-        data = {name: [_python_cell(v) for v in columns[name]] for name in names}
+        data = {name: _python_column(columns[name]) for name in names}
         return pd.DataFrame(data, columns=names)
 
     def eval(self, *nodes):
