@@ -17,11 +17,11 @@ def add(x, y):
 
 
 @pytest.fixture
-def storage(tmp_path):
-    with Storage(tmp_path / "s.db") as s:
+def storage(persistent_storage_factory):
+    with persistent_storage_factory() as s:
         for i in range(3):
             add(inc(i), 10)
-    return Storage(tmp_path / "s.db")  # reopened: everything comes from the file
+    return persistent_storage_factory()  # reopened: everything comes from the file or database
 
 
 def test_cf_of_an_op(storage):
