@@ -1,0 +1,41 @@
+// A Python module of C++ ops for the package's tests (test_cpp_ops.py): each op counts its runs.
+
+#include <atomic>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "mandala/python.hpp"
+
+namespace md = mandala;
+
+namespace {
+
+std::atomic<int> runs{0};
+
+const auto scale = md::op("cpp_scale", {"x", md::arg("k", std::int64_t{2})}, [](double x, std::int64_t k) {
+  ++runs;
+  return x * static_cast<double>(k);
+});
+const auto stats =
+    md::op("cpp_stats", {"xs"},
+           [](const std::vector<double>& xs) {
+             ++runs;
+             return std::tuple{std::accumulate(xs.begin(), xs.end(), 0.0), static_cast<std::int64_t>(xs.size())};
+           },
+           {.outputs = {"total", "count"}});
+const auto greet = md::op("cpp_greet", {"name"}, [](const std::string& name) {
+  ++runs;
+  return "hello " + name;
+});
+
+}  // namespace
+
+PYBIND11_MODULE(mandala_test_cpp_ops, m) {
+  md::python::export_op(m, scale);
+  md::python::export_op(m, stats);
+  md::python::export_op(m, greet);
+  m.def("runs", [] { return runs.load(); });
+}
