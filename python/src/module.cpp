@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "frame_api.hpp"
 #include "mandala/mandala.hpp"
 
 namespace py = pybind11;
@@ -539,4 +540,6 @@ PYBIND11_MODULE(_core, m) {
           py::arg("storage"), py::arg("args"), py::arg("fn"),
           "Calls the op memoized in `storage`: `args` are (parameter, value or Ref) pairs; `fn()` runs for a new "
           "call and returns the list of output values. Returns the output refs.");
+
+  mandala_python::add_frame_api(m, table_columns);
 }
