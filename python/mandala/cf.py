@@ -77,6 +77,21 @@ def _python_column(values):
 _PLAIN = {type(None), bool, int, float, str, bytes}
 
 
+class _Elements(dict):
+    """The refs or calls of a frame by history id, also callable with a node name for that
+    node's elements in a list."""
+
+    def __init__(self, frame, nodes, of_node):
+        super().__init__()
+        self._of_node = of_node
+        for node in sorted(nodes):
+            for element in of_node(node):
+                self.setdefault(element.hid, element)
+
+    def __call__(self, node):
+        return self._of_node(node)
+
+
 def _names(nodes):
     """None (all), one name, or an iterable of names, as a list."""
     if nodes is None:
@@ -113,13 +128,27 @@ class ComputationFrame:
     def nodes(self):
         return set(self._cf.nodes)
 
-    def refs(self, vname):
-        """The refs of a variable (lazy)."""
-        return [Ref(r) for r in self._cf.refs(vname)]
+    @property
+    def refs(self):
+        """Every ref of the frame by history id (the original's `cf.refs`); `cf.refs(vname)`
+        gives the refs of one variable."""
+        return _Elements(self, self.vnames, lambda name: [Ref(r) for r in self._cf.refs(name)])
 
-    def calls(self, fname):
-        """The calls of a function node."""
-        return [Call(c) for c in self._cf.calls(fname)]
+    @property
+    def calls(self):
+        """Every call of the frame by history id (the original's `cf.calls`); `cf.calls(fname)`
+        gives the calls of one function node."""
+        return _Elements(self, self.fnames, lambda name: [Call(c) for c in self._cf.calls(name)])
+
+    @property
+    def vs(self):
+        """{variable: set of ref hids}."""
+        return {v: set(self._cf.hids(v)) for v in self.vnames}
+
+    @property
+    def fs(self):
+        """{function node: set of call hids}."""
+        return {f: set(self._cf.hids(f)) for f in self.fnames}
 
     def _new(self, core):
         return ComputationFrame(self.storage, core)
