@@ -112,10 +112,10 @@ struct DynamicOptions {
   /// code version follows them as a C++ op's follows its fingerprint (docs/versioning.md); a
   /// storage sees a changed list as changed code. Errc::invalid_argument for two components of
   /// one name.
-  std::optional<std::vector<CodeComponent>> code;
+  std::optional<std::vector<CodeComponent>> code{};
   /// One shape per output (empty: every output is a plain value). Collection outputs need
   /// call_structured.
-  std::vector<DynamicShape> output_shapes;
+  std::vector<DynamicShape> output_shapes{};
 };
 
 /// An op whose declaration is data. Calls bind arguments by parameter name; parameters not

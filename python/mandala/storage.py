@@ -122,20 +122,23 @@ class Storage:
         """Whether this storage versions ops by their code (deps_path was given)."""
         return self._deps is not None
 
-    def versions(self, f, plain=True):
-        """The recorded code versions of an op (an Op or its name), oldest first, with the code
-        of each component; printed when plain (the original prints them) and returned as a list
-        of dicts: number, content_version, semantic_version, calls, components (name, kind,
-        content, semantic, code), ..."""
+    def versions(self, f, show=True, plain=None, show_dep_commit_ids=None):
+        """The recorded code versions of an op (an Op or its name), oldest first. With show=True
+        (the original's behaviour) prints each version with the code of its components; with
+        show=False returns them as a list of dicts: number, content_version, semantic_version,
+        explicit_version, decided, calls, created, components (name, kind, content, semantic,
+        code). (`plain` and `show_dep_commit_ids`, the original's display options, are accepted
+        and ignored.)"""
         name = _op_name(f)
-        if plain:
+        if show:
             print(self._core.versions_listing(name), end="")
+            return None
         return self._core.versions(name)
 
-    def diff(self, f, id_1=None, id_2=None, context_lines=None):
+    def diff(self, f, id_1=None, id_2=None, show=True, context_lines=None):
         """A unified diff of the code of two versions of an op (numbers as listed, or 4+ hex digit
         prefixes of their content or semantic version ids); by default the two newest. Printed
-        and returned ("" when the code is the same)."""
+        (show=True), or returned ("" when the code is the same)."""
         name = _op_name(f)
         if id_1 is None and id_2 is None:
             versions = self._core.versions(name)
@@ -145,7 +148,9 @@ class Storage:
         elif id_1 is None or id_2 is None:
             raise ValueError("diff takes two versions, or none (the two newest)")
         text = self._core.diff_versions(name, str(id_1), str(id_2))
-        print(text, end="")
+        if show:
+            print(text, end="")
+            return None
         return text
 
     def mark_compatible(self, f, version=None):

@@ -89,11 +89,11 @@ def test_editing_the_body_gives_a_new_version_and_recomputes(project, tmp_path):
     storage, second = run(project, db, project.load(main=MAIN.replace("2 * x", "3 * x")))
     assert project.runs == ["work", "work"]
     assert storage.unwrap(second) == 4 and second.hid != first.hid
-    versions = storage.versions(project.load().work, plain=False)
+    versions = storage.versions(project.load().work, show=False)
     assert [v["number"] for v in versions] == [1, 2]
     names = {c["name"] for c in versions[0]["components"]}
     assert names == {"op work", "helpers.offset"}
-    diff = storage.diff("work")
+    diff = storage.diff("work", show=False)
     assert "-    return 2 * x + helpers.offset(x)" in diff
     assert "+    return 3 * x + helpers.offset(x)" in diff
 
@@ -109,7 +109,7 @@ def test_comments_docstrings_and_formatting_do_not_count(project, tmp_path):
     storage, again = run(project, db, project.load(main=cosmetic, helpers=HELPERS + "\n# the end\n"))
     assert project.runs == ["work"], "not recomputed"
     assert again.hid == first.hid
-    assert len(storage.versions("work", plain=False)) == 1
+    assert len(storage.versions("work", show=False)) == 1
 
 
 def test_editing_a_helper_in_another_module_gives_a_new_version(project, tmp_path):
@@ -118,7 +118,7 @@ def test_editing_a_helper_in_another_module_gives_a_new_version(project, tmp_pat
     storage, result = run(project, db, project.load(helpers=HELPERS.replace("return 1", "return 5")))
     assert project.runs == ["work", "work"]
     assert storage.unwrap(result) == 7
-    assert "helpers.offset" in storage.diff("work")
+    assert "helpers.offset" in storage.diff("work", show=False)
 
 
 def test_editing_a_global_the_op_reads_gives_a_new_version(project, tmp_path):
@@ -132,9 +132,9 @@ def test_editing_a_global_the_op_reads_gives_a_new_version(project, tmp_path):
         module.work(1)
     assert storage.unwrap(r) == 21
     assert project.runs == ["other", "other", "work"]
-    components = {c["name"]: c for c in storage.versions("other", plain=False)[-1]["components"]}
+    components = {c["name"]: c for c in storage.versions("other", show=False)[-1]["components"]}
     assert components["global pipeline.LIMIT"]["code"] == "LIMIT = 20"
-    assert {c["name"] for c in storage.versions("work", plain=False)[0]["components"]} == {
+    assert {c["name"] for c in storage.versions("work", show=False)[0]["components"]} == {
         "op work",
         "helpers.offset",
     }, "work does not read LIMIT"
@@ -147,7 +147,7 @@ def test_returning_to_earlier_code_reuses_its_calls(project, tmp_path):
     storage, back = run(project, db, project.load())
     assert project.runs == ["work", "work"]
     assert back.hid == first.hid
-    assert len(storage.versions("work", plain=False)) == 2
+    assert len(storage.versions("work", show=False)) == 2
 
 
 def test_mark_compatible_keeps_the_earlier_results(project, tmp_path):
@@ -172,7 +172,7 @@ def test_drop_version_removes_its_calls(project, tmp_path):
     run(project, db, project.load())
     storage, _ = run(project, db, project.load(main=MAIN.replace("2 * x", "3 * x")))
     assert storage.drop_version("work", 1) == 1
-    assert [v["number"] for v in storage.versions("work", plain=False)] == [1]
+    assert [v["number"] for v in storage.versions("work", show=False)] == [1]
     with Storage(db, deps_path=project.root):
         project.load().work(1)
     assert project.runs == ["work", "work", "work"], "the dropped version's call runs again"
@@ -197,7 +197,7 @@ def test_an_explicit_version_overrides_code_versions(project, tmp_path):
     _, first = run(project, db, project.load(main=versioned))
     storage, second = run(project, db, project.load(main=versioned.replace("2 * x", "3 * x")))
     assert second.hid == first.hid and project.runs == ["work"]
-    assert storage.versions("work", plain=False) == []
+    assert storage.versions("work", show=False) == []
     assert storage.get_ref_creator(second).version == 3
 
 
@@ -208,7 +208,7 @@ def test_without_deps_path_ops_are_not_code_versioned(project, tmp_path):
     with Storage(db) as storage:
         second = project.load(main=MAIN.replace("2 * x", "3 * x")).work(1)
     assert second.hid == first.hid and project.runs == ["work"]
-    assert not storage.versioned and storage.versions("work", plain=False) == []
+    assert not storage.versioned and storage.versions("work", show=False) == []
 
 
 def test_unstorable_globals_count_by_type_and_classes_by_source(project, tmp_path):
@@ -232,7 +232,7 @@ def test_unstorable_globals_count_by_type_and_classes_by_source(project, tmp_pat
     db = tmp_path / "s.db"
     with Storage(db, deps_path=project.root) as storage:
         project.load(main=source).scaled(1)
-    names = {c["name"] for c in storage.versions("scaled", plain=False)[0]["components"]}
+    names = {c["name"] for c in storage.versions("scaled", show=False)[0]["components"]}
     assert names == {"op scaled", "class pipeline.Scaler", "global pipeline.MODEL", "helpers.offset"}
     with Storage(db, deps_path=project.root):
         project.load(main=source).scaled(1)  # a new object() each import: the same version
@@ -246,7 +246,33 @@ def test_deps_path_main_tracks_the_op_itself(project, tmp_path):
     with Storage(db, deps_path="__main__") as storage:
         project.load().work(1)
     # The op's module is not __main__: only the op's own code is a component.
-    assert {c["name"] for c in storage.versions("work", plain=False)[0]["components"]} == {"op work"}
+    assert {c["name"] for c in storage.versions("work", show=False)[0]["components"]} == {"op work"}
     with Storage(db, deps_path="__main__"):
         project.load(helpers=HELPERS.replace("return 1", "return 2")).work(1)
     assert project.runs == ["work"]
+
+
+def test_ops_called_inside_a_versioned_op(project, tmp_path):
+    source = MAIN + textwrap.dedent(
+        """
+        @op
+        def outer(x):
+            record("outer")
+            return unwrap(work(x)) + 1
+        """
+    )
+    db = tmp_path / "s.db"
+
+    def call(module):
+        with Storage(db, deps_path=project.root) as storage:
+            module.unwrap = storage.unwrap
+            return storage.unwrap(module.outer(1))
+
+    assert call(project.load(main=source)) == 4
+    assert call(project.load(main=source)) == 4
+    assert project.runs == ["outer", "work"]
+    assert call(project.load(main=source.replace("2 * x", "3 * x"))) == 5
+    assert project.runs == ["outer", "work", "outer", "work"], "the inner op's code is part of the outer's"
+    storage = Storage(db)
+    names = {c["name"] for c in storage.versions("outer", show=False)[0]["components"]}
+    assert names == {"op outer", "op work", "helpers.offset"}
