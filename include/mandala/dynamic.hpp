@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -80,6 +81,43 @@ struct DynamicArg {
 /// The encoded value of an argument (loads a ref's value: see encoded_value(const AnyRef&)).
 [[nodiscard]] EncodedValue encoded_value(const DynamicArg& arg);
 
+/// The structure of a dynamic op's output: a plain value (no kind), or a transparent
+/// collection (an MList, or an MDict keyed by string) whose elements have the shape `element`
+/// (a plain value when null). A collection output is stored element by element, as a typed op's
+/// MList / MDict result: each element gets its history from a __list_getitem__ /
+/// __dict_getitem__ call.
+struct DynamicShape {
+  std::optional<CollectionKind> kind;
+  std::shared_ptr<const DynamicShape> element;
+};
+
+/// An output value of a StructuredFunction: an encoded value, or the elements of a collection
+/// (for an output of a collection shape; a dict's keys in `keys`, one per item).
+struct DynamicValue {
+  DynamicValue() = default;
+  DynamicValue(EncodedValue v) : value(std::move(v)) {}  // NOLINT: implicit on purpose
+  std::optional<EncodedValue> value;
+  std::optional<CollectionKind> kind;
+  std::vector<std::string> keys;
+  std::vector<DynamicValue> items;
+};
+
+/// What a dynamic op has beyond an OpOptions.
+struct DynamicOptions {
+  /// Calls may also pass arguments named by no declared parameter (a Python op's *args elements
+  /// and **kwargs entries); the op's declaration in a store keeps only the declared parameters.
+  /// Such a name must not be an output name.
+  bool open_inputs = false;
+  /// The op's code components (a language binding's own code analysis): when given, the op's
+  /// code version follows them as a C++ op's follows its fingerprint (docs/versioning.md); a
+  /// storage sees a changed list as changed code. Errc::invalid_argument for two components of
+  /// one name.
+  std::optional<std::vector<CodeComponent>> code{};
+  /// One shape per output (empty: every output is a plain value). Collection outputs need
+  /// call_structured.
+  std::vector<DynamicShape> output_shapes{};
+};
+
 /// An op whose declaration is data. Calls bind arguments by parameter name; parameters not
 /// passed are not part of the call's identity (what a typed op does for ignored parameters and
 /// omitted new_args): a binding applies defaults and leaves out ignored arguments itself.
@@ -95,7 +133,8 @@ class DynamicOp {
   /// `options.outputs` or output_0, output_1, ... Errc::invalid_argument on an impossible
   /// declaration (as mandala::op: empty, duplicate or clashing names, a reserved op name, a
   /// count that disagrees with the output names).
-  DynamicOp(std::string name, std::vector<std::string> inputs, std::size_t output_count, OpOptions options = {});
+  DynamicOp(std::string name, std::vector<std::string> inputs, std::size_t output_count, OpOptions options = {},
+            DynamicOptions dynamic = {});
 
   [[nodiscard]] const std::string& name() const noexcept { return m_info->name; }
   [[nodiscard]] std::uint32_t version() const noexcept { return m_info->version; }
@@ -114,8 +153,21 @@ class DynamicOp {
   Result call_in(const std::shared_ptr<detail::StorageCore>& core, std::vector<DynamicArg> args,
                  const Function& fn) const;
 
+  /// Computes the outputs of a new call as values or collections of elements (an output of a
+  /// collection shape must be given as a collection of that kind: Errc::output_mismatch).
+  using StructuredFunction = std::function<std::vector<DynamicValue>(std::span<const DynamicArg> args)>;
+  /// call_in for an op with collection outputs (DynamicOptions::output_shapes): the returned
+  /// collection refs have their element refs (AnyRef's elements are reached through the engine:
+  /// detail::load_elements), each element recorded with its getitem call.
+  Result call_structured(const std::shared_ptr<detail::StorageCore>& core, std::vector<DynamicArg> args,
+                         const StructuredFunction& fn) const;
+
  private:
   std::shared_ptr<const detail::OpInfo> m_info;
+  /// The output shapes as the engine's ShapeSpecs (owned here: they point at each other); one
+  /// per output, or empty when every output is plain.
+  std::shared_ptr<const std::vector<std::unique_ptr<detail::ShapeSpec>>> m_shape_nodes;
+  std::vector<const detail::ShapeSpec*> m_shapes;
 };
 
 }  // namespace mandala

@@ -44,6 +44,18 @@ Dependency depends_on_value(std::string name, const T& value) {
 /// A library by its version string, e.g. depends_on_library("zlib", zlibVersion()).
 Dependency depends_on_library(std::string name, std::string version);
 
+/// One component of an op's code given as data, by a language binding's own code analysis (the
+/// Python package: functions, classes and globals an op reaches), in place of a fingerprint
+/// registered by mandala_track_versions. `content` identifies the normalized code: equal
+/// contents are the same code. Components are distinguished by `name`.
+struct CodeComponent {
+  std::string name;  ///< "module.f", "class module.C", "global module.LIMIT", ...
+  std::string kind;  ///< function, class, variable, ...
+  std::string file;  ///< where it is defined (shown in listings; may be empty)
+  std::string code;  ///< what listings and diffs show
+  Id content;        ///< hash of the normalized code
+};
+
 /// What a storage does when it first sees an op whose tracked code differs from what it recorded.
 enum class OnCodeChange {
   new_version,  ///< the change is semantic: a new version, old calls no longer match (default)

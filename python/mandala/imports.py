@@ -1,7 +1,24 @@
 """The public names: `from mandala.imports import *`."""
 
 from .cf import Call, ComputationFrame
-from .model import Ignore, NewArgDefault, Op, Ref, ValuePointer, noop, op
+from .model import DictRef, Ignore, ListRef, NewArgDefault, Op, Ref, ValuePointer, noop, op, track
 from .storage import Storage
+from .tps import MDict, MList
 
-__all__ = ["op", "Op", "Ref", "Storage", "Ignore", "NewArgDefault", "ValuePointer", "noop", "ComputationFrame", "Call"]
+__all__ = [
+    "op",
+    "Op",
+    "Ref",
+    "ListRef",
+    "DictRef",
+    "Storage",
+    "Ignore",
+    "NewArgDefault",
+    "ValuePointer",
+    "noop",
+    "track",
+    "MList",
+    "MDict",
+    "ComputationFrame",
+    "Call",
+]

@@ -7,8 +7,12 @@ name, parameters and outputs as a C++ op is the same op.
 
 import functools
 import inspect
+import threading
+import typing
 
 from . import _core
+from .deps import components
+from .tps import output_shapes, shape_of
 
 _MISSING = object()
 
@@ -84,6 +88,119 @@ def _unwrap(obj):
     return obj
 
 
+class ListRef(Ref):
+    """The Ref of a transparent list (an MList result or argument): `len(ref)`, `ref[i]` (the
+    element's Ref), `ref[i:j]` (a list of element Refs), iteration. `storage.unwrap(ref)` gives
+    the list of values."""
+
+    __slots__ = ("_element_shape", "_items", "_keys")
+    _kind = "list"
+
+    def __init__(self, core_ref, obj=_MISSING, element_shape=None):
+        super().__init__(core_ref, obj)
+        self._element_shape = element_shape
+        self._items = None
+        self._keys = None
+
+    def _elements(self):
+        if self._items is None:
+            keys, refs = self._ref.elements(self._kind)
+            values = self._obj if self._in_memory else None
+            items = []
+            for i, r in enumerate(refs):
+                if values is None:
+                    value = _MISSING
+                else:
+                    value = values[i] if self._kind == "list" else values[keys[i]]
+                items.append(_make_ref(r, value, self._element_shape))
+            self._keys = keys
+            self._items = items
+        return self._items
+
+    def __len__(self):
+        return len(self._elements())
+
+    def __getitem__(self, index):
+        return self._elements()[index]
+
+    def __iter__(self):
+        return iter(self._elements())
+
+    def shape(self):
+        """A copy whose elements are lazy (their values not in memory)."""
+        return type(self)(self._ref, _MISSING, self._element_shape)
+
+    def __repr__(self):
+        if self._in_memory:
+            return f"{type(self).__name__}({self._obj!r}, hid={self.hid[:3]}...)"
+        return f"{type(self).__name__}(hid={self.hid[:3]}..., in_memory=False)"
+
+
+class DictRef(ListRef):
+    """The Ref of a transparent dict with str keys (an MDict result or argument): `len(ref)`,
+    `ref[key]` (the element's Ref), `keys()`, `values()`, `items()`. `storage.unwrap(ref)` gives
+    the dict of values."""
+
+    __slots__ = ()
+    _kind = "dict"
+
+    def __getitem__(self, key):
+        if isinstance(key, Ref):
+            key = key._load()
+        items = self._elements()
+        try:
+            return items[self._keys.index(key)]
+        except ValueError:
+            raise KeyError(key) from None
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __contains__(self, key):
+        self._elements()
+        return key in self._keys
+
+    def keys(self):
+        self._elements()
+        return list(self._keys)
+
+    def values(self):
+        return list(self._elements())
+
+    def items(self):
+        return list(zip(self.keys(), self._elements()))
+
+
+def _make_ref(core_ref, value, shape):
+    """The Ref of an output or element of the given shape (value _MISSING: lazy)."""
+    if shape is None:
+        return Ref(core_ref, value)
+    cls = ListRef if shape[0] == "list" else DictRef
+    return cls(core_ref, value, shape[1])
+
+
+def _core_refs(value):
+    """A collection argument with its Refs replaced by the engine's refs (they keep their
+    history) and ValuePointers by their stored names."""
+    if isinstance(value, Ref):
+        return value._ref
+    if isinstance(value, ValuePointer):
+        return _core.PointerName(value.id)
+    if type(value) in (list, tuple):
+        return [_core_refs(x) for x in value]
+    if type(value) is dict:
+        return {k: _core_refs(v) for k, v in value.items()}
+    return value
+
+
+def _type_hints(f):
+    """The annotations of `f` (resolved; the raw ones when they cannot be resolved)."""
+    try:
+        return typing.get_type_hints(f)
+    except Exception:  # unresolvable string annotations: use what is there
+        return dict(getattr(f, "__annotations__", {}) or {})
+
+
 class ValuePointer:
     """A large or unserializable object passed under a human-readable name: the call's identity
     and the store use the name only, the function receives the object. Loading the stored
@@ -145,22 +262,39 @@ def _same_value(value, default):
         return False
 
 
+def _for_function(value):
+    """An argument as the function gets it (before Refs are unwrapped)."""
+    if isinstance(value, Ignore):
+        return value.value
+    if isinstance(value, ValuePointer):
+        return value.obj
+    return value
+
+
+def _plain(value):
+    """An argument of a plain (unmemoized) call."""
+    return _unwrap(_for_function(value))
+
+
 class Op:
     """A memoized function: inside `with storage:` each call is looked up (by history, then by
     content) and the function runs only for a new call; the call returns Refs. Outside a storage
     context it is the plain function."""
 
-    def __init__(self, f, output_names=None, nout="auto", ignore_args=None):
+    def __init__(self, f, output_names=None, nout="auto", ignore_args=None, version=None):
         self.f = f
         self.name = f.__name__
-        self.version = 0
+        # An explicit version overrides code versions: the op is versioned by this number only.
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
+            raise ValueError(f"op {self.name}: version must be a non-negative int, not {version!r}")
+        self.version = version or 0
+        self.explicit_version = version is not None
         self.signature = inspect.signature(f)
-        for p in self.signature.parameters.values():
-            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                raise NotImplementedError(
-                    f"op {self.name}: *args and **kwargs parameters are not supported yet"
-                )
-        self.inputs = list(self.signature.parameters)
+        params = self.signature.parameters.values()
+        self._variadic = any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
+        # The declared inputs: every named parameter; *args elements are inputs <param>_0,
+        # <param>_1, ... and **kwargs entries inputs named by their keys, per call.
+        self.inputs = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         self.ignore_args = tuple(ignore_args or ())
         for name in self.ignore_args:
             if name not in self.signature.parameters:
@@ -171,9 +305,9 @@ class Op:
             raise ValueError(f"op {self.name}: nout must be 'auto' or a non-negative int, not {nout!r}")
         self.nout = nout
         self.output_names = None if output_names is None else list(output_names)
-        if self.output_names is not None and set(self.output_names) & set(self.inputs):
+        if self.output_names is not None and set(self.output_names) & set(self.signature.parameters):
             raise ValueError(f"Output names clash with input names for op {self.name}.")
-        if self.output_names is None and any(name.startswith("output_") for name in self.inputs):
+        if self.output_names is None and any(name.startswith("output_") for name in self.signature.parameters):
             raise ValueError(
                 f"Output names must be specified for op {self.name} because the input names "
                 "contain 'output_'."
@@ -185,18 +319,55 @@ class Op:
             self._count = len(self.output_names)
         else:
             self._count = None  # learnt from the store, or from the first execution
+        hints = _type_hints(f)
+        self._input_shapes = {}
+        for p in params:
+            shape = shape_of(hints.get(p.name))
+            if shape is not None:
+                self._input_shapes[p.name] = shape
+        self._return_annotation = hints.get("return")
         self._core_ops = {}
+        self._code_lock = threading.Lock()
+        self._code_cache = {}  # DepsConfig -> (generation, components)
         functools.update_wrapper(self, f)
 
     def _names(self, n):
         names = self.output_names or []
         return [names[i] if i < len(names) else f"output_{i}" for i in range(n)]
 
-    def _core_op(self, n):
-        core_op = self._core_ops.get(n)
+    def _output_shapes(self, n):
+        return output_shapes(self._return_annotation, n)
+
+    def _code(self, storage):
+        """The op's code components for `storage` (None when the storage tracks no code or the op
+        has an explicit version), computed once per outermost `with storage:`."""
+        config = storage._deps
+        if config is None or self.explicit_version:
+            return None
+        with self._code_lock:
+            cached = self._code_cache.get(id(config))
+            if cached is not None and cached[0] == storage._generation and cached[1] is config:
+                return cached[2]
+        code = tuple(components(self, config))
+        with self._code_lock:
+            self._code_cache[id(config)] = (storage._generation, config, code)
+        return code
+
+    def _core_op(self, n, code=None):
+        key = (n, code)
+        core_op = self._core_ops.get(key)
         if core_op is None:
-            core_op = _core.Op(self.name, self.inputs, self._names(n), self.version)
-            self._core_ops[n] = core_op
+            shapes = self._output_shapes(n)
+            core_op = _core.Op(
+                self.name,
+                self.inputs,
+                self._names(n),
+                self.version,
+                open_inputs=self._variadic,
+                code=None if code is None else list(code),
+                output_shapes=shapes if any(sh is not None for sh in shapes) else None,
+            )
+            self._core_ops[key] = core_op
         return core_op
 
     def _split(self, result, count):
@@ -225,38 +396,66 @@ class Op:
     def __call__(self, *args, **kwargs):
         storage = current_storage()
         if storage is None or storage.mode == "noop":
-            # A plain call: Refs give their values, Ignore / NewArgDefault theirs.
+            # A plain call: Refs give their values, Ignore / NewArgDefault / ValuePointer theirs.
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
             for name, value in bound.arguments.items():
-                if isinstance(value, Ignore):
-                    value = value.value
-                elif isinstance(value, ValuePointer):
-                    value = value.obj
-                bound.arguments[name] = _unwrap(value)
+                kind = self.signature.parameters[name].kind
+                if kind == inspect.Parameter.VAR_POSITIONAL:
+                    bound.arguments[name] = tuple(_plain(v) for v in value)
+                elif kind == inspect.Parameter.VAR_KEYWORD:
+                    bound.arguments[name] = {k: _plain(v) for k, v in value.items()}
+                else:
+                    bound.arguments[name] = _plain(value)
             return self.f(*bound.args, **bound.kwargs)
         return storage._call(self, args, kwargs)
 
-    def _memoized(self, storage, args, kwargs):
+    def _bind(self, storage, args, kwargs):
+        """The storage inputs of a call as (name, value or core ref) pairs, and the arguments the
+        function gets (Refs kept: unwrapped when it runs)."""
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         core_args = []
+
+        def storage_input(name, value, shape):
+            if isinstance(value, ValuePointer):
+                core_args.append((name, _core.PointerName(value.id)))
+            elif shape is not None and not isinstance(value, Ref):
+                # A transparent collection: recorded as __make_list__ / __make_dict__ calls.
+                core_args.append(
+                    (name, _core.make_collection(storage._core, shape, _core_refs(value), f"argument '{name}'"))
+                )
+            else:
+                core_args.append((name, value._ref if isinstance(value, Ref) else value))
+
         for name, value in bound.arguments.items():
-            default = self.signature.parameters[name].default
+            param = self.signature.parameters[name]
+            shape = self._input_shapes.get(name)
+            if param.kind == param.VAR_POSITIONAL:
+                for i, v in enumerate(value):
+                    if not isinstance(v, Ignore) and name not in self.ignore_args:
+                        storage_input(f"{name}_{i}", v, shape)
+                bound.arguments[name] = tuple(_for_function(v) for v in value)
+                continue
+            if param.kind == param.VAR_KEYWORD:
+                for k, v in value.items():
+                    if not isinstance(v, Ignore) and name not in self.ignore_args:
+                        storage_input(k, v, shape)
+                bound.arguments[name] = {k: _for_function(v) for k, v in value.items()}
+                continue
+            default = param.default
             if name in self.ignore_args or isinstance(value, Ignore):
                 pass  # passed to the function, not part of the call
             elif isinstance(default, NewArgDefault) and _same_value(value, default.value):
                 bound.arguments[name] = default.value  # as before the parameter existed
-            elif isinstance(value, ValuePointer):
-                core_args.append((name, _core.PointerName(value.id)))
             else:
-                core_args.append((name, value._ref if isinstance(value, Ref) else value))
-        for name, value in bound.arguments.items():
-            if isinstance(value, Ignore):
-                bound.arguments[name] = value.value
-            elif isinstance(value, ValuePointer):
-                bound.arguments[name] = value.obj
-        args, kwargs = bound.args, bound.kwargs
+                storage_input(name, value, shape)
+            bound.arguments[name] = _for_function(bound.arguments[name])
+        return core_args, bound.args, bound.kwargs
+
+    def _memoized(self, storage, args, kwargs):
+        core_args, args, kwargs = self._bind(storage, args, kwargs)
+        code = self._code(storage)
 
         computed = []
 
@@ -284,18 +483,18 @@ class Op:
             return outputs
 
         try:
-            refs = self._core_op(count).call(storage._core, core_args, run)
+            refs = self._core_op(count, code).call(storage._core, core_args, run)
         except TypeError as e:
             if "of type 'Ref'" not in str(e):
                 raise
             raise TypeError(
                 f"{e}. A Ref inside a list, tuple, dict or set would lose its history: pass Refs as "
-                "arguments of their own, or their values (storage.unwrap)"
+                "arguments of their own, annotate the parameter MList / MDict, or pass their values "
+                "(storage.unwrap)"
             ) from None
-        if computed:
-            out = [Ref(r, v) for r, v in zip(refs, computed[0])]
-        else:
-            out = [Ref(r) for r in refs]
+        shapes = self._output_shapes(count)
+        values = computed[0] if computed else [_MISSING] * count
+        out = [_make_ref(r, v, shape) for r, v, shape in zip(refs, values, shapes)]
         if len(out) == 1:
             return out[0]
         return tuple(out)
@@ -304,22 +503,38 @@ class Op:
         return f"Op({self.name})"
 
 
-def op(output_names=None, nout="auto", ignore_args=None, __structural__=False, __allow_side_effects__=False):
+def op(
+    output_names=None,
+    nout="auto",
+    ignore_args=None,
+    __structural__=False,
+    __allow_side_effects__=False,
+    version=None,
+):
     """Makes a function an op: `@op`, or `@op(output_names=[...], nout=N, ignore_args=(...))`.
 
     `nout`: "auto" (a tuple return gives one output per element, anything else one output) or
     the number of outputs (the function then returns a tuple of that length). Outputs are named
     by `output_names`, else output_0, output_1, ... Parameters named in `ignore_args` are passed
-    to the function but are not part of the call's identity."""
+    to the function but are not part of the call's identity. `version`: an explicit version
+    (folded into the calls' ids); it overrides code versions (Storage(deps_path=...)), so the op
+    is versioned by this number only."""
     if callable(output_names):
         return Op(output_names)
     if __structural__:
         raise NotImplementedError("structural ops are built into the engine")
 
     def decorator(f):
-        return Op(f, output_names=output_names, nout=nout, ignore_args=ignore_args)
+        return Op(f, output_names=output_names, nout=nout, ignore_args=ignore_args, version=version)
 
     return decorator
+
+
+def track(f):
+    """The original's decorator marking a helper as a dependency. Not needed here: the code an
+    op reaches is found from its code objects (Storage(deps_path=...)); `track` returns `f`
+    unchanged so code written for the original keeps working."""
+    return f
 
 
 class noop:

@@ -3,7 +3,8 @@
 import os
 
 from . import _core
-from .model import Op, Ref, _contexts, _unwrap
+from .deps import DepsConfig
+from .model import ListRef, Op, Ref, _contexts, _from_store, _unwrap
 
 
 class Storage:
@@ -16,14 +17,42 @@ class Storage:
     `with storage:` makes ops memoize their calls in it; leaving the outermost `with` writes the
     calls made (also when an exception propagates)."""
 
-    def __init__(self, db_path=None, read_only=False):
+    def __init__(
+        self,
+        db_path=None,
+        read_only=False,
+        *,
+        deps_path=None,
+        on_code_change="new_version",
+        overflow_dir=None,
+        overflow_threshold_MB=None,
+        tracer_impl=None,
+        strict_tracing=False,
+        skip_unhashable_globals=True,
+        skip_globals_silently=False,
+        skip_missing_deps=True,
+        skip_missing_silently=False,
+        deps_package=None,
+        track_globals=True,
+    ):
         if db_path is not None and not isinstance(db_path, (str, os.PathLike)):
             raise TypeError(f"db_path must be None, a str or a path, not {type(db_path).__name__}")
+        if isinstance(read_only, (str, os.PathLike)):
+            raise TypeError(
+                "Storage's second argument is read_only (the original's overflow_dir is not needed: "
+                "large values go to blob files by themselves)"
+            )
         self.db_path = ":memory:" if db_path is None else os.fspath(db_path)
-        self._core = _core.Storage(None if self.db_path == ":memory:" else self.db_path, read_only)
+        # Code versions: on when deps_path is given ("__main__", or a folder or file whose modules
+        # are the user's code); docs/python.md.
+        self._deps = None if deps_path is None else DepsConfig(deps_path)
+        self.deps_path = deps_path
+        self._core = _core.Storage(None if self.db_path == ":memory:" else self.db_path, read_only, on_code_change)
         self._allow_new_calls = True
         self._mode_stack = []
         self._next_mode = "run"
+        # Counts outermost `with storage:` entries: an op's code is looked at again at each.
+        self._generation = 0
 
     # ---- contexts ------------------------------------------------------------------------
     def __call__(self, mode="run"):
@@ -39,6 +68,8 @@ class Storage:
         return self._mode_stack[-1] if self._mode_stack else "run"
 
     def __enter__(self):
+        if not self._mode_stack:
+            self._generation += 1
         self._mode_stack.append(self._next_mode)
         self._next_mode = "run"  # a plain nested `with storage:` runs
         _contexts.append(self)
@@ -76,6 +107,75 @@ class Storage:
         value, loaded from storage when not in memory (and then kept in the Ref)."""
         return _unwrap(obj)
 
+    def attach(self, obj, inplace=False):
+        """Loads the values of the Refs in `obj` (also inside lists, tuples, dicts and sets, and
+        the elements of transparent collections). Returns `obj` with each Ref replaced by an
+        in-memory Ref of the same ids, or with inplace=True loads them into the given Refs and
+        returns None."""
+        if inplace:
+            _attach_in_place(obj)
+            return None
+        return _attached(obj)
+
+    @property
+    def versioned(self):
+        """Whether this storage versions ops by their code (deps_path was given)."""
+        return self._deps is not None
+
+    def versions(self, f, show=True, plain=None, show_dep_commit_ids=None):
+        """The recorded code versions of an op (an Op or its name), oldest first. With show=True
+        (the original's behaviour) prints each version with the code of its components; with
+        show=False returns them as a list of dicts: number, content_version, semantic_version,
+        explicit_version, decided, calls, created, components (name, kind, content, semantic,
+        code). (`plain` and `show_dep_commit_ids`, the original's display options, are accepted
+        and ignored.)"""
+        name = _op_name(f)
+        if show:
+            print(self._core.versions_listing(name), end="")
+            return None
+        return self._core.versions(name)
+
+    def diff(self, f, id_1=None, id_2=None, show=True, context_lines=None):
+        """A unified diff of the code of two versions of an op (numbers as listed, or 4+ hex digit
+        prefixes of their content or semantic version ids); by default the two newest. Printed
+        (show=True), or returned ("" when the code is the same)."""
+        name = _op_name(f)
+        if id_1 is None and id_2 is None:
+            versions = self._core.versions(name)
+            if len(versions) < 2:
+                raise ValueError(f"op {name} has {len(versions)} code version(s): nothing to diff")
+            id_1, id_2 = str(versions[-2]["number"]), str(versions[-1]["number"])
+        elif id_1 is None or id_2 is None:
+            raise ValueError("diff takes two versions, or none (the two newest)")
+        text = self._core.diff_versions(name, str(id_1), str(id_2))
+        if show:
+            print(text, end="")
+            return None
+        return text
+
+    def mark_compatible(self, f, version=None):
+        """Declares a version's code changes (by default the newest's) compatible with the code
+        before it: the calls stored under the earlier code are reused without recomputation.
+        Returns the components marked."""
+        return self._core.mark_compatible(_op_name(f), "" if version is None else str(version))
+
+    def mark_new_version(self, f, version=None):
+        """Declares a version's code changes semantic (undoes mark_compatible; decides a change held
+        by on_code_change="error"). Returns the components marked."""
+        return self._core.mark_new_version(_op_name(f), "" if version is None else str(version))
+
+    def sync_component(self, f, is_semantic_change):
+        """The original's way to decide a change of an op's code: False marks the newest version
+        compatible, True a new version."""
+        if is_semantic_change:
+            return self.mark_new_version(f)
+        return self.mark_compatible(f)
+
+    def drop_version(self, f, version):
+        """Removes every call computed under the version (and every call downstream of them) and
+        forgets the version. Returns the number of calls removed."""
+        return self._core.drop_version(_op_name(f), str(version))
+
     def cf(self, source):
         """A ComputationFrame: of all calls of an op, of a Ref or a list of Refs (one variable
         `v`), or of a dict naming lists of Refs (one variable per key)."""
@@ -110,10 +210,29 @@ class Storage:
         return None if call is None else Call(call)
 
     def get_consumers(self, ref):
-        """The Calls that took `ref` as an input."""
+        """The Calls that took `ref` as an input (a Ref, or a list of Refs: the calls of any of
+        them, each once)."""
         from .cf import Call
 
-        return [Call(c) for c in self._core.consumers_of(ref._ref)]
+        if isinstance(ref, Ref):
+            return [Call(c) for c in self._core.consumers_of(ref._ref)]
+        out = {}
+        for r in ref:
+            for c in self._core.consumers_of(r._ref):
+                out.setdefault(c.hid, Call(c))
+        return list(out.values())
+
+    def get_creators(self, refs):
+        """The Calls that created the given Refs (each once; raw values have none)."""
+        from .cf import Call
+
+        refs = [refs] if isinstance(refs, Ref) else refs
+        out = {}
+        for r in refs:
+            c = self._core.creator_of(r._ref)
+            if c is not None:
+                out.setdefault(c.hid, Call(c))
+        return list(out.values())
 
     def drop_calls(self, calls_or_hids, delete_dependents=False):
         """Removes calls (Call objects or call history ids; e.g. a function column of df());
@@ -143,6 +262,45 @@ class Storage:
 
     def __repr__(self):
         return f"Storage(db_path={self.db_path!r})"
+
+
+def _op_name(f):
+    if isinstance(f, Op):
+        return f.name
+    if isinstance(f, str):
+        return f
+    raise TypeError(f"an op or an op name is expected, not {type(f).__name__}")
+
+
+def _attached(obj):
+    if isinstance(obj, Ref):
+        value = obj._obj if obj.in_memory else _from_store(obj._ref.load())
+        if isinstance(obj, ListRef):
+            return type(obj)(obj._ref, value, obj._element_shape)
+        return Ref(obj._ref, value)
+    if type(obj) is list:
+        return [_attached(x) for x in obj]
+    if type(obj) is tuple:
+        return tuple(_attached(x) for x in obj)
+    if type(obj) is dict:
+        return {k: _attached(v) for k, v in obj.items()}
+    if type(obj) in (set, frozenset):
+        return type(obj)(_attached(x) for x in obj)
+    return obj
+
+
+def _attach_in_place(obj):
+    if isinstance(obj, Ref):
+        obj._load()
+        if isinstance(obj, ListRef) and obj._items is not None:
+            for item in obj._items:
+                _attach_in_place(item)
+    elif type(obj) in (list, tuple, set, frozenset):
+        for x in obj:
+            _attach_in_place(x)
+    elif type(obj) is dict:
+        for v in obj.values():
+            _attach_in_place(v)
 
 
 __all__ = ["Storage", "Ref"]

@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -303,6 +304,116 @@ py::tuple table_columns(const md::Table& table) {
   return py::make_tuple(table.column_names(), columns);
 }
 
+// ---- transparent collections and structured outputs -------------------------------------------
+
+// A shape from Python: None (a plain value), or ("list" | "dict", element shape).
+md::DynamicShape to_shape(py::handle desc) {
+  md::DynamicShape shape;
+  if (desc.is_none()) return shape;
+  const auto t = py::reinterpret_borrow<py::tuple>(desc);
+  const std::string kind = py::str(t[0]);
+  shape.kind = kind == "list" ? md::CollectionKind::list : md::CollectionKind::dict;
+  if (kind != "list" && kind != "dict") throw py::value_error("a collection shape is 'list' or 'dict', not " + kind);
+  shape.element = std::make_shared<const md::DynamicShape>(to_shape(t[1]));
+  return shape;
+}
+
+// The items of a Python value given for a collection of `kind` (a list or tuple for an MList, a
+// dict with str keys for an MDict), as (key, value) pairs; TypeError naming `what` otherwise.
+std::vector<std::pair<std::string, py::object>> collection_items(py::handle obj, md::CollectionKind kind,
+                                                                 const std::string& what) {
+  std::vector<std::pair<std::string, py::object>> out;
+  if (kind == md::CollectionKind::list) {
+    if (!PyList_Check(obj.ptr()) && !PyTuple_Check(obj.ptr()))
+      throw py::type_error(what + " is an MList: a list is expected, not a " + type_name(obj));
+    for (const auto& x : obj) out.emplace_back(std::string(), py::reinterpret_borrow<py::object>(x));
+    return out;
+  }
+  if (!PyDict_Check(obj.ptr()))
+    throw py::type_error(what + " is an MDict: a dict is expected, not a " + type_name(obj));
+  for (const auto& [k, v] : py::reinterpret_borrow<py::dict>(obj)) {
+    if (!PyUnicode_Check(k.ptr()))
+      throw py::type_error(what + " is an MDict: its keys must be str, not " + type_name(k));
+    out.emplace_back(py::str(k).cast<std::string>(), py::reinterpret_borrow<py::object>(v));
+  }
+  return out;
+}
+
+std::string item_path(const std::string& what, md::CollectionKind kind, std::size_t i, const std::string& key) {
+  return what + (kind == md::CollectionKind::list ? "[" + std::to_string(i) + "]" : "['" + key + "']");
+}
+
+// A computed output as a structured value of its shape.
+md::DynamicValue structured_value(py::handle obj, const md::DynamicShape& shape, const std::string& what) {
+  if (!shape.kind) return md::DynamicValue(encode_value(obj, what));
+  md::DynamicValue v;
+  v.kind = shape.kind;
+  const md::DynamicShape plain;
+  const auto& element = shape.element ? *shape.element : plain;
+  std::size_t i = 0;
+  for (auto& [key, item] : collection_items(obj, *shape.kind, what)) {
+    v.items.push_back(structured_value(item, element, item_path(what, *shape.kind, i++, key)));
+    if (*shape.kind == md::CollectionKind::dict) v.keys.push_back(key);
+  }
+  return v;
+}
+
+// An argument for a collection parameter as the pieces of the collection: elements given as
+// Refs keep their history.
+md::detail::Piece input_piece(py::handle obj, const md::DynamicShape& shape, const std::string& what) {
+  md::detail::Piece p;
+  if (py::isinstance<md::AnyRef>(obj)) {
+    p.ref = obj.cast<md::AnyRef>().state_ptr();
+    return p;
+  }
+  if (!shape.kind) {
+    p.bytes = encode_value(obj, what).bytes();
+    return p;
+  }
+  p.kind = shape.kind;
+  const md::DynamicShape plain;
+  const auto& element = shape.element ? *shape.element : plain;
+  std::size_t i = 0;
+  for (auto& [key, item] : collection_items(obj, *shape.kind, what)) {
+    p.children.push_back(input_piece(item, element, item_path(what, *shape.kind, i++, key)));
+    if (*shape.kind == md::CollectionKind::dict) p.keys.push_back(key);
+  }
+  return p;
+}
+
+// A dynamic op with its output shapes (kept here to convert computed outputs).
+struct PyOp {
+  md::DynamicOp op;
+  std::vector<md::DynamicShape> shapes;
+  bool structured = false;
+};
+
+py::dict version_dict(const md::OpVersion& v) {
+  py::dict d;
+  d["number"] = v.number;
+  d["op"] = v.op;
+  d["explicit_version"] = v.explicit_version;
+  d["content_version"] = v.content_version.hex();
+  d["semantic_version"] = v.semantic_version.hex();
+  d["decided"] = v.decided;
+  d["calls"] = v.calls;
+  d["created"] =
+      static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(v.created.time_since_epoch()).count()) /
+      1000.0;
+  py::list components;
+  for (const auto& c : v.components) {
+    py::dict cd;
+    cd["name"] = c.name;
+    cd["kind"] = c.kind;
+    cd["content"] = c.content.hex();
+    cd["semantic"] = c.semantic.hex();
+    cd["code"] = c.code;
+    components.append(cd);
+  }
+  d["components"] = components;
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -386,6 +497,28 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "load", [](const md::AnyRef& r) { return decode_bytes(md::encoded_value(r).bytes()); },
           "The value (in memory, or loaded from the ref's storage).")
+      .def(
+          "elements",
+          [](const md::AnyRef& r, const std::string& kind) {
+            // The element refs of a transparent collection: held by the ref, else loaded.
+            if (kind != "list" && kind != "dict") throw py::value_error("kind is 'list' or 'dict'");
+            const auto k = kind == "list" ? md::CollectionKind::list : md::CollectionKind::dict;
+            const auto& state = r.state();
+            std::shared_ptr<const md::detail::Elements> elements;
+            {
+              std::lock_guard lock(state.mutex);
+              elements = state.elements;
+            }
+            if (!elements) {
+              const py::gil_scoped_release no_gil;
+              elements = md::detail::load_elements(state, k);
+            }
+            if (elements->kind != k) throw py::type_error("the ref is not a transparent " + kind);
+            std::vector<md::AnyRef> items;
+            for (const auto& item : elements->items) items.emplace_back(item);
+            return py::make_tuple(elements->keys, items);
+          },
+          py::arg("kind"), "The keys (a dict's) and element refs of a transparent collection ref.")
       .def("__eq__", [](const md::AnyRef& a, const md::AnyRef& b) { return a == b; })
       .def("__hash__", [](const md::AnyRef& r) { return std::hash<md::AnyRef>{}(r); });
 
@@ -448,14 +581,34 @@ PYBIND11_MODULE(_core, m) {
       .def("to_dot", [](const md::ComputationFrame& f) { return f.to_dot(); });
 
   py::class_<md::Storage>(m, "Storage")
-      .def(py::init([](std::optional<std::string> location, bool read_only) {
-             if (!location || location->empty() || *location == ":memory:") return std::make_unique<md::Storage>();
-             md::StorageOptions options;
-             options.read_only = read_only;
-             return std::make_unique<md::Storage>(std::filesystem::path(*location), options);
-           }),
-           py::arg("location") = py::none(), py::arg("read_only") = false)
+      .def(
+          py::init([](std::optional<std::string> location, bool read_only, const std::string& on_code_change) {
+            md::StorageOptions options;
+            options.read_only = read_only;
+            if (on_code_change == "new_version") options.on_code_change = md::OnCodeChange::new_version;
+            else if (on_code_change == "warn") options.on_code_change = md::OnCodeChange::warn;
+            else if (on_code_change == "error") options.on_code_change = md::OnCodeChange::error;
+            else
+              throw py::value_error("on_code_change is 'new_version', 'warn' or 'error', not '" + on_code_change + "'");
+            if (!location || location->empty() || *location == ":memory:")
+              return std::make_unique<md::Storage>(std::filesystem::path(), options);
+            return std::make_unique<md::Storage>(std::filesystem::path(*location), options);
+          }),
+          py::arg("location") = py::none(), py::arg("read_only") = false, py::arg("on_code_change") = "new_version")
       .def("flush", &md::Storage::flush)
+      .def(
+          "versions",
+          [](md::Storage& s, const std::string& op) {
+            py::list out;
+            for (const auto& v : s.versions(op)) out.append(version_dict(v));
+            return out;
+          },
+          "Every recorded code version of the op, oldest first, as dicts.")
+      .def("versions_listing", &md::Storage::versions_listing)
+      .def("diff_versions", &md::Storage::diff_versions, py::arg("op"), py::arg("from_version"), py::arg("to_version"))
+      .def("drop_version", &md::Storage::drop_version, py::arg("op"), py::arg("version"))
+      .def("mark_compatible", &md::Storage::mark_compatible, py::arg("op"), py::arg("version") = "")
+      .def("mark_new_version", &md::Storage::mark_new_version, py::arg("op"), py::arg("version") = "")
       .def("allow_new_calls", &md::Storage::allow_new_calls)
       .def_property_readonly("path", [](const md::Storage& s) { return s.path().string(); })
       .def("counters",
@@ -500,46 +653,104 @@ PYBIND11_MODULE(_core, m) {
           },
           "The output names of the stored op of that name and version; None when the store has none.");
 
-  py::class_<md::DynamicOp>(m, "Op")
+  py::class_<PyOp>(m, "Op")
       .def(py::init([](std::string name, std::vector<std::string> inputs, std::vector<std::string> outputs,
-                       std::uint32_t version) {
+                       std::uint32_t version, bool open_inputs, std::optional<py::list> code,
+                       std::optional<py::list> output_shapes) {
              md::OpOptions options;
              options.version = version;
              const auto n = outputs.size();
              options.outputs = std::move(outputs);
-             return md::DynamicOp(std::move(name), std::move(inputs), n, std::move(options));
+             md::DynamicOptions dynamic;
+             dynamic.open_inputs = open_inputs;
+             if (code) {
+               // (name, kind, file, code, content id as 32 hex digits) per component.
+               std::vector<md::CodeComponent> components;
+               for (const auto& item : *code) {
+                 const auto t = py::reinterpret_borrow<py::tuple>(item);
+                 const std::string hex = py::str(t[4]);
+                 const auto id = md::Id::from_hex(hex);
+                 if (!id) throw py::value_error("a component's content id is 32 hex digits, not '" + hex + "'");
+                 components.push_back({py::str(t[0]), py::str(t[1]), py::str(t[2]), py::str(t[3]), *id});
+               }
+               dynamic.code = std::move(components);
+             }
+             std::vector<md::DynamicShape> shapes;
+             bool structured = false;
+             if (output_shapes) {
+               for (const auto& d : *output_shapes) {
+                 shapes.push_back(to_shape(d));
+                 structured = structured || shapes.back().kind.has_value();
+               }
+               if (structured) dynamic.output_shapes = shapes;
+             }
+             return PyOp{md::DynamicOp(std::move(name), std::move(inputs), n, std::move(options), std::move(dynamic)),
+                         std::move(shapes), structured};
            }),
-           py::arg("name"), py::arg("inputs"), py::arg("outputs"), py::arg("version") = 0)
-      .def_property_readonly("name", &md::DynamicOp::name)
-      .def_property_readonly("version", &md::DynamicOp::version)
-      .def_property_readonly("inputs", &md::DynamicOp::inputs)
-      .def_property_readonly("outputs", &md::DynamicOp::outputs)
+           py::arg("name"), py::arg("inputs"), py::arg("outputs"), py::arg("version") = 0,
+           py::arg("open_inputs") = false, py::arg("code") = py::none(), py::arg("output_shapes") = py::none())
+      .def_property_readonly("name", [](const PyOp& o) { return o.op.name(); })
+      .def_property_readonly("version", [](const PyOp& o) { return o.op.version(); })
+      .def_property_readonly("inputs", [](const PyOp& o) { return o.op.inputs(); })
+      .def_property_readonly("outputs", [](const PyOp& o) { return o.op.outputs(); })
       .def(
           "call",
-          [](const md::DynamicOp& op, md::Storage& storage, const std::vector<std::pair<std::string, py::object>>& args,
+          [](const PyOp& self, md::Storage& storage, const std::vector<std::pair<std::string, py::object>>& args,
              const py::function& fn) {
+            const md::DynamicOp& op = self.op;
+            const auto what = [&](std::size_t i) {
+              return "output '" + (i < op.outputs().size() ? op.outputs()[i] : std::to_string(i)) + "' of op '" +
+                     op.name() + "'";
+            };
             // The engine works without the GIL (other Python threads run meanwhile; it never
             // calls Python while holding its own lock); the function takes the GIL back.
+            auto dynamic_args = to_args(args);
+            if (self.structured) {
+              const md::DynamicOp::StructuredFunction run = [&](std::span<const md::DynamicArg>) {
+                const py::gil_scoped_acquire gil;
+                const py::object result = fn();
+                const auto values = py::reinterpret_borrow<py::sequence>(result);
+                std::vector<md::DynamicValue> out;
+                out.reserve(values.size());
+                const md::DynamicShape plain;
+                for (std::size_t i = 0; i < values.size(); ++i)
+                  out.push_back(structured_value(values[i], i < self.shapes.size() ? self.shapes[i] : plain, what(i)));
+                return out;
+              };
+              const py::gil_scoped_release no_gil;
+              return op.call_structured(storage.core(), std::move(dynamic_args), run);
+            }
             const md::DynamicOp::Function run = [&](std::span<const md::DynamicArg>) {
               const py::gil_scoped_acquire gil;
               const py::object result = fn();
               const auto values = py::reinterpret_borrow<py::sequence>(result);
               std::vector<md::EncodedValue> out;
               out.reserve(values.size());
-              for (std::size_t i = 0; i < values.size(); ++i) {
-                const std::string what = "output '" + (i < op.outputs().size() ? op.outputs()[i] : std::to_string(i)) +
-                                         "' of op '" + op.name() + "'";
-                out.push_back(encode_value(values[i], what));
-              }
+              for (std::size_t i = 0; i < values.size(); ++i) out.push_back(encode_value(values[i], what(i)));
               return out;
             };
-            auto dynamic_args = to_args(args);
             const py::gil_scoped_release no_gil;
             return op.call_in(storage.core(), std::move(dynamic_args), run);
           },
           py::arg("storage"), py::arg("args"), py::arg("fn"),
           "Calls the op memoized in `storage`: `args` are (parameter, value or Ref) pairs; `fn()` runs for a new "
-          "call and returns the list of output values. Returns the output refs.");
+          "call and returns the list of output values (a list or dict for an output of a collection shape). "
+          "Returns the output refs.");
+
+  m.def(
+      "make_collection",
+      [](md::Storage& storage, py::handle shape, py::handle value, const std::string& what) {
+        const auto s = to_shape(shape);
+        if (!s.kind) throw py::value_error("make_collection needs a collection shape");
+        auto piece = input_piece(value, s, what);
+        if (!piece.kind) return md::AnyRef(piece.ref);  // a Ref given for the whole collection
+        const auto core = storage.core();
+        const py::gil_scoped_release no_gil;
+        return md::AnyRef(md::detail::build_collection(*core, core, piece));
+      },
+      py::arg("storage"), py::arg("shape"), py::arg("value"), py::arg("what"),
+      "Records the __make_list__ / __make_dict__ calls that make `value` (a list or dict whose elements may be "
+      "Refs, which keep their history) a transparent collection of `shape`; returns its Ref.");
 
   mandala_python::add_frame_api(m, table_columns);
 }

@@ -184,12 +184,6 @@ def test_declaration_errors():
         def g(output_0):
             return output_0
 
-    with pytest.raises(NotImplementedError, match=r"\*args"):
-
-        @op
-        def h(*xs):
-            return xs
-
 
 def test_noop_mode_runs_plain_functions_and_stores_nothing():
     storage = Storage()

@@ -324,7 +324,8 @@ StorageCore::RegisteredOp& StorageCore::register_op_locked(const OpInfo& op) {
     if (stored) require_agreement(stored->inputs, stored->outputs, "as the store holds it");
     if (!stored || op.inputs.size() > stored->inputs.size()) declare();
     m_op_outputs[op_key(op.name, op.version)] = op.outputs;
-    it = m_registered_ops.emplace(std::make_pair(op.name, op.version), RegisteredOp{op.inputs, op.outputs, {}, {}, {}})
+    it = m_registered_ops
+             .emplace(std::make_pair(op.name, op.version), RegisteredOp{op.inputs, op.outputs, {}, {}, {}, {}})
              .first;
   } else if (it->second.inputs != op.inputs || it->second.outputs != op.outputs) {
     require_agreement(it->second.inputs, it->second.outputs, "as declared before in this program");
@@ -334,11 +335,13 @@ StorageCore::RegisteredOp& StorageCore::register_op_locked(const OpInfo& op) {
     }
   }
   auto& registered = it->second;
-  if (registered.resolved_at != m_cache_generation) {
+  if (registered.resolved_at != m_cache_generation || registered.resolved_code != op.code_id) {
     // Structural calls (collections) are never versioned: their ids are derived elsewhere.
     registered.semantic.reset();
+    registered.resolved_at.reset();
     if (m_versions && !is_structural(op.name)) registered.semantic = m_versions->resolve(op, *m_store);
     registered.resolved_at = m_cache_generation;
+    registered.resolved_code = op.code_id;
   }
   return registered;
 }

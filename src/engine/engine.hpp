@@ -173,6 +173,8 @@ class StorageCore {
     std::optional<Id> semantic;
     /// The cache generation `semantic` was resolved in; none: resolve at the next call.
     std::optional<std::uint64_t> resolved_at;
+    /// The OpInfo::code_id `semantic` was resolved for (dynamic ops give their code as data).
+    Id resolved_code;
     /// How long the op's last run here took; none before its first (claim_min_run).
     std::optional<std::chrono::nanoseconds> last_run;
   };

@@ -30,7 +30,12 @@ class Resolver final : public detail::VersionResolver {
   Resolver(OnCodeChange policy, bool read_only) : m_policy(policy), m_read_only(read_only) {}
 
   std::optional<Id> resolve(const detail::OpInfo& op, store::Store& store) override {
-    auto fingerprint = fingerprint_of(op.name);
+    // Components given as data (a language binding's analysis) take the place of a fingerprint.
+    auto fingerprint = op.code ? std::nullopt : fingerprint_of(op.name);
+    if (op.code) {
+      fingerprint.emplace();
+      for (const auto& c : *op.code) fingerprint->push_back({c.name, c.kind, c.file, c.code, c.content});
+    }
     if (!fingerprint && op.native_code) warn_untracked(op.name);
     std::vector<ComponentSpec> comps = fingerprint ? std::move(*fingerprint) : std::vector<ComponentSpec>{};
     for (const auto& d : op.dependencies) {

@@ -176,6 +176,117 @@ TEST_P(Dynamic, ErrorsSayWhatIsWrong) {
   EXPECT_THROW(md::DynamicOp("f", {"x", "x"}, 1), md::Error);
 }
 
+TEST_P(Dynamic, OpenInputsTakeArgumentsNamedPerCall) {
+  // A Python op f(x, *args, **kwargs): the declaration names x; each call adds its own names.
+  const md::DynamicOp open("dyn_open", {"x"}, 1, {}, {.open_inputs = true});
+  md::Id first;
+  {
+    md::Session s(storage());
+    first = open({value_arg("x", 1), value_arg("args_0", 2), value_arg("z", 3)}, run_add).at(0).hid();
+    const auto other = open({value_arg("x", 1), value_arg("w", 3)}, run_add);
+    EXPECT_EQ(md::encoded_value(other.at(0)).decode<std::int64_t>(), 4);
+    EXPECT_NE(other[0].hid(), first);
+    // The order the arguments come in does not matter.
+    EXPECT_EQ(open({value_arg("z", 3), value_arg("x", 1), value_arg("args_0", 2)}, run_add).at(0).hid(), first);
+    EXPECT_EQ(dynamic_runs, 2);
+    EXPECT_THROW((void)open({value_arg("x", 1), value_arg("output_0", 2)}, run_add), md::Error)
+        << "an argument named like an output";
+    EXPECT_THROW((void)open({value_arg("x", 1), value_arg("z", 2), value_arg("z", 3)}, run_add), md::Error);
+  }
+  reopen();
+  md::Session s(storage());
+  const auto again = open({value_arg("x", 1), value_arg("args_0", 2), value_arg("z", 3)}, run_add);
+  EXPECT_EQ(again.at(0).hid(), first);
+  EXPECT_EQ(dynamic_runs, 2);
+  const auto creator = storage().creator_of(again[0]);
+  ASSERT_TRUE(creator.has_value());
+  EXPECT_EQ(creator->inputs.size(), 3u);
+}
+
+TEST_P(Dynamic, CodeGivenAsDataVersionsTheOp) {
+  const auto code = [](const std::string& body) {
+    const auto content = md::EncodedValue::of(body).content_id();
+    return std::vector<md::CodeComponent>{{"op dyn_coded", "function", "", body, content},
+                                          {"helpers.offset", "function", "", "def offset(): return 1", content}};
+  };
+  const md::DynamicOp v1("dyn_coded", {"x"}, 1, {}, {.code = code("return x")});
+  const md::DynamicOp v2("dyn_coded", {"x"}, 1, {}, {.code = code("return x + 0")});
+  md::Id h1, h2;
+  {
+    md::Session s(storage());
+    h1 = v1({value_arg("x", 1)}, run_add).at(0).hid();
+    // Another code in the same program and storage: resolved again, a new version.
+    h2 = v2({value_arg("x", 1)}, run_add).at(0).hid();
+    EXPECT_NE(h1, h2);
+    EXPECT_EQ(dynamic_runs, 2);
+    EXPECT_EQ(v1({value_arg("x", 1)}, run_add).at(0).hid(), h1) << "back to the first code: its call";
+    EXPECT_EQ(dynamic_runs, 2);
+  }
+  reopen();
+  const auto versions = storage().versions("dyn_coded");
+  ASSERT_EQ(versions.size(), 2u);
+  ASSERT_EQ(versions[0].components.size(), 2u);
+  EXPECT_EQ(versions[0].components[0].name, "helpers.offset");
+  EXPECT_EQ(versions[1].components[1].code, "return x + 0");
+  EXPECT_NE(storage().diff_versions("dyn_coded", "1", "2").find("+return x + 0"), std::string::npos);
+  md::Session s(storage());
+  EXPECT_EQ(v2({value_arg("x", 1)}, run_add).at(0).hid(), h2);
+  EXPECT_EQ(dynamic_runs, 2);
+  EXPECT_THROW(md::DynamicOp("dyn_bad", {"x"}, 1, {},
+                             {.code = std::vector<md::CodeComponent>{{"a", "function", "", "", {}},
+                                                                     {"a", "function", "", "", {}}}}),
+               md::Error);
+}
+
+TEST_P(Dynamic, CollectionOutputsAreTheTypedOpsMLists) {
+  const auto typed = md::op("dyn_range", {"n"}, [](std::int64_t n) {
+    ++typed_runs;
+    md::MList<std::int64_t> out;
+    for (std::int64_t i = 0; i < n; ++i) out.push_back(i * i);
+    return out;
+  });
+  const auto list = std::make_shared<const md::DynamicShape>(md::DynamicShape{md::CollectionKind::list, nullptr});
+  const md::DynamicOp dynamic("dyn_range", {"n"}, 1, {}, {.output_shapes = {*list}});
+  const auto squares = [](std::span<const md::DynamicArg> args) {
+    ++dynamic_runs;
+    md::DynamicValue v;
+    v.kind = md::CollectionKind::list;
+    for (std::int64_t i = 0; i < md::encoded_value(args[0]).decode<std::int64_t>(); ++i)
+      v.items.emplace_back(md::EncodedValue::of(i * i));
+    return std::vector{v};
+  };
+  md::Id hid, element;
+  {
+    md::Session s(storage());
+    const auto outs = dynamic.call_structured(storage().core(), {value_arg("n", 4)}, squares);
+    hid = outs.at(0).hid();
+    const auto elements = md::detail::load_elements(outs[0].state(), md::CollectionKind::list);
+    ASSERT_EQ(elements->items.size(), 4u);
+    element = elements->items[3]->hid;
+    const auto value = md::encoded_value(outs[0]);
+    const auto root = value.view().root();
+    ASSERT_EQ(root.size(), 4u);
+    EXPECT_EQ(root.at(3).as_int64(), 9);
+    EXPECT_THROW((void)dynamic.call_in(storage().core(), {value_arg("n", 5)}, run_add), md::Error)
+        << "collection outputs need call_structured";
+    EXPECT_THROW((void)dynamic.call_structured(storage().core(), {value_arg("n", 6)},
+                                               [](std::span<const md::DynamicArg>) {
+                                                 return std::vector<md::DynamicValue>{md::EncodedValue::of(1)};
+                                               }),
+                 md::Error)
+        << "a plain value for a list output";
+  }
+  reopen();
+  md::Session s(storage());
+  const auto r = typed(4);
+  EXPECT_EQ(r.hid(), hid) << "the typed op's call";
+  EXPECT_EQ(typed_runs, 0);
+  EXPECT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[3].hid(), element);
+  EXPECT_EQ(*r[3], 9);
+  EXPECT_EQ(dynamic_runs, 1);
+}
+
 std::vector<std::string> g_warnings;
 
 TEST_P(Dynamic, NoWarningAboutAMissingCodeFingerprint) {

@@ -31,6 +31,14 @@ struct OpInfo {
   /// for dynamic ops (mandala/dynamic.hpp), which get no warning about a missing fingerprint.
   bool native_code = true;
   bool compute_once = true;  ///< OpOptions::compute_once
+  /// Calls may bind arguments named by no declared parameter (a Python *args / **kwargs); the
+  /// op's declaration keeps only `inputs` (DynamicOptions::open_inputs).
+  bool open_inputs = false;
+  /// The op's code components given as data (DynamicOptions::code), used in place of a
+  /// registered fingerprint; null when not given. `code_id` is over their names and contents: a
+  /// storage resolves the op's version again when it sees another code_id for the op.
+  std::shared_ptr<const std::vector<CodeComponent>> code{};
+  Id code_id{};
 };
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the
