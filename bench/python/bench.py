@@ -133,7 +133,7 @@ FRAME = textwrap.dedent(
     t = time.perf_counter()
     with storage:
         for i in range(calls // 2):
-            add(inc(i), 1)
+            add(inc(i), -1)
     build = time.perf_counter() - t
     storage = Storage(path)  # reopened: the frame reads the store
     t = time.perf_counter()
