@@ -276,3 +276,29 @@ def test_ops_called_inside_a_versioned_op(project, tmp_path):
     storage = Storage(db)
     names = {c["name"] for c in storage.versions("outer", show=False)[0]["components"]}
     assert names == {"op outer", "op work", "helpers.offset"}
+
+
+def test_threads_started_inside_the_context_use_its_versions(project, tmp_path):
+    import threading
+
+    module = project.load()
+    results = {}
+    with Storage(tmp_path / "s.db", deps_path=project.root) as storage:
+        threads = [threading.Thread(target=lambda i=i: results.update({i: module.work(i % 2)})) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert {storage.unwrap(r) for r in results.values()} == {1, 3}
+    assert len(storage.versions("work", show=False)) == 1
+    assert 2 <= len(project.runs) <= 8
+    module = project.load(main=MAIN.replace("2 * x", "3 * x"))
+    results.clear()
+    with Storage(tmp_path / "s.db", deps_path=project.root) as storage:
+        threads = [threading.Thread(target=lambda i=i: results.update({i: module.work(i % 2)})) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert {storage.unwrap(r) for r in results.values()} == {1, 4}
+    assert len(storage.versions("work", show=False)) == 2
