@@ -339,8 +339,9 @@ class Op:
         return output_shapes(self._return_annotation, n)
 
     def _code(self, storage):
-        """The op's code components for `storage` (None when the storage tracks no code or the op
-        has an explicit version), computed once per outermost `with storage:`."""
+        """The op's code components for `storage` as (key, components) (None when the storage
+        tracks no code or the op has an explicit version), computed once per outermost
+        `with storage:`."""
         config = storage._deps
         if config is None or self.explicit_version:
             return None
@@ -348,13 +349,15 @@ class Op:
             cached = self._code_cache.get(id(config))
             if cached is not None and cached[0] == storage._generation and cached[1] is config:
                 return cached[2]
-        code = tuple(components(self, config))
+        found = components(self, config)
+        # The components, and a key naming them (a str: its hash is computed once).
+        code = ("\n".join(f"{c[0]}\t{c[4]}" for c in found), found)
         with self._code_lock:
             self._code_cache[id(config)] = (storage._generation, config, code)
         return code
 
     def _core_op(self, n, code=None):
-        key = (n, code)
+        key = (n, None if code is None else code[0])
         core_op = self._core_ops.get(key)
         if core_op is None:
             shapes = self._output_shapes(n)
@@ -364,7 +367,7 @@ class Op:
                 self._names(n),
                 self.version,
                 open_inputs=self._variadic,
-                code=None if code is None else list(code),
+                code=None if code is None else list(code[1]),
                 output_shapes=shapes if any(sh is not None for sh in shapes) else None,
             )
             self._core_ops[key] = core_op
