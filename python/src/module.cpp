@@ -619,6 +619,22 @@ PYBIND11_MODULE(_core, m) {
              d["reused_by_content"] = c.reused_by_content;
              return d;
            })
+      .def(
+          "ref",
+          [](md::Storage& s, const std::string& hid) -> std::optional<md::AnyRef> {
+            const auto id = md::Id::from_hex(hid);
+            if (!id) throw py::value_error("not a history id (32 hex digits): '" + hid + "'");
+            return s.ref(*id);
+          },
+          "The stored ref of this history id (lazy); None when the store has none.")
+      .def(
+          "call_by_hid",
+          [](md::Storage& s, const std::string& hid) -> std::optional<md::CallInfo> {
+            const auto id = md::Id::from_hex(hid);
+            if (!id) throw py::value_error("not a call history id (32 hex digits): '" + hid + "'");
+            return s.call_by_hid(*id);
+          },
+          "The stored call of this history id; None when the store has none.")
       .def("creator_of", &md::Storage::creator_of, "The call that created the ref; None for a raw input.")
       .def("consumers_of", &md::Storage::consumers_of, "The calls that took the ref as an input.")
       .def(
