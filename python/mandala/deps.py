@@ -186,7 +186,7 @@ def _source_file(obj):
 def components(op, config):
     """The op's components as (name, kind, file, code, content id) tuples, sorted by name. Code
     whose source cannot be read is described by its bytecode."""
-    from .model import Op
+    from .model import Op, Ref
 
     out = {}
     seen = set()
@@ -226,6 +226,10 @@ def components(op, config):
     def add_value(module_name, name, value):
         key = f"global {module_name}.{name}"
         if key in out:
+            return
+        if isinstance(value, Ref):
+            # A wrapped value (wrap_atom, or an op's result) counts by its content id: not hashed again.
+            out[key] = (key, "variable", "", f"{name} = <Ref with content id {value.cid}>", value.cid)
             return
         try:
             content = _core.content_id(value)

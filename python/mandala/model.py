@@ -193,6 +193,25 @@ def _core_refs(value):
     return value
 
 
+def wrap_atom(obj, history_id=None):
+    """A Ref of `obj` as a value without history, in memory: the ids it gets when passed as a
+    raw argument (so passing the Ref or the value is the same call), computed once. A Ref is
+    returned unchanged (a ListRef / DictRef: ValueError); a ValuePointer is wrapped by its name.
+    Wrapping a large global once (`DATA = wrap_atom(load())`, then `DATA.obj` in code) saves
+    hashing it at every call and, under code versions, at every `with storage:`."""
+    if history_id is not None:
+        raise ValueError(
+            "wrap_atom: history_id is not supported (a value's history comes from the calls that made it)"
+        )
+    if isinstance(obj, Ref):
+        if isinstance(obj, ListRef):
+            raise ValueError(f"Expected an atom Ref, got {type(obj).__name__}")
+        return obj
+    if isinstance(obj, ValuePointer):
+        return Ref(_core.atom_ref(_core.PointerName(obj.id)), ValuePointer(obj.id, None))
+    return Ref(_core.atom_ref(obj), obj)
+
+
 def _type_hints(f):
     """The annotations of `f` (resolved; the raw ones when they cannot be resolved)."""
     try:

@@ -753,6 +753,10 @@ PYBIND11_MODULE(_core, m) {
           "Returns the output refs.");
 
   m.def(
+      "atom_ref", [](py::handle value) { return md::atom_ref(encode_value(value, "")); },
+      "A Ref of the value without history (the ids it gets as a raw argument), holding it.");
+
+  m.def(
       "make_collection",
       [](md::Storage& storage, py::handle shape, py::handle value, const std::string& what) {
         const auto s = to_shape(shape);

@@ -302,3 +302,30 @@ def test_threads_started_inside_the_context_use_its_versions(project, tmp_path):
             t.join()
     assert {storage.unwrap(r) for r in results.values()} == {1, 4}
     assert len(storage.versions("work", show=False)) == 2
+
+
+def test_a_wrapped_global_counts_by_its_content_id(project, tmp_path):
+    source = (
+        "from mandala.imports import wrap_atom\n"
+        + MAIN
+        + textwrap.dedent(
+            """
+            DATA = wrap_atom([1, 2, 3])
+
+            @op
+            def uses_data(x):
+                record("uses_data")
+                return x + sum(DATA.obj)
+            """
+        )
+    )
+    db = tmp_path / "s.db"
+    with Storage(db, deps_path=project.root) as storage:
+        assert storage.unwrap(project.load(main=source).uses_data(1)) == 7
+    component = {c["name"]: c for c in storage.versions("uses_data", show=False)[0]["components"]}["global pipeline.DATA"]
+    assert component["content"] == project.load(main=source).DATA.cid
+    with Storage(db, deps_path=project.root):
+        project.load(main=source).uses_data(1)
+    with Storage(db, deps_path=project.root) as storage:
+        assert storage.unwrap(project.load(main=source.replace("[1, 2, 3]", "[1, 2, 4]")).uses_data(1)) == 8
+    assert project.runs == ["uses_data", "uses_data"]
