@@ -45,7 +45,11 @@ class Storage:
         self.db_path = ":memory:" if db_path is None else os.fspath(db_path)
         # Code versions: on when deps_path is given ("__main__", or a folder or file whose modules
         # are the user's code); docs/python.md.
-        self._deps = None if deps_path is None else DepsConfig(deps_path)
+        self._deps = (
+            None
+            if deps_path is None
+            else DepsConfig(deps_path, track_globals=track_globals, skip_unhashable_globals=skip_unhashable_globals)
+        )
         self.deps_path = deps_path
         self._core = _core.Storage(None if self.db_path == ":memory:" else self.db_path, read_only, on_code_change)
         self._allow_new_calls = True

@@ -329,3 +329,15 @@ def test_a_wrapped_global_counts_by_its_content_id(project, tmp_path):
     with Storage(db, deps_path=project.root) as storage:
         assert storage.unwrap(project.load(main=source.replace("[1, 2, 3]", "[1, 2, 4]")).uses_data(1)) == 8
     assert project.runs == ["uses_data", "uses_data"]
+
+
+def test_track_globals_and_unhashable_globals_options(project, tmp_path):
+    source = MAIN + "\nMODEL = object()\n\n@op\ndef reads_model(x):\n    return x if MODEL else 0\n"
+    db = tmp_path / "s.db"
+    module = project.load(main=source)
+    with Storage(db, deps_path=project.root, track_globals=False) as storage:
+        module.other(1)
+    assert {c["name"] for c in storage.versions("other", show=False)[0]["components"]} == {"op other"}
+    with pytest.raises(RuntimeError, match="MODEL.*cannot hash"):
+        with Storage(tmp_path / "t.db", deps_path=project.root, skip_unhashable_globals=False):
+            module.reads_model(1)
