@@ -97,6 +97,8 @@ class ListRef(Ref):
     _kind = "list"
 
     def __init__(self, core_ref, obj=_MISSING, element_shape=None):
+        if type(obj) is tuple:
+            obj = list(obj)  # as it comes back from the store
         super().__init__(core_ref, obj)
         self._element_shape = element_shape
         self._items = None
@@ -345,6 +347,8 @@ class Op:
             if shape is not None:
                 self._input_shapes[p.name] = shape
         self._return_annotation = hints.get("return")
+        # `-> MList[T]` / `-> MDict[str, T]`: one output, even when the function returns a tuple.
+        self._one_collection = shape_of(self._return_annotation) is not None
         self._core_ops = {}
         self._code_lock = threading.Lock()
         self._code_cache = {}  # DepsConfig -> (generation, components)
@@ -395,7 +399,8 @@ class Op:
     def _split(self, result, count):
         """The outputs of one execution, as a list of `count` values."""
         if self.nout == "auto" and self.output_names is None:
-            outputs = list(result) if isinstance(result, tuple) else [result]
+            split = isinstance(result, tuple) and not self._one_collection
+            outputs = list(result) if split else [result]
         elif count == 1:
             outputs = [result]
         elif count == 0:
@@ -496,7 +501,7 @@ class Op:
                 # A new op in this store: no call of it can be found, so run it to learn how
                 # many outputs it has (a tuple gives one output per element).
                 early = execute()
-                count = len(early) if isinstance(early, tuple) else 1
+                count = len(early) if isinstance(early, tuple) and not self._one_collection else 1
             self._count = count
 
         def run():

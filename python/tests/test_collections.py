@@ -214,3 +214,17 @@ def test_lookups_by_history_id(tmp_path):
     assert storage.get_creators([y.hid]) == storage.get_creators(y) == [storage.get_ref_creator(y)]
     consumers = storage.get_consumers([y.hid, y])
     assert [c.op for c in consumers] == ["__make_list__"]
+
+
+def test_a_tuple_returned_for_an_mlist_is_one_list():
+    @op
+    def as_tuple(n) -> MList[int]:
+        return tuple(range(n))
+
+    storage = Storage()
+    with storage:
+        xs = as_tuple(3)
+        again = as_tuple(3)
+    assert isinstance(xs, ListRef) and again.hid == xs.hid
+    assert storage.unwrap(xs) == [0, 1, 2]
+    assert storage.unwrap(xs[1]) == 1
