@@ -71,6 +71,11 @@ class EncodedValue {
 /// values. Errc::invalid_argument for an empty ref.
 [[nodiscard]] EncodedValue encoded_value(const AnyRef& ref);
 
+/// A ref of a value without history, holding it: the ids the value gets when passed as a raw
+/// argument (its history id follows from its content id), so passing this ref or the value is
+/// the same call. The original's wrap_atom.
+[[nodiscard]] AnyRef atom_ref(EncodedValue value);
+
 /// One argument of a dynamic call: the parameter it binds and its value, either given as an
 /// encoded value (a raw input) or as a ref (which brings its history).
 struct DynamicArg {

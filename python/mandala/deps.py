@@ -58,7 +58,7 @@ class DepsConfig:
     """Which modules are the user's: `deps_path="__main__"` only the running script or notebook;
     a directory (or file) the modules whose source is under it."""
 
-    def __init__(self, deps_path):
+    def __init__(self, deps_path, track_globals=True, skip_unhashable_globals=True):
         if deps_path == "__main__":
             self.root = None
         else:
@@ -69,6 +69,8 @@ class DepsConfig:
                 raise ValueError(f"deps_path {deps_path!r} does not exist")
             self.root = root
         self.deps_path = deps_path
+        self.track_globals = track_globals
+        self.skip_unhashable_globals = skip_unhashable_globals
         self._owned = {}
 
     def owns(self, module_name):
@@ -186,7 +188,7 @@ def _source_file(obj):
 def components(op, config):
     """The op's components as (name, kind, file, code, content id) tuples, sorted by name. Code
     whose source cannot be read is described by its bytecode."""
-    from .model import Op
+    from .model import Op, Ref
 
     out = {}
     seen = set()
@@ -225,12 +227,21 @@ def components(op, config):
 
     def add_value(module_name, name, value):
         key = f"global {module_name}.{name}"
-        if key in out:
+        if key in out or not config.track_globals:
+            return
+        if isinstance(value, Ref):
+            # A wrapped value (wrap_atom, or an op's result) counts by its content id: not hashed again.
+            out[key] = (key, "variable", "", f"{name} = <Ref with content id {value.cid}>", value.cid)
             return
         try:
             content = _core.content_id(value)
             text = f"{name} = {_short_repr(value)}"
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as e:
+            if not config.skip_unhashable_globals:
+                raise RuntimeError(
+                    f"op {op.name} reads the global {module_name}.{name}, whose value mandala cannot hash "
+                    f"({e}); wrap it (wrap_atom) or pass skip_unhashable_globals=True"
+                ) from None
             # Not storable: counted by its type only (a change of its value is invisible).
             text = f"{name} = <a value of type {type(value).__qualname__}, not tracked by content>"
             content = _hash("unhashable", type(value).__qualname__)

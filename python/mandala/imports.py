@@ -1,7 +1,7 @@
 """The public names: `from mandala.imports import *`."""
 
 from .cf import Call, ComputationFrame
-from .model import DictRef, Ignore, ListRef, NewArgDefault, Op, Ref, ValuePointer, noop, op, track
+from .model import DictRef, Ignore, ListRef, NewArgDefault, Op, Ref, ValuePointer, noop, op, track, wrap_atom
 from .storage import Storage
 from .tps import MDict, MList
 
@@ -17,6 +17,7 @@ __all__ = [
     "ValuePointer",
     "noop",
     "track",
+    "wrap_atom",
     "MList",
     "MDict",
     "ComputationFrame",

@@ -97,6 +97,8 @@ class ListRef(Ref):
     _kind = "list"
 
     def __init__(self, core_ref, obj=_MISSING, element_shape=None):
+        if type(obj) is tuple:
+            obj = list(obj)  # as it comes back from the store
         super().__init__(core_ref, obj)
         self._element_shape = element_shape
         self._items = None
@@ -191,6 +193,25 @@ def _core_refs(value):
     if type(value) is dict:
         return {k: _core_refs(v) for k, v in value.items()}
     return value
+
+
+def wrap_atom(obj, history_id=None):
+    """A Ref of `obj` as a value without history, in memory: the ids it gets when passed as a
+    raw argument (so passing the Ref or the value is the same call), computed once. A Ref is
+    returned unchanged (a ListRef / DictRef: ValueError); a ValuePointer is wrapped by its name.
+    Wrapping a large global once (`DATA = wrap_atom(load())`, then `DATA.obj` in code) saves
+    hashing it at every call and, under code versions, at every `with storage:`."""
+    if history_id is not None:
+        raise ValueError(
+            "wrap_atom: history_id is not supported (a value's history comes from the calls that made it)"
+        )
+    if isinstance(obj, Ref):
+        if isinstance(obj, ListRef):
+            raise ValueError(f"Expected an atom Ref, got {type(obj).__name__}")
+        return obj
+    if isinstance(obj, ValuePointer):
+        return Ref(_core.atom_ref(_core.PointerName(obj.id)), ValuePointer(obj.id, None))
+    return Ref(_core.atom_ref(obj), obj)
 
 
 def _type_hints(f):
@@ -326,6 +347,8 @@ class Op:
             if shape is not None:
                 self._input_shapes[p.name] = shape
         self._return_annotation = hints.get("return")
+        # `-> MList[T]` / `-> MDict[str, T]`: one output, even when the function returns a tuple.
+        self._one_collection = shape_of(self._return_annotation) is not None
         self._core_ops = {}
         self._code_lock = threading.Lock()
         self._code_cache = {}  # DepsConfig -> (generation, components)
@@ -339,8 +362,9 @@ class Op:
         return output_shapes(self._return_annotation, n)
 
     def _code(self, storage):
-        """The op's code components for `storage` (None when the storage tracks no code or the op
-        has an explicit version), computed once per outermost `with storage:`."""
+        """The op's code components for `storage` as (key, components) (None when the storage
+        tracks no code or the op has an explicit version), computed once per outermost
+        `with storage:`."""
         config = storage._deps
         if config is None or self.explicit_version:
             return None
@@ -348,13 +372,15 @@ class Op:
             cached = self._code_cache.get(id(config))
             if cached is not None and cached[0] == storage._generation and cached[1] is config:
                 return cached[2]
-        code = tuple(components(self, config))
+        found = components(self, config)
+        # The components, and a key naming them (a str: its hash is computed once).
+        code = ("\n".join(f"{c[0]}\t{c[4]}" for c in found), found)
         with self._code_lock:
             self._code_cache[id(config)] = (storage._generation, config, code)
         return code
 
     def _core_op(self, n, code=None):
-        key = (n, code)
+        key = (n, None if code is None else code[0])
         core_op = self._core_ops.get(key)
         if core_op is None:
             shapes = self._output_shapes(n)
@@ -364,7 +390,7 @@ class Op:
                 self._names(n),
                 self.version,
                 open_inputs=self._variadic,
-                code=None if code is None else list(code),
+                code=None if code is None else list(code[1]),
                 output_shapes=shapes if any(sh is not None for sh in shapes) else None,
             )
             self._core_ops[key] = core_op
@@ -373,7 +399,8 @@ class Op:
     def _split(self, result, count):
         """The outputs of one execution, as a list of `count` values."""
         if self.nout == "auto" and self.output_names is None:
-            outputs = list(result) if isinstance(result, tuple) else [result]
+            split = isinstance(result, tuple) and not self._one_collection
+            outputs = list(result) if split else [result]
         elif count == 1:
             outputs = [result]
         elif count == 0:
@@ -474,7 +501,7 @@ class Op:
                 # A new op in this store: no call of it can be found, so run it to learn how
                 # many outputs it has (a tuple gives one output per element).
                 early = execute()
-                count = len(early) if isinstance(early, tuple) else 1
+                count = len(early) if isinstance(early, tuple) and not self._one_collection else 1
             self._count = count
 
         def run():

@@ -45,7 +45,11 @@ class Storage:
         self.db_path = ":memory:" if db_path is None else os.fspath(db_path)
         # Code versions: on when deps_path is given ("__main__", or a folder or file whose modules
         # are the user's code); docs/python.md.
-        self._deps = None if deps_path is None else DepsConfig(deps_path)
+        self._deps = (
+            None
+            if deps_path is None
+            else DepsConfig(deps_path, track_globals=track_globals, skip_unhashable_globals=skip_unhashable_globals)
+        )
         self.deps_path = deps_path
         self._core = _core.Storage(None if self.db_path == ":memory:" else self.db_path, read_only, on_code_change)
         self._allow_new_calls = True
@@ -209,30 +213,71 @@ class Storage:
         call = self._core.creator_of(ref._ref)
         return None if call is None else Call(call)
 
-    def get_consumers(self, ref):
-        """The Calls that took `ref` as an input (a Ref, or a list of Refs: the calls of any of
-        them, each once)."""
+    def get_consumers(self, refs):
+        """The Calls that took the given refs as inputs: a Ref, or a list of Refs or of ref
+        history ids (as the original takes); each call once."""
         from .cf import Call
 
-        if isinstance(ref, Ref):
-            return [Call(c) for c in self._core.consumers_of(ref._ref)]
         out = {}
-        for r in ref:
-            for c in self._core.consumers_of(r._ref):
+        for r in self._core_refs_of(refs):
+            for c in self._core.consumers_of(r):
                 out.setdefault(c.hid, Call(c))
         return list(out.values())
 
     def get_creators(self, refs):
-        """The Calls that created the given Refs (each once; raw values have none)."""
+        """The Calls that created the given refs (a Ref, or a list of Refs or of ref history
+        ids); each call once; raw values have none."""
         from .cf import Call
 
-        refs = [refs] if isinstance(refs, Ref) else refs
         out = {}
-        for r in refs:
-            c = self._core.creator_of(r._ref)
+        for r in self._core_refs_of(refs):
+            c = self._core.creator_of(r)
             if c is not None:
                 out.setdefault(c.hid, Call(c))
         return list(out.values())
+
+    def _core_refs_of(self, refs):
+        refs = [refs] if isinstance(refs, (Ref, str)) else refs
+        out = []
+        for r in refs:
+            if isinstance(r, Ref):
+                out.append(r._ref)
+            elif isinstance(r, str):
+                found = self._core.ref(r)
+                if found is not None:
+                    out.append(found)
+            else:
+                raise TypeError(f"a Ref or a ref history id is expected, not {type(r).__name__}")
+        return out
+
+    def load_ref(self, hid, lazy=False):
+        """The stored Ref of a history id, with its value loaded (lazy=True: not loaded). KeyError
+        when the store has no ref of that id. (The original's flag is `in_memory`, with the
+        inverted meaning; this one says what it does.)"""
+        found = self._core.ref(hid)
+        if found is None:
+            raise KeyError(hid)
+        ref = Ref(found)
+        if not lazy:
+            ref._load()
+        return ref
+
+    def exists_call(self, hid):
+        """Whether a call of this history id is stored."""
+        return self._core.call_by_hid(hid) is not None
+
+    def get_call(self, hid):
+        """The stored Call of this history id (its Refs lazy); KeyError when there is none."""
+        from .cf import Call
+
+        found = self._core.call_by_hid(hid)
+        if found is None:
+            raise KeyError(hid)
+        return Call(found)
+
+    def mget_call(self, hids):
+        """get_call for each history id, in order."""
+        return [self.get_call(h) for h in hids]
 
     def drop_calls(self, calls_or_hids, delete_dependents=False):
         """Removes calls (Call objects or call history ids; e.g. a function column of df());

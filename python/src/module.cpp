@@ -620,6 +620,22 @@ PYBIND11_MODULE(_core, m) {
              d["reused_by_content"] = c.reused_by_content;
              return d;
            })
+      .def(
+          "ref",
+          [](md::Storage& s, const std::string& hid) -> std::optional<md::AnyRef> {
+            const auto id = md::Id::from_hex(hid);
+            if (!id) throw py::value_error("not a history id (32 hex digits): '" + hid + "'");
+            return s.ref(*id);
+          },
+          "The stored ref of this history id (lazy); None when the store has none.")
+      .def(
+          "call_by_hid",
+          [](md::Storage& s, const std::string& hid) -> std::optional<md::CallInfo> {
+            const auto id = md::Id::from_hex(hid);
+            if (!id) throw py::value_error("not a call history id (32 hex digits): '" + hid + "'");
+            return s.call_by_hid(*id);
+          },
+          "The stored call of this history id; None when the store has none.")
       .def("creator_of", &md::Storage::creator_of, "The call that created the ref; None for a raw input.")
       .def("consumers_of", &md::Storage::consumers_of, "The calls that took the ref as an input.")
       .def(
@@ -736,6 +752,10 @@ PYBIND11_MODULE(_core, m) {
           "Calls the op memoized in `storage`: `args` are (parameter, value or Ref) pairs; `fn()` runs for a new "
           "call and returns the list of output values (a list or dict for an output of a collection shape). "
           "Returns the output refs.");
+
+  m.def(
+      "atom_ref", [](py::handle value) { return md::atom_ref(encode_value(value, "")); },
+      "A Ref of the value without history (the ids it gets as a raw argument), holding it.");
 
   m.def(
       "make_collection",

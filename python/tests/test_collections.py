@@ -193,3 +193,38 @@ def test_attach_loads_the_values(tmp_path):
     assert not primes.in_memory, "a copy: the given Refs stay lazy"
     assert storage.attach(primes, inplace=True) is None
     assert primes.in_memory and primes.obj == [2, 3, 5, 7]
+
+
+def test_lookups_by_history_id(tmp_path):
+    with Storage(tmp_path / "s.db") as storage:
+        y = inc(1)
+        t = total([y, 5])
+    storage = Storage(tmp_path / "s.db")
+    loaded = storage.load_ref(y.hid)
+    assert loaded == y and loaded.in_memory and loaded.obj == 2
+    assert not storage.load_ref(y.hid, lazy=True).in_memory
+    with pytest.raises(KeyError):
+        storage.load_ref("0" * 32)
+    creator = storage.get_ref_creator(t)
+    assert storage.exists_call(creator.hid) and not storage.exists_call("0" * 32)
+    assert storage.get_call(creator.hid) == creator
+    assert storage.mget_call([creator.hid]) == [creator]
+    with pytest.raises(KeyError):
+        storage.get_call("0" * 32)
+    assert storage.get_creators([y.hid]) == storage.get_creators(y) == [storage.get_ref_creator(y)]
+    consumers = storage.get_consumers([y.hid, y])
+    assert [c.op for c in consumers] == ["__make_list__"]
+
+
+def test_a_tuple_returned_for_an_mlist_is_one_list():
+    @op
+    def as_tuple(n) -> MList[int]:
+        return tuple(range(n))
+
+    storage = Storage()
+    with storage:
+        xs = as_tuple(3)
+        again = as_tuple(3)
+    assert isinstance(xs, ListRef) and again.hid == xs.hid
+    assert storage.unwrap(xs) == [0, 1, 2]
+    assert storage.unwrap(xs[1]) == 1

@@ -276,3 +276,68 @@ def test_ops_called_inside_a_versioned_op(project, tmp_path):
     storage = Storage(db)
     names = {c["name"] for c in storage.versions("outer", show=False)[0]["components"]}
     assert names == {"op outer", "op work", "helpers.offset"}
+
+
+def test_threads_started_inside_the_context_use_its_versions(project, tmp_path):
+    import threading
+
+    module = project.load()
+    results = {}
+    with Storage(tmp_path / "s.db", deps_path=project.root) as storage:
+        threads = [threading.Thread(target=lambda i=i: results.update({i: module.work(i % 2)})) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert {storage.unwrap(r) for r in results.values()} == {1, 3}
+    assert len(storage.versions("work", show=False)) == 1
+    assert 2 <= len(project.runs) <= 8
+    module = project.load(main=MAIN.replace("2 * x", "3 * x"))
+    results.clear()
+    with Storage(tmp_path / "s.db", deps_path=project.root) as storage:
+        threads = [threading.Thread(target=lambda i=i: results.update({i: module.work(i % 2)})) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert {storage.unwrap(r) for r in results.values()} == {1, 4}
+    assert len(storage.versions("work", show=False)) == 2
+
+
+def test_a_wrapped_global_counts_by_its_content_id(project, tmp_path):
+    source = (
+        "from mandala.imports import wrap_atom\n"
+        + MAIN
+        + textwrap.dedent(
+            """
+            DATA = wrap_atom([1, 2, 3])
+
+            @op
+            def uses_data(x):
+                record("uses_data")
+                return x + sum(DATA.obj)
+            """
+        )
+    )
+    db = tmp_path / "s.db"
+    with Storage(db, deps_path=project.root) as storage:
+        assert storage.unwrap(project.load(main=source).uses_data(1)) == 7
+    component = {c["name"]: c for c in storage.versions("uses_data", show=False)[0]["components"]}["global pipeline.DATA"]
+    assert component["content"] == project.load(main=source).DATA.cid
+    with Storage(db, deps_path=project.root):
+        project.load(main=source).uses_data(1)
+    with Storage(db, deps_path=project.root) as storage:
+        assert storage.unwrap(project.load(main=source.replace("[1, 2, 3]", "[1, 2, 4]")).uses_data(1)) == 8
+    assert project.runs == ["uses_data", "uses_data"]
+
+
+def test_track_globals_and_unhashable_globals_options(project, tmp_path):
+    source = MAIN + "\nMODEL = object()\n\n@op\ndef reads_model(x):\n    return x if MODEL else 0\n"
+    db = tmp_path / "s.db"
+    module = project.load(main=source)
+    with Storage(db, deps_path=project.root, track_globals=False) as storage:
+        module.other(1)
+    assert {c["name"] for c in storage.versions("other", show=False)[0]["components"]} == {"op other"}
+    with pytest.raises(RuntimeError, match="MODEL.*cannot hash"):
+        with Storage(tmp_path / "t.db", deps_path=project.root, skip_unhashable_globals=False):
+            module.reads_model(1)

@@ -120,6 +120,15 @@ Id EncodedValue::content_id() const { return codec::content_id(m_bytes); }
 
 EncodedValue encoded_value(const AnyRef& ref) { return EncodedValue(ref_bytes(ref.state()), EncodedValue::Trusted{}); }
 
+AnyRef atom_ref(EncodedValue value) {
+  const Id cid = value.content_id();
+  auto state = value_state(std::move(value));
+  state->cid = cid;
+  state->hid = codec::atom_hid(cid);
+  state->has_ids = true;
+  return AnyRef(std::move(state));
+}
+
 EncodedValue encoded_value(const DynamicArg& arg) {
   if (const auto* v = std::get_if<EncodedValue>(&arg.value)) return *v;
   return encoded_value(std::get<AnyRef>(arg.value));

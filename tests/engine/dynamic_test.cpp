@@ -287,6 +287,27 @@ TEST_P(Dynamic, CollectionOutputsAreTheTypedOpsMLists) {
   EXPECT_EQ(dynamic_runs, 1);
 }
 
+TEST_P(Dynamic, AnAtomRefIsTheRawValue) {
+  const auto atom = md::atom_ref(md::EncodedValue::of(std::int64_t{41}));
+  EXPECT_TRUE(atom.has_ids());
+  EXPECT_EQ(atom.cid(), md::EncodedValue::of(std::int64_t{41}).content_id());
+  md::Id hid;
+  {
+    md::Session s(storage());
+    const auto a = dynamic_add({{"x", atom}, value_arg("y", 1)}, run_add);
+    const auto b = typed_add(41, 1);
+    EXPECT_EQ(a.at(0).hid(), b.hid());
+    EXPECT_EQ(dynamic_runs + typed_runs, 1);
+    hid = b.hid();
+  }
+  reopen();
+  md::Session s(storage());
+  const auto creator = storage().creator_of(*storage().ref(hid));
+  ASSERT_TRUE(creator.has_value());
+  EXPECT_EQ(creator->input("x")->hid(), atom.hid());
+  EXPECT_EQ(md::encoded_value(*creator->input("x")).decode<std::int64_t>(), 41) << "its value was stored";
+}
+
 std::vector<std::string> g_warnings;
 
 TEST_P(Dynamic, NoWarningAboutAMissingCodeFingerprint) {
