@@ -100,6 +100,27 @@ class Storage:
     def commit(self):
         """Writes the pending calls (leaving the outermost `with` does it)."""
         self._core.flush()
+        self._committed_at = self._recorded()
+
+    def _recorded(self):
+        """How many calls this storage has recorded (computed, or reused under new ids)."""
+        c = self._core.counters()
+        return c["executed"] + c["reused_by_content"]
+
+    def _uncommitted(self):
+        return self._recorded() != getattr(self, "_committed_at", 0)
+
+    @property
+    def atoms(self):
+        """The original's value cache, for code that clears it: `storage.atoms.clear()` refuses
+        (ValueError) while calls are not committed, as the original does; the engine's caches are
+        bounded and need no clearing otherwise."""
+        return _CacheView(self)
+
+    def clear_cache(self, allow_uncommitted=False):
+        """The original's cache clearing: ValueError while calls are not committed, unless
+        allowed; otherwise nothing to do (the engine's caches are bounded)."""
+        _CacheView(self).clear(allow_uncommited=allow_uncommitted)
 
     def allow_new_calls(self, allow: bool):
         """When False, memoized calls still resolve but new calls raise RuntimeError."""
@@ -307,6 +328,16 @@ class Storage:
 
     def __repr__(self):
         return f"Storage(db_path={self.db_path!r})"
+
+
+class _CacheView:
+    def __init__(self, storage):
+        self._storage = storage
+
+    def clear(self, allow_uncommited=False, allow_uncommitted=False):
+        if self._storage._uncommitted() and not (allow_uncommited or allow_uncommitted):
+            raise ValueError("calls were made and not committed yet: call storage.commit() first (or leave the "
+                             "`with storage:` block), or pass allow_uncommitted=True")
 
 
 def _op_name(f):

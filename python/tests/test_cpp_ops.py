@@ -83,3 +83,22 @@ def test_the_command_sees_the_ids_python_gave(tmp_path):
     assert call["outputs"]["output_0"]["value"] == 6.0
     assert call["inputs"]["x"]["value"] == 1.5 and call["inputs"]["k"]["value"] == 4
     assert call["hid"] == storage.get_ref_creator(y).hid
+
+
+def test_an_op_declared_alike_in_python_and_cpp_is_one_op(storage_factory):
+    python_runs = []
+
+    @op
+    def cross_triple(x):
+        python_runs.append(x)
+        return 3 * x
+
+    before = cpp.runs()
+    with storage_factory() as storage:
+        a = cpp.cross_triple(5)  # computed in C++
+        b = cross_triple(5)  # found by the Python op
+        c = cross_triple(6)  # computed in Python
+        d = cpp.cross_triple(6)  # found by the C++ op
+    assert cpp.runs() == before + 1 and python_runs == [6]
+    assert (a.hid, a.cid) == (b.hid, b.cid) and (c.hid, c.cid) == (d.hid, d.cid)
+    assert storage.unwrap(b) == 15 and storage.unwrap(d) == 18

@@ -420,3 +420,25 @@ def test_value_pointers_store_the_name_only(tmp_path):
     assert _core.decode(_core.encode(_core.PointerName("p"))) == _core.PointerName("p")
     with pytest.raises(ValueError, match="non-empty str"):
         ValuePointer("", 1)
+
+
+def test_clearing_the_cache_waits_for_a_commit():
+    storage = Storage()
+
+    @op
+    def inc(x):
+        return x + 1
+
+    with storage:
+        for i in range(3):
+            inc(i)
+        with pytest.raises(ValueError, match="not committed yet"):
+            storage.atoms.clear()
+        storage.atoms.clear(allow_uncommited=True)
+        storage.commit()
+        storage.atoms.clear()
+        inc(0)  # memoized: nothing new to commit
+        storage.clear_cache()
+        inc(7)
+        with pytest.raises(ValueError):
+            storage.clear_cache()

@@ -31,11 +31,18 @@ const auto greet = md::op("cpp_greet", {"name"}, [](const std::string& name) {
   return "hello " + name;
 });
 
+// Declared in Python too (test_cpp_ops.py): the same op in both languages.
+const auto triple = md::op("cross_triple", {"x"}, [](std::int64_t x) {
+  ++runs;
+  return 3 * x;
+});
+
 }  // namespace
 
 PYBIND11_MODULE(mandala_test_cpp_ops, m) {
   md::python::export_op(m, scale);
   md::python::export_op(m, stats);
   md::python::export_op(m, greet);
+  md::python::export_op(m, triple);
   m.def("runs", [] { return runs.load(); });
 }
