@@ -9,6 +9,7 @@
 #include <iosfwd>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,6 +79,50 @@ class Cell {
   std::vector<std::uint32_t> m_elements;  // ids in the frame's element space
 };
 
+/// A whole column at once, for converting tables in bulk (language bindings, exports): the
+/// column's distinct elements (values or calls), each once, and per row the positions of its
+/// elements among them. Making one loads nothing; values() loads every value in one bulk query,
+/// call() builds a CallInfo only for the call asked for. Shares the table's data: usable while
+/// the table's storage is open.
+class ColumnCells {
+ public:
+  [[nodiscard]] bool holds_calls() const noexcept { return m_calls; }
+  [[nodiscard]] std::size_t num_rows() const noexcept { return m_offsets.empty() ? 0 : m_offsets.size() - 1; }
+  /// Number of distinct elements (positions run from 0 to this).
+  [[nodiscard]] std::size_t num_distinct() const noexcept { return m_elements.size(); }
+  /// Positions of the elements of a row: none for a null cell, one for a value or a call, several
+  /// for a collection (ordered by history id, as Cell::refs and Cell::calls). Unchecked row.
+  [[nodiscard]] std::span<const std::uint32_t> row(std::size_t r) const {
+    return std::span<const std::uint32_t>(m_items).subspan(m_offsets[r], m_offsets[r + 1] - m_offsets[r]);
+  }
+  /// History and content ids of a distinct element (a value's ref or a call).
+  [[nodiscard]] const Id& hid(std::size_t position) const;
+  [[nodiscard]] const Id& cid(std::size_t position) const;
+
+  /// A value column: the encoded values of all distinct elements, in position order, loaded in
+  /// one bulk query (a transparent collection as its elements' values). Errc::not_found when a
+  /// value is not in the storage; Errc::invalid_argument for a call column.
+  [[nodiscard]] std::vector<std::vector<std::byte>> values() const;
+  /// A value column: the ref of a distinct element (lazy; Errc::invalid_argument for a call column).
+  [[nodiscard]] AnyRef ref(std::size_t position) const;
+
+  /// A call column (Errc::invalid_argument otherwise): a distinct call, its op name and version.
+  [[nodiscard]] CallInfo call(std::size_t position) const;
+  [[nodiscard]] const std::string& op(std::size_t position) const;
+  [[nodiscard]] std::uint32_t version(std::size_t position) const;
+
+ private:
+  friend class Table;
+  ColumnCells() = default;
+  void require(bool calls, std::size_t position) const;
+
+  std::shared_ptr<const detail::TableData> m_data;
+  bool m_calls = false;
+  std::vector<std::uint32_t> m_elements;  // element ids in the frame's space, by position
+  std::vector<std::size_t> m_offsets;     // row r: m_items[m_offsets[r] .. m_offsets[r + 1])
+  std::vector<std::uint32_t> m_items;     // positions
+};
+
 class Table {
  public:
   /// An empty table (no columns, no rows).
@@ -111,6 +156,8 @@ class Table {
   }
   /// All cells of a column.
   [[nodiscard]] std::vector<Cell> cells(std::string_view name) const;
+  /// A column in bulk (each distinct element once); Errc::invalid_argument for an unknown name.
+  [[nodiscard]] ColumnCells column_cells(std::string_view name) const;
 
   /// One row: cells by column name or index.
   class Row {

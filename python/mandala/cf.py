@@ -7,30 +7,42 @@ from .model import Ref, _from_store
 
 class Call:
     """A stored call: its op name and version, ids, and input and output Refs by name. Made
-    cheaply (a frame's table holds one per row): its attributes are read when first used."""
+    cheaply (a frame's table holds one per row): a call of a df() column is a position in its
+    column, read from the frame when an attribute is first used."""
 
-    __slots__ = ("_core", "_inputs", "_outputs")
+    __slots__ = ("_info", "_column", "_at", "_inputs", "_outputs")
 
-    def __init__(self, core_call):
-        self._core = core_call
+    def __init__(self, core_call, at=None):
+        # core_call: a _core.Call, or (with `at`) the _core.ColumnCells of a df() column
+        if at is None:
+            self._info, self._column = core_call, None
+        else:
+            self._info, self._column = None, core_call
+        self._at = at
         self._inputs = None
         self._outputs = None
 
     @property
+    def _core(self):
+        if self._info is None:
+            self._info = self._column.call(self._at)
+        return self._info
+
+    @property
     def op(self):
-        return self._core.op
+        return self._core.op if self._column is None else self._column.op(self._at)
 
     @property
     def version(self):
-        return self._core.version
+        return self._core.version if self._column is None else self._column.version(self._at)
 
     @property
     def hid(self):
-        return self._core.hid
+        return self._core.hid if self._column is None else self._column.hid(self._at)
 
     @property
     def cid(self):
-        return self._core.cid
+        return self._core.cid if self._column is None else self._column.cid(self._at)
 
     @property
     def inputs(self):
@@ -45,10 +57,10 @@ class Call:
         return self._outputs
 
     def __eq__(self, other):
-        return isinstance(other, Call) and self._core == other._core
+        return isinstance(other, Call) and self.hid == other.hid
 
     def __hash__(self):
-        return hash(self._core)
+        return hash(self.hid)
 
     def __repr__(self):
         return f"Call({self.op}, hid={self.hid[:3]}...)"
@@ -63,18 +75,15 @@ def _python_cell(value):
 
 
 def _python_column(values):
-    """A column of the core's table as the user sees it: Calls wrapped, stored pointer names as
-    ValuePointers; plain values as they are (without a look at each when the column has none
-    of those)."""
-    kinds = {type(v) for v in values}
-    if kinds <= _PLAIN:
+    """A column of the core's table as the user sees it: stored pointer names as ValuePointers
+    (calls come as Calls already); other values as they are (without a look at each when the
+    column has no pointer name)."""
+    if {type(v) for v in values}.isdisjoint(_WRAPPED):
         return values
-    if kinds <= {_core.Call, type(None)}:
-        return [None if v is None else Call(v) for v in values]
     return [_python_cell(v) for v in values]
 
 
-_PLAIN = {type(None), bool, int, float, str, bytes}
+_WRAPPED = {_core.PointerName, _core.Call}
 
 
 class _Elements(dict):
@@ -182,7 +191,7 @@ class ComputationFrame:
         row has no element."""
         import pandas as pd
 
-        names, columns = self._cf.df(list(nodes), include_calls)
+        names, columns = self._cf.df(list(nodes), include_calls, Call)
         data = {name: _python_column(columns[name]) for name in names}
         return pd.DataFrame(data, columns=names)
 

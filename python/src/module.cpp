@@ -259,48 +259,63 @@ std::vector<md::DynamicArg> to_args(const std::vector<std::pair<std::string, py:
 
 std::string errc_name(md::Errc code) { return std::string(md::to_string(code)); }
 
-py::object load_ref(const md::AnyRef& ref) { return decode_bytes(md::encoded_value(ref).bytes()); }
+// Whether a decoded value can stand in several cells (it cannot be changed in place).
+bool immutable(const py::object& o) {
+  PyObject* p = o.ptr();
+  return p == Py_None || PyBool_Check(p) || PyLong_CheckExact(p) || PyFloat_CheckExact(p) || PyUnicode_CheckExact(p) ||
+         PyBytes_CheckExact(p);
+}
 
-// The cells of a table column as Python objects: values decoded (loaded in bulk), a collection
-// cell as a list of values, a call as its CallInfo, a collection of calls as a list; None for
-// null cells.
-py::list column_objects(const md::Table& table, const std::string& name) {
-  const auto cells = table.cells(name);
-  std::vector<std::shared_ptr<md::detail::RefState>> states;
-  for (const auto& cell : cells)
-    if (cell.kind() == md::Cell::Kind::value) states.push_back(cell.ref().state_ptr());
-  auto loaded =
-      states.empty() ? std::vector<std::optional<std::vector<std::byte>>>{} : md::detail::load_bytes_of(states);
-  std::size_t next = 0;
-  py::list out;
-  for (const auto& cell : cells) {
-    switch (cell.kind()) {
-      case md::Cell::Kind::null: out.append(py::none()); break;
-      case md::Cell::Kind::value: {
-        auto& bytes = loaded[next++];
-        // A collection is stored as its shape: encoded_value gives its elements' values.
-        if (bytes && md::DecodedValue(std::span<const std::byte>(*bytes)).root().kind() != md::Kind::collection)
-          out.append(decode_bytes(*bytes));
-        else out.append(load_ref(cell.ref()));
-        break;
-      }
-      case md::Cell::Kind::values: {
-        py::list values;
-        for (const auto& r : cell.refs()) values.append(load_ref(r));
-        out.append(values);
-        break;
-      }
-      case md::Cell::Kind::call: out.append(py::cast(cell.call())); break;
-      case md::Cell::Kind::calls: out.append(py::cast(cell.calls())); break;
+// The cells of a table column as Python objects: None for null cells, a value decoded (each
+// distinct value decoded once, all loaded in one bulk query; a mutable value decoded afresh
+// for each further cell), a call as make_call(column, position) (lazy: the column, a
+// ColumnCells, gives the call when it is read) or, without make_call, as its CallInfo; a
+// collection as a list of those.
+py::list column_objects(const md::Table& table, const std::string& name, const py::object& make_call) {
+  auto cells = std::make_shared<md::ColumnCells>(table.column_cells(name));
+  const std::size_t n = cells->num_distinct();
+  std::vector<py::object> objects(n);
+  std::vector<std::vector<std::byte>> bytes;
+  std::vector<char> shared(n, 1);  // whether objects[k] may be handed out again
+  if (!cells->holds_calls()) {
+    bytes = cells->values();
+    for (std::size_t k = 0; k < n; ++k) {
+      objects[k] = decode_bytes(bytes[k]);
+      shared[k] = immutable(objects[k]) ? 1 : 0;
+    }
+  } else if (!make_call.is_none()) {
+    const py::object column = py::cast(cells);
+    for (std::size_t k = 0; k < n; ++k) objects[k] = make_call(column, k);
+  } else {
+    for (std::size_t k = 0; k < n; ++k) objects[k] = py::cast(cells->call(k));
+  }
+  std::vector<char> used(n, 0);
+  auto object = [&](std::uint32_t k) -> py::object {
+    if (used[k] && !shared[k]) return decode_bytes(bytes[k]);
+    used[k] = 1;
+    return objects[k];
+  };
+  const std::size_t rows = cells->num_rows();
+  py::list out(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const auto items = cells->row(r);
+    if (items.empty()) {
+      out[r] = py::none();
+    } else if (items.size() == 1) {
+      out[r] = object(items.front());
+    } else {
+      py::list many(items.size());
+      for (std::size_t i = 0; i < items.size(); ++i) many[i] = object(items[i]);
+      out[r] = std::move(many);
     }
   }
   return out;
 }
 
 // A table as (column names, {column: list of objects}).
-py::tuple table_columns(const md::Table& table) {
+py::tuple table_columns(const md::Table& table, const py::object& make_call) {
   py::dict columns;
-  for (const auto& name : table.column_names()) columns[py::str(name)] = column_objects(table, name);
+  for (const auto& name : table.column_names()) columns[py::str(name)] = column_objects(table, name, make_call);
   return py::make_tuple(table.column_names(), columns);
 }
 
@@ -543,6 +558,15 @@ PYBIND11_MODULE(_core, m) {
       .def("__eq__", [](const md::CallInfo& a, const md::CallInfo& b) { return a.hid == b.hid; })
       .def("__hash__", [](const md::CallInfo& c) { return std::hash<md::Id>{}(c.hid); });
 
+  py::class_<md::ColumnCells, std::shared_ptr<md::ColumnCells>>(
+      m, "ColumnCells", "A call column of a frame's table: its distinct calls by position, read when asked for.")
+      .def("__len__", &md::ColumnCells::num_distinct)
+      .def("call", &md::ColumnCells::call)
+      .def("op", &md::ColumnCells::op)
+      .def("version", &md::ColumnCells::version)
+      .def("hid", [](const md::ColumnCells& c, std::size_t k) { return c.hid(k).hex(); })
+      .def("cid", [](const md::ColumnCells& c, std::size_t k) { return c.cid(k).hex(); });
+
   py::class_<md::ComputationFrame>(m, "ComputationFrame")
       .def_static(
           "from_op",
@@ -569,13 +593,16 @@ PYBIND11_MODULE(_core, m) {
       .def("expand_all", [](const md::ComputationFrame& f) { return f.expand_all(); })
       .def(
           "df",
-          [](const md::ComputationFrame& f, std::vector<std::string> columns, bool include_calls) {
+          [](const md::ComputationFrame& f, std::vector<std::string> columns, bool include_calls,
+             const py::object& make_call) {
             md::DfOptions options;
             options.columns = std::move(columns);
             options.calls = include_calls ? md::Calls::include : md::Calls::exclude;
-            return table_columns(f.df(options));
+            return table_columns(f.df(options), make_call);
           },
-          "The table of df() as (column names, {column: values}).")
+          py::arg("columns"), py::arg("include_calls"), py::arg("make_call") = py::none(),
+          "The table of df() as (column names, {column: values}); calls as make_call(ColumnCells, "
+          "position) when given, else as Calls.")
       .def("summary", &md::ComputationFrame::summary)
       .def("graph_description", &md::ComputationFrame::graph_description)
       .def("to_dot", [](const md::ComputationFrame& f) { return f.to_dot(); });

@@ -89,3 +89,44 @@ def test_provenance_and_dropping_calls_from_a_df(storage):
     assert len(storage.cf(inc).df()) == 2
     with pytest.raises(ValueError, match="not a call history id"):
         storage.drop_calls(["xyz"])
+
+
+
+
+@op
+def extend(x, tail):
+    return [x] + tail
+
+
+def test_df_cells_of_a_whole_frame(tmp_path):
+    """Call cells read the frame lazily and agree with the storage's Calls; a row holding
+    several values of a node has a list; a value repeated in rows is one object only when it
+    cannot be changed in place."""
+    with Storage(tmp_path / "s.db"):
+        for i in range(3):
+            add(inc(i), 1)  # 1 is also inc(1)'s input: rows hold two values of x
+    with Storage(tmp_path / "t.db"):
+        for i in range(3):
+            extend(inc(i), [7])
+    storage = Storage(tmp_path / "s.db")
+    df = storage.cf(inc).expand_all().df()
+    assert len(df) == 3
+    cells = [sorted(v) if isinstance(v, list) else [v] for v in df["x"]]
+    assert sorted(cells) == [[0, 1], [1], [1, 2]]
+    for _, row in df.iterrows():
+        call = row["add"]
+        assert isinstance(call, Call) and call.op == "add" and call.version == 0
+        creator = storage.get_ref_creator(call.outputs["output_0"])
+        assert creator == call and hash(creator) == hash(call)
+        assert (creator.hid, creator.cid, creator.op) == (call.hid, call.cid, call.op)
+        assert storage.unwrap(call.inputs["y"]) == 1
+        assert storage.get_ref_creator(call.inputs["x"]) == row["inc"]
+        assert storage.unwrap(row["inc"].outputs["output_0"]) == row["var_0"]
+        assert repr(call).startswith("Call(add, hid=")
+    storage = Storage(tmp_path / "t.db")
+    df = storage.cf(extend).expand_back(recursive=True).df()
+    assert list(df["tail"]) == [[7]] * 3
+    assert len({id(v) for v in df["tail"]}) == 3  # not one list object in three rows
+    assert len({c.hid for c in df["extend"]}) == 3
+    assert storage.drop_calls(df["extend"]) == 3
+    assert storage.cf(extend).df().empty

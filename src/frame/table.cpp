@@ -185,6 +185,60 @@ std::string Cell::to_string(Values mode) const {
   return render(one, 0, 0, mode, json, false);
 }
 
+// ---- ColumnCells ------------------------------------------------------------------------------
+
+void ColumnCells::require(bool calls, std::size_t position) const {
+  if (calls != m_calls)
+    throw Error(Errc::invalid_argument, calls ? "this column holds values, not calls" : "this column holds calls");
+  if (position >= m_elements.size()) throw Error(Errc::invalid_argument, "element position out of range");
+}
+
+const Id& ColumnCells::hid(std::size_t position) const {
+  require(m_calls, position);
+  const Elem e = m_elements[position];
+  return m_calls ? m_data->u->call(e).hid : m_data->u->ref_hid(e);
+}
+
+const Id& ColumnCells::cid(std::size_t position) const {
+  require(m_calls, position);
+  const Elem e = m_elements[position];
+  return m_calls ? m_data->u->call(e).cid : m_data->u->ref_cid(e);
+}
+
+std::vector<std::vector<std::byte>> ColumnCells::values() const {
+  if (m_calls) throw Error(Errc::invalid_argument, "this column holds calls, not values");
+  auto loaded = m_data->u->value_bytes(m_elements);
+  std::vector<std::vector<std::byte>> out;
+  out.reserve(loaded.size());
+  for (std::size_t i = 0; i < loaded.size(); ++i) {
+    if (!loaded[i])
+      throw Error(Errc::not_found, "the value of ref " + m_data->u->ref_hid(m_elements[i]).hex() +
+                                       " is not in the storage; it may have been removed by cleanup()");
+    out.push_back(std::move(*loaded[i]));
+  }
+  return out;
+}
+
+AnyRef ColumnCells::ref(std::size_t position) const {
+  require(false, position);
+  return m_data->u->ref(m_elements[position]);
+}
+
+CallInfo ColumnCells::call(std::size_t position) const {
+  require(true, position);
+  return m_data->u->call_info(m_elements[position]);
+}
+
+const std::string& ColumnCells::op(std::size_t position) const {
+  require(true, position);
+  return m_data->u->op_name(m_elements[position]);
+}
+
+std::uint32_t ColumnCells::version(std::size_t position) const {
+  require(true, position);
+  return m_data->u->call(m_elements[position]).version;
+}
+
 // ---- Table ------------------------------------------------------------------------------------
 
 Table::Table() : m_data(std::make_shared<TableData>()) {}
@@ -218,6 +272,43 @@ std::vector<Cell> Table::cells(std::string_view name) const {
   std::vector<Cell> out;
   out.reserve(num_rows());
   for (std::size_t r = 0; r < num_rows(); ++r) out.push_back(cell(r, col));
+  return out;
+}
+
+ColumnCells Table::column_cells(std::string_view name) const {
+  const auto col = column_index(name);
+  const TableData& d = *m_data;
+  ColumnCells out;
+  out.m_data = m_data;
+  out.m_calls = d.call_column[col] != 0;
+  const auto& u = *d.u;
+  const bool calls = out.m_calls;
+  // positions by element id, given in order of first appearance
+  std::vector<std::uint32_t> position(u.space(!calls), detail::no_elem);
+  auto position_of = [&](Elem e) {
+    if (position[e] == detail::no_elem) {
+      position[e] = static_cast<std::uint32_t>(out.m_elements.size());
+      out.m_elements.push_back(e);
+    }
+    return position[e];
+  };
+  const auto& codes = d.cells[col];
+  out.m_offsets.reserve(d.rows + 1);
+  out.m_items.reserve(d.rows);
+  out.m_offsets.push_back(0);
+  std::vector<Elem> sorted;
+  for (std::size_t r = 0; r < d.rows; ++r) {
+    const CellCode code = codes[r];
+    if (code >= 0) {
+      out.m_items.push_back(position_of(static_cast<Elem>(code)));
+    } else if (code != detail::null_cell) {
+      sorted = d.pool->sets[detail::collection_index(code)];
+      const auto hid = [&](Elem e) -> const Id& { return calls ? u.call(e).hid : u.ref_hid(e); };
+      std::sort(sorted.begin(), sorted.end(), [&](Elem a, Elem b) { return hid(a) < hid(b); });
+      for (auto e : sorted) out.m_items.push_back(position_of(e));
+    }
+    out.m_offsets.push_back(out.m_items.size());
+  }
   return out;
 }
 

@@ -99,6 +99,58 @@ TEST_P(Tables, CollectionsWhenARowHoldsSeveralElements) {
   EXPECT_EQ(t.cell(full, "x").hids().size(), 2u);
 }
 
+// column_cells() holds what cells() gives, with each distinct element once.
+TEST_P(Tables, ColumnCellsMatchCells) {
+  {
+    md::Session s(storage());
+    total(inc(3), inc(0));
+  }
+  const auto t = storage().cf(total).expand_all().df();
+  ASSERT_GT(t.num_rows(), 0u);
+  bool saw_collection = false;
+  for (const auto& column : t.column_names()) {
+    const auto cc = t.column_cells(column);
+    EXPECT_EQ(cc.holds_calls(), t.is_call_column(column)) << column;
+    ASSERT_EQ(cc.num_rows(), t.num_rows()) << column;
+    const auto values = cc.holds_calls() ? std::vector<std::vector<std::byte>>{} : cc.values();
+    std::set<md::Id> distinct;
+    for (std::size_t k = 0; k < cc.num_distinct(); ++k) distinct.insert(cc.hid(k));
+    EXPECT_EQ(distinct.size(), cc.num_distinct()) << column;  // each element once
+    const auto cells = t.cells(column);
+    for (std::size_t r = 0; r < t.num_rows(); ++r) {
+      const auto items = cc.row(r);
+      ASSERT_EQ(items.size(), cells[r].size()) << column << " row " << r;
+      saw_collection = saw_collection || items.size() > 1;
+      const auto hids = cells[r].hids();  // sorted, as the positions are
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        const auto k = items[i];
+        ASSERT_LT(k, cc.num_distinct());
+        EXPECT_EQ(cc.hid(k), hids[i]) << column << " row " << r;
+        if (cc.holds_calls()) {
+          const auto call = cells[r].calls()[i];
+          EXPECT_EQ(cc.call(k).hid, call.hid);
+          EXPECT_EQ(cc.cid(k), call.cid);
+          EXPECT_EQ(cc.op(k), call.op);
+          EXPECT_EQ(cc.version(k), call.version);
+          EXPECT_THROW((void)cc.ref(k), md::Error);
+        } else {
+          const auto ref = cells[r].refs()[i];
+          EXPECT_EQ(cc.ref(k).hid(), ref.hid());
+          EXPECT_EQ(cc.cid(k), ref.cid());
+          EXPECT_EQ(values[k], md::encoded_value(ref).bytes());
+          EXPECT_THROW((void)cc.call(k), md::Error);
+        }
+      }
+    }
+    if (cc.holds_calls()) {
+      EXPECT_THROW((void)cc.values(), md::Error);
+    }
+    EXPECT_THROW((void)cc.hid(cc.num_distinct()), md::Error);
+  }
+  EXPECT_TRUE(saw_collection);
+  EXPECT_THROW((void)t.column_cells("nope"), md::Error);
+}
+
 TEST_P(Tables, SortSelectAndRender) {
   const auto t = storage().cf(inc).expand_forward({"y"}).df();
   const auto sorted = t.sorted_by("x");
