@@ -91,9 +91,9 @@ class Value {
     std::shared_ptr<const Value> value;  ///< never null
   };
 
-  Value() noexcept = default;  ///< nil
-  Value(std::nullptr_t) noexcept {}                                              // NOLINT(google-explicit-constructor)
-  Value(bool v) : m_data(v) {}                                                   // NOLINT(google-explicit-constructor)
+  Value() noexcept = default;        ///< nil
+  Value(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor)
+  Value(bool v) : m_data(v) {}       // NOLINT(google-explicit-constructor)
   template <std::integral T>
   requires(!std::is_same_v<T, bool>) Value(T v) {  // NOLINT(google-explicit-constructor)
     if constexpr (std::is_signed_v<T>) {
@@ -103,18 +103,18 @@ class Value {
       m_data = static_cast<std::uint64_t>(v);
     }
   }
-  Value(float v) : m_data(v) {}                            // NOLINT(google-explicit-constructor)
-  Value(double v) : m_data(v) {}                           // NOLINT(google-explicit-constructor)
-  Value(std::string v) : m_data(std::move(v)) {}           // NOLINT(google-explicit-constructor)
-  Value(std::string_view v) : m_data(std::string(v)) {}    // NOLINT(google-explicit-constructor)
-  Value(const char* v) : m_data(std::string(v)) {}         // NOLINT(google-explicit-constructor)
-  Value(Binary v) : m_data(std::move(v)) {}                // NOLINT(google-explicit-constructor)
-  Value(Array v) : m_data(std::move(v)) {}                 // NOLINT(google-explicit-constructor)
-  Value(Map v) : m_data(std::move(v)) {}                   // NOLINT(google-explicit-constructor)
-  Value(TypedArray v) : m_data(std::move(v)) {}            // NOLINT(google-explicit-constructor)
-  Value(Pointer v) : m_data(std::move(v)) {}               // NOLINT(google-explicit-constructor)
-  Value(Collection v) : m_data(std::move(v)) {}            // NOLINT(google-explicit-constructor)
-  Value(Pickle v) : m_data(std::move(v)) {}                // NOLINT(google-explicit-constructor)
+  Value(float v) : m_data(v) {}                          // NOLINT(google-explicit-constructor)
+  Value(double v) : m_data(v) {}                         // NOLINT(google-explicit-constructor)
+  Value(std::string v) : m_data(std::move(v)) {}         // NOLINT(google-explicit-constructor)
+  Value(std::string_view v) : m_data(std::string(v)) {}  // NOLINT(google-explicit-constructor)
+  Value(const char* v) : m_data(std::string(v)) {}       // NOLINT(google-explicit-constructor)
+  Value(Binary v) : m_data(std::move(v)) {}              // NOLINT(google-explicit-constructor)
+  Value(Array v) : m_data(std::move(v)) {}               // NOLINT(google-explicit-constructor)
+  Value(Map v) : m_data(std::move(v)) {}                 // NOLINT(google-explicit-constructor)
+  Value(TypedArray v) : m_data(std::move(v)) {}          // NOLINT(google-explicit-constructor)
+  Value(Pointer v) : m_data(std::move(v)) {}             // NOLINT(google-explicit-constructor)
+  Value(Collection v) : m_data(std::move(v)) {}          // NOLINT(google-explicit-constructor)
+  Value(Pickle v) : m_data(std::move(v)) {}              // NOLINT(google-explicit-constructor)
   /// A big integer; one that fits 64 bits is kept (and encoded) as a plain integer.
   Value(BigInteger v);  // NOLINT(google-explicit-constructor)
   /// A tagged value: `tag` (non-empty) and its payload.

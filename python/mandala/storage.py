@@ -14,13 +14,20 @@ class Storage:
     same store C++ programs open with mandala::Storage.
 
     `with storage:` makes ops memoize their calls in it; leaving the outermost `with` writes the
-    calls made (also when an exception propagates)."""
+    calls made (also when an exception propagates).
 
-    def __init__(self, db_path=None, read_only=False):
+    `allow_pickle`: values of types mandala does not encode itself are stored pickled; loading
+    such a value runs code chosen by whoever wrote it, so it raises PickleNotAllowedError unless
+    the storage is opened with allow_pickle=True (numpy's convention)."""
+
+    def __init__(self, db_path=None, read_only=False, allow_pickle=False):
         if db_path is not None and not isinstance(db_path, (str, os.PathLike)):
             raise TypeError(f"db_path must be None, a str or a path, not {type(db_path).__name__}")
         self.db_path = ":memory:" if db_path is None else os.fspath(db_path)
-        self._core = _core.Storage(None if self.db_path == ":memory:" else self.db_path, read_only)
+        # Objects of other types are stored pickled; loading one runs code chosen by whoever
+        # wrote it, so stored pickles are loaded only when allowed (numpy's allow_pickle).
+        self.allow_pickle = bool(allow_pickle)
+        self._core = _core.Storage(None if self.db_path == ":memory:" else self.db_path, read_only, self.allow_pickle)
         self._allow_new_calls = True
         self._mode_stack = []
         self._next_mode = "run"

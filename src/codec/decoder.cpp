@@ -351,8 +351,8 @@ BigIntegerView ValueView::as_big_integer() const {
   bool fits = magnitude.size() < 8;
   if (magnitude.size() == 8) {
     // Negative: a magnitude up to 2^63 fits int64; non-negative: every 8-byte one fits uint64.
-    const bool is_power = magnitude[0] == std::byte{0x80} &&
-                          std::all_of(magnitude.begin() + 1, magnitude.end(), [](std::byte b) { return b == std::byte{0}; });
+    const bool is_power = magnitude[0] == std::byte{0x80} && std::all_of(magnitude.begin() + 1, magnitude.end(),
+                                                                         [](std::byte b) { return b == std::byte{0}; });
     fits = !negative || magnitude[0] < std::byte{0x80} || is_power;
   }
   if (fits) detail::throw_decode("malformed big integer (extension type 4): the value fits a 64-bit integer form");

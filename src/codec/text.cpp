@@ -70,8 +70,8 @@ void block_preview(Out& out, const TypedArrayView& t) {
     T v;
     std::memcpy(&v, t.data.data() + i * sizeof(T), sizeof(T));
     if constexpr (std::is_same_v<T, bool>) out.put(v ? "true" : "false");
-    else if constexpr (is_std_complex_v<T>) out.put(json_scalar(v.real()) + (std::signbit(v.imag()) ? "-" : "+") +
-                                                    json_scalar(std::abs(v.imag())) + "j");
+    else if constexpr (is_std_complex_v<T>)
+      out.put(json_scalar(v.real()) + (std::signbit(v.imag()) ? "-" : "+") + json_scalar(std::abs(v.imag())) + "j");
     else if constexpr (std::is_same_v<T, codec::Half>) out.put(json_scalar(codec::half_to_float(v)));  // f16
     else if constexpr (sizeof(T) == 1) out.put(json_scalar(static_cast<int>(v)));
     else out.put(json_scalar(v));

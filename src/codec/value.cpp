@@ -220,10 +220,10 @@ double Value::as_float64() const {
   fail_expected("float64");
 }
 
-#define MANDALA_VALUE_ACCESSOR(Type, name, what)                    \
-  const Type& Value::name() const {                                 \
-    if (const auto* x = std::get_if<Type>(&m_data)) return *x;      \
-    fail_expected(what);                                            \
+#define MANDALA_VALUE_ACCESSOR(Type, name, what)               \
+  const Type& Value::name() const {                            \
+    if (const auto* x = std::get_if<Type>(&m_data)) return *x; \
+    fail_expected(what);                                       \
   }
 MANDALA_VALUE_ACCESSOR(std::string, as_string, "string")
 MANDALA_VALUE_ACCESSOR(Value::Binary, as_binary, "binary")

@@ -82,7 +82,8 @@ TEST(Pickle, GoldenBytesAndOpaqueDisplay) {
   EXPECT_EQ(to_hex(d.root().as_pickle().data), "80042e");
   EXPECT_EQ(d.root().to_text(), "<pickle a.B, 3 bytes>");
   EXPECT_EQ(d.root().to_json(), R"({"pickle":{"bytes":3,"type":"a.B"}})");
-  EXPECT_CONTAINS(decode_error_of([&] { (void)decode_value<std::string>(d.root()); }), "found pickle of a Python 'a.B'");
+  EXPECT_CONTAINS(decode_error_of([&] { (void)decode_value<std::string>(d.root()); }),
+                  "found pickle of a Python 'a.B'");
 }
 
 TEST(Pickle, MalformedFormsAreRejected) {
@@ -152,8 +153,7 @@ TEST(NewDtypes, GoldenBytesAndCanonicalElements) {
   // c128 (14): both parts follow the f64 NaN rule; rank 0 is one element.
   EXPECT_EQ(hex_of(std::vector<std::complex<double>>{{1.0, std::nan("7")}}),
             compact("c7 1a 01 0e 01 0100000000000000 000000000000f03f 000000000000f87f"));
-  EXPECT_EQ(block_hex(Dtype::c64, {}, "0000803f 0000c0ff"),
-            compact("c7 0a 01 0d 00 0000803f 0000c07f"));
+  EXPECT_EQ(block_hex(Dtype::c64, {}, "0000803f 0000c0ff"), compact("c7 0a 01 0d 00 0000803f 0000c07f"));
   EXPECT_EQ((testing::round_trip(std::vector<std::complex<float>>{{1, 2}, {3, 4}})),
             (std::vector<std::complex<float>>{{1, 2}, {3, 4}}));
 }
