@@ -480,6 +480,12 @@ PYBIND11_MODULE(_core, m) {
         add("set<int64>", std::set<std::int64_t>{3, 1, 2, 300});
         add("vector<vector<string>>", std::vector<std::vector<std::string>>{{"a"}, {}, {"b", "c"}});
         add("vector<double>", std::vector<double>{1.0, 2.5});
+        add("float 1.5", 1.5f);
+        add("vector<int8_t>", std::vector<std::int8_t>{1, -2});
+        add("vector<complex<double>>", std::vector<std::complex<double>>{{1, 2}, {3, -1}});
+        add("complex<double> 1+2i", std::complex<double>(1, 2));
+        add("map<string,vector<float>>", std::map<std::string, std::vector<float>>{{"w", {0.5f}}});
+        add("Value 2^64", md::Value(md::Value::BigInteger{false, {std::byte{1}, {}, {}, {}, {}, {}, {}, {}, {}}}));
         out.emplace_back("ValuePointer model-v1",
                          md::EncodedValue(md::detail::encode_pointer("model-v1")).content_id().hex());
         return out;
