@@ -53,6 +53,8 @@ def _type_name(obj):
 def _numpy_scalar(np, obj):
     """numpy scalars are their Python values (np.float64(1.0) is 1.0, np.float32 a float32, as
     in C++); other numpy scalars are their 0-dimensional arrays."""
+    if isinstance(obj, (np.datetime64, np.timedelta64)):  # (timedelta64 is an np.integer too)
+        return ("value", np.asarray(obj))
     if isinstance(obj, np.bool_):
         return ("value", bool(obj))
     if isinstance(obj, np.integer):

@@ -4,7 +4,8 @@
 // ones by mandala/_values.py (tagged values, pickles). The pure-Python layer (python/mandala)
 // builds the original's API on this.
 // Functions here run with the GIL held, except the engine's part of an op call (Op.call releases it
-// and takes it back to run the op's Python function).
+// and takes it back to run the op's Python function), Storage.flush, the hashing of content_id,
+// and the copy of a large numpy array into its encoding.
 
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
@@ -584,7 +585,8 @@ PYBIND11_MODULE(_core, m) {
              return storage;
            }),
            py::arg("location") = py::none(), py::arg("read_only") = false, py::arg("allow_pickle") = false)
-      .def("flush", &md::Storage::flush)
+      .def("flush", &md::Storage::flush, py::call_guard<py::gil_scoped_release>(),
+           "Writes the pending calls (without the GIL: other Python threads run meanwhile).")
       .def("allow_new_calls", &md::Storage::allow_new_calls)
       .def_property_readonly("path", [](const md::Storage& s) { return s.path().string(); })
       .def("counters",

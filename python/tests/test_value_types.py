@@ -114,8 +114,9 @@ def test_numpy_scalars_are_their_python_values():
         assert loaded == python and type(loaded) is type(python)
     # Scalars without a C++ scalar are their 0-dimensional arrays.
     assert mandala.content_id(np.float16(1.5)) == mandala.content_id(np.array(1.5, dtype=np.float16))
-    day = np.datetime64("2024-01-02")
-    assert _core.decode(_core.encode(day)) == np.array(day)
+    for scalar in [np.datetime64("2024-01-02"), np.timedelta64(3, "ms")]:
+        loaded = _core.decode(_core.encode(scalar))
+        assert loaded.shape == () and loaded.dtype == scalar.dtype and loaded == scalar
 
 
 def test_complex_numbers_round_trip(tmp_path):
