@@ -11,6 +11,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -220,15 +221,37 @@ void encode(md::Encoder& e, py::handle obj, int depth) {
     e.array_header(n);
     for (std::size_t i = 0; i < n; ++i) at_path("[" + std::to_string(i) + "]", [&] { encode(e, seq[i], depth + 1); });
   } else if (PyDict_CheckExact(p)) {
-    std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries;
+    // The keys are encoded and sorted by their bytes first; the values are then written in that
+    // order straight into the output (a large value is not copied through a buffer of its own).
+    struct Entry {
+      std::vector<std::byte> key;
+      py::object key_object, value;
+    };
+    std::vector<Entry> entries;
     for (const auto& [k, v] : py::reinterpret_borrow<py::dict>(obj)) {
-      const std::string segment = key_segment(k);
-      std::vector<std::byte> key, value;
-      at_path(segment + " (the key)", [&] { key = encode_part(k, depth + 1); });
-      at_path(segment, [&] { value = encode_part(v, depth + 1); });
-      entries.emplace_back(std::move(key), std::move(value));
+      Entry entry{{}, py::reinterpret_borrow<py::object>(k), py::reinterpret_borrow<py::object>(v)};
+      try {
+        entry.key = encode_part(k, depth + 1);
+      } catch (EncodeFailure& failure) {
+        failure.path = key_segment(k) + " (the key)" + failure.path;
+        throw;
+      }
+      entries.push_back(std::move(entry));
     }
-    e.map_sorted(std::move(entries));
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
+    for (std::size_t i = 1; i < entries.size(); ++i)
+      if (entries[i].key == entries[i - 1].key)
+        throw md::Error(md::Errc::invalid_argument, "map with two keys of the same encoding");
+    e.map_header(entries.size());
+    for (const auto& entry : entries) {
+      e.raw(entry.key);
+      try {
+        encode(e, entry.value, depth + 1);
+      } catch (EncodeFailure& failure) {
+        failure.path = key_segment(entry.key_object) + failure.path;
+        throw;
+      }
+    }
   } else if (PyAnySet_CheckExact(p)) {
     std::vector<std::vector<std::byte>> elements;
     for (const auto& x : obj)
