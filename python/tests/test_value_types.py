@@ -346,3 +346,34 @@ def test_the_cli_shows_python_values_with_the_same_ids(tmp_path):
     text = subprocess.run([command, "show", str(path), refs["opaque"].hid], capture_output=True, text=True, check=True)
     assert "<pickle " in text.stdout and "Opaque" in text.stdout
     assert os.path.getsize(path) > 0
+
+
+# ---- the GIL -------------------------------------------------------------------------------------
+
+
+def test_other_threads_run_while_a_large_array_is_encoded_and_hashed():
+    import sys
+    import threading
+
+    array = np.ones(4 << 20)  # 32 MiB
+    started = threading.Event()
+    ran = []
+
+    def other():
+        started.wait()
+        ran.append(True)  # needs the GIL
+
+    interval = sys.getswitchinterval()
+    thread = threading.Thread(target=other)
+    thread.start()
+    # With a switch interval of minutes, the other thread gets the GIL only when this one
+    # releases it: inside content_id, if at all.
+    sys.setswitchinterval(300)
+    try:
+        started.set()
+        mandala.content_id(array)
+        ran_during_the_call = bool(ran)
+    finally:
+        sys.setswitchinterval(interval)
+    thread.join(timeout=60)
+    assert ran_during_the_call
