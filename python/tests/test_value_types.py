@@ -256,6 +256,7 @@ class RunsCodeWhenUnpickled:
 
 
 def test_other_objects_are_pickled_and_loaded_only_when_allowed(tmp_path):
+    assert mandala.PickleNotAllowedError is PickleNotAllowedError and issubclass(PickleNotAllowedError, ValueError)
     with pytest.raises(PickleNotAllowedError, match=r"Opaque.*allow_pickle=True"):
         stored_and_loaded(tmp_path, [Opaque(3)])
     assert stored_and_loaded(tmp_path, [Opaque(3)], allow_pickle=True) == [Opaque(3)]
