@@ -97,12 +97,14 @@ def _pandas_index(pd, np, index):
         )
     if isinstance(index, pd.MultiIndex) or not isinstance(index.dtype, np.dtype):
         return None
-    if getattr(index, "freq", None) is not None:
-        return None
     data = index.to_numpy()
     if type(pd.Index(data[:0], dtype=data.dtype)) is not type(index):
         return None  # a kind of index that its values alone do not give back
-    return ("tagged", "pandas.Index", {"name": index.name, "data": data})
+    payload = {"name": index.name, "data": data}
+    freq = getattr(index, "freq", None)  # a DatetimeIndex or TimedeltaIndex of a regular range
+    if freq is not None:
+        payload["freq"] = freq.freqstr
+    return ("tagged", "pandas.Index", payload)
 
 
 def _numpy_column(np, series):
@@ -220,7 +222,10 @@ def build(tag, payload):
         import pandas as pd
 
         data = payload["data"]
-        return pd.Index(data, dtype=data.dtype, name=payload["name"])
+        index = pd.Index(data, dtype=data.dtype, name=payload["name"])
+        if "freq" in payload:
+            index = type(index)(index, freq=payload["freq"], name=payload["name"])
+        return index
     if tag == "pandas.Series":
         import numpy as np
         import pandas as pd

@@ -143,6 +143,8 @@ def frames():
     yield pd.DataFrame(np.arange(6).reshape(2, 3), columns=["a", "a", "b"])  # a repeated label
     yield pd.DataFrame(index=pd.RangeIndex(2, 8, 3))  # no columns
     yield pd.DataFrame({"x": pd.Series([], dtype=np.float32)})  # no rows
+    yield pd.DataFrame({"v": [1.0, 2.0, 3.0]}, index=pd.date_range("2024-01-01", periods=3, freq="D", name="day"))
+    yield pd.DataFrame({"v": [1, 2]}, index=pd.timedelta_range("1s", periods=2, freq="2s"))
 
 
 @pytest.mark.parametrize("frame", list(frames()), ids=lambda f: f"{f.shape}")
@@ -159,8 +161,16 @@ def test_series_and_indexes_round_trip_exactly(tmp_path):
     loaded = stored_and_loaded(tmp_path, series)
     pd.testing.assert_series_equal(loaded, series, check_exact=True)
     assert loaded.name == "value" and loaded.index.name == "k"
-    for index in [pd.RangeIndex(0, 10, 2, name="r"), pd.Index([3, 1], dtype=np.int64), pd.Index(["x", "y"])]:
-        pd.testing.assert_index_equal(_core.decode(_core.encode(index)), index, exact=True)
+    for index in [
+        pd.RangeIndex(0, 10, 2, name="r"),
+        pd.Index([3, 1], dtype=np.int64),
+        pd.Index(["x", "y"]),
+        pd.date_range("2024-01-01", periods=4, freq="H"),
+        pd.DatetimeIndex(["2024-01-03", "2024-01-01"]),
+    ]:
+        loaded = _core.decode(_core.encode(index))
+        pd.testing.assert_index_equal(loaded, index, exact=True)
+        assert getattr(loaded, "freq", None) == getattr(index, "freq", None)
 
 
 def test_dataframe_ids_follow_content_not_identity():
