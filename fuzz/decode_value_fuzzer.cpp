@@ -3,6 +3,7 @@
 // crash, a sanitizer report, another exception) is a finding.
 
 #include <array>
+#include <complex>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -16,6 +17,7 @@
 
 #include "mandala/codec.hpp"
 #include "mandala/error.hpp"
+#include "mandala/value.hpp"
 
 namespace md = mandala;
 
@@ -73,6 +75,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     decode_as<std::variant<int, std::string, std::monostate>>(root);
     decode_as<std::optional<std::vector<int>>>(root);
     decode_as<std::vector<std::vector<std::optional<std::int32_t>>>>(root);
+    decode_as<std::complex<double>>(root);
+    decode_as<std::vector<std::complex<float>>>(root);
+    (void)root.to_text(40);
+    // Any value as a Value; writing it back may refuse what a canonical writer never writes
+    // (two keys of one encoding) with Errc::invalid_argument.
+    const md::Value value = md::Value::from(root);
+    try {
+      (void)value.encode();
+    } catch (const md::Error& e) {
+      if (e.code() != md::Errc::invalid_argument) finding(e);
+    }
   } catch (const md::Error& e) {
     if (e.code() != md::Errc::decode) finding(e);
   }

@@ -2,10 +2,14 @@
 // Canonical value encoding: the byte form every stored value takes, and the Codec<T> trait that
 // maps C++ types onto it. The form is MessagePack with canonical rules (docs/storage-format.md):
 // smallest integer form, floats keep their width, map and set entries sorted by encoded bytes,
-// contiguous arithmetic arrays as one typed block (ext type 1), value pointers as ext type 2.
+// contiguous arithmetic arrays as one typed block (ext type 1), value pointers as ext type 2,
+// collection shapes as ext type 3, integers beyond 64 bits as ext type 4, pickled Python
+// objects as ext type 5 and tagged values ([ext type 6 tag, value]) for the types of other
+// languages (a Python DataFrame, dataclass, complex number).
 
 #include <array>
 #include <bit>
+#include <complex>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -33,18 +37,26 @@ namespace mandala {
 static_assert(std::endian::native == std::endian::little,
               "mandala's typed arrays are little-endian; big-endian hosts are not supported yet");
 
-/// Element type of a typed array block.
-enum class Dtype : std::uint8_t { i8 = 1, i16, i32, i64, u8, u16, u32, u64, f32, f64 };
+/// Element type of a typed array block. `boolean` elements are one byte, 0 or 1; `f16` is
+/// IEEE-754 binary16; `c64` / `c128` are complex numbers as (real, imaginary) pairs of f32 / f64.
+enum class Dtype : std::uint8_t { i8 = 1, i16, i32, i64, u8, u16, u32, u64, f32, f64, boolean, f16, c64, c128 };
 
-/// "i8", "f64", ... (numpy-like names).
+/// "i8", "f64", "bool", "c128" ... (numpy-like names).
 std::string_view to_string(Dtype dtype) noexcept;
 /// Size in bytes of one element.
 std::size_t dtype_size(Dtype dtype) noexcept;
 
 template <class T>
+inline constexpr bool is_std_complex_v = false;
+template <class T>
+inline constexpr bool is_std_complex_v<std::complex<T>> = true;
+
+template <class T>
 constexpr std::optional<Dtype> dtype_of() {
   using U = std::remove_cv_t<T>;
   if constexpr (std::is_same_v<U, bool>) return std::nullopt;
+  else if constexpr (std::is_same_v<U, std::complex<float>>) return Dtype::c64;
+  else if constexpr (std::is_same_v<U, std::complex<double>>) return Dtype::c128;
   else if constexpr (std::is_floating_point_v<U> && sizeof(U) == 4) return Dtype::f32;
   else if constexpr (std::is_floating_point_v<U> && sizeof(U) == 8) return Dtype::f64;
   else if constexpr (std::is_integral_v<U> && std::is_signed_v<U>)
@@ -79,6 +91,15 @@ class Encoder {
   void typed_array(Dtype dtype, std::span<const std::uint64_t> shape, const void* data, std::size_t size_bytes);
   /// A reference to an object stored outside mandala under a human-readable name.
   void pointer(std::string_view name);
+  /// An integer of any size given as its sign and magnitude (big-endian bytes, leading zero
+  /// bytes allowed): written as a plain integer when it fits the 64-bit forms, else as ext type 4.
+  void big_integer(bool negative, std::span<const std::byte> magnitude);
+  /// A pickled Python object (ext type 5): the name of its type (`module.QualifiedName`, for
+  /// display) and the pickle's bytes. Its content is opaque to mandala.
+  void pickle(std::string_view type_name, std::span<const std::byte> data);
+  /// Begins a tagged value: a type tag (non-empty, e.g. "pandas.DataFrame") for the one value
+  /// written next, its payload. Written as an array of 2: [ext type 6 tag, payload].
+  void tag(std::string_view tag);
   /// The shape of a transparent collection (ext type 3): its kind and element content ids; a
   /// dict's `keys` (one per cid, any order, unique) are written sorted by their bytes.
   void collection(CollectionKind kind, std::span<const std::string> keys, std::span<const Id> cids);
@@ -116,7 +137,10 @@ enum class Kind {
   map,
   typed_array,
   pointer,
-  collection  ///< the shape of a transparent list or dict (element content ids)
+  collection,   ///< the shape of a transparent list or dict (element content ids)
+  big_integer,  ///< an integer outside [-2^63, 2^64 - 1]
+  pickle,       ///< a pickled Python object (opaque)
+  tagged        ///< a value with a type tag: [tag, payload]
 };
 std::string_view to_string(Kind kind) noexcept;
 
@@ -126,6 +150,21 @@ struct CollectionView {
   CollectionKind kind = CollectionKind::list;
   std::vector<std::string_view> keys;  ///< dict only
   std::vector<Id> cids;
+};
+
+/// An integer beyond 64 bits: its sign and magnitude (big-endian, no leading zero byte).
+struct BigIntegerView {
+  bool negative = false;
+  std::span<const std::byte> magnitude;
+};
+/// Decimal digits of a big integer, with a leading '-' when negative.
+std::string to_string(const BigIntegerView& v);
+
+/// A pickled Python object: the name of its type and the pickle's bytes (never unpickled by
+/// mandala's C++ code).
+struct PickleView {
+  std::string_view type_name;
+  std::span<const std::byte> data;
 };
 
 struct TypedArrayView {
@@ -160,13 +199,24 @@ class ValueView {
   [[nodiscard]] std::string_view as_pointer() const;
   /// A collection shape (validated: Errc::decode on a malformed one).
   [[nodiscard]] CollectionView as_collection() const;
+  /// An integer beyond 64 bits (validated: Errc::decode on a malformed one).
+  [[nodiscard]] BigIntegerView as_big_integer() const;
+  /// A pickled Python object (validated: Errc::decode on a malformed one).
+  [[nodiscard]] PickleView as_pickle() const;
+  /// The type tag of a tagged value.
+  [[nodiscard]] std::string_view tag() const;
+  /// The payload of a tagged value.
+  [[nodiscard]] ValueView tagged_value() const;
   /// Throws Errc::decode: "expected <what>, found <kind>".
   [[noreturn]] void fail_expected(std::string_view what) const;
-  /// JSON rendering of the value (typed arrays as {"dtype","shape","data"}; pointers as {"pointer"}).
+  /// JSON rendering of the value (typed arrays as {"dtype","shape","data"}; pointers as {"pointer"};
+  /// big integers as {"bigint": decimal}; pickles as {"pickle": {"type", "bytes"}} (never their
+  /// content); tagged values as {"tag", "value"}).
   [[nodiscard]] std::string to_json(std::size_t max_array_items = SIZE_MAX) const;
   /// A one-line display form for people: JSON for scalars, strings, arrays and maps; a typed
   /// array as dtype, shape and a preview of its first elements (`f64[2x3] [0.5, 1, 1.5, ...]`);
-  /// binary as its size and first bytes; a pointer as `pointer(name)`. Cut to at most
+  /// binary as its size and first bytes; a pointer as `pointer(name)`; a pickle as
+  /// `<pickle type, N bytes>`; a tagged value as `tag(payload)`. Cut to at most
   /// `max_chars` characters (code points) ending in "..." when longer; only what is shown is
   /// rendered, so huge values cost what their preview costs.
   [[nodiscard]] std::string to_text(std::size_t max_chars = SIZE_MAX) const;
@@ -325,6 +375,23 @@ template <>
 struct Codec<double> {
   static void encode(Encoder& e, double v) { e.float64(v); }
   static double decode(ValueView v) { return v.as_float64(); }
+};
+
+/// A complex number is the tagged value "complex": [real, imaginary] (float32 or float64 each).
+template <class T>
+requires(std::is_same_v<T, float> || std::is_same_v<T, double>) struct Codec<std::complex<T>> {
+  static void encode(Encoder& e, const std::complex<T>& v) {
+    e.tag("complex");
+    e.array_header(2);
+    Codec<T>::encode(e, v.real());
+    Codec<T>::encode(e, v.imag());
+  }
+  static std::complex<T> decode(ValueView v) {
+    if (v.kind() != Kind::tagged || v.tag() != "complex") v.fail_expected("complex number");
+    const ValueView parts = v.tagged_value();
+    if (parts.kind() != Kind::array || parts.size() != 2) parts.fail_expected("[real, imaginary] (complex number)");
+    return {Codec<T>::decode(parts.at(0)), Codec<T>::decode(parts.at(1))};
+  }
 };
 
 template <>

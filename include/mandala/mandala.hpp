@@ -10,3 +10,4 @@
 #include "mandala/ref.hpp"      // IWYU pragma: export
 #include "mandala/storage.hpp"  // IWYU pragma: export
 #include "mandala/table.hpp"    // IWYU pragma: export
+#include "mandala/value.hpp"    // IWYU pragma: export

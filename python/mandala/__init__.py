@@ -13,6 +13,7 @@
 """
 
 from . import _core
+from ._values import PickleNotAllowedError, Tagged
 
 __version__ = "0.1.0"
 content_id = _core.content_id

@@ -15,12 +15,17 @@ class Storage:
     same store C++ programs open with mandala::Storage.
 
     `with storage:` makes ops memoize their calls in it; leaving the outermost `with` writes the
-    calls made (also when an exception propagates)."""
+    calls made (also when an exception propagates).
+
+    `allow_pickle`: values of types mandala does not encode itself are stored pickled; loading
+    such a value runs code chosen by whoever wrote it, so it raises PickleNotAllowedError unless
+    the storage is opened with allow_pickle=True (numpy's convention)."""
 
     def __init__(
         self,
         db_path=None,
         read_only=False,
+        allow_pickle=False,
         *,
         deps_path=None,
         on_code_change="new_version",
@@ -51,7 +56,12 @@ class Storage:
             else DepsConfig(deps_path, track_globals=track_globals, skip_unhashable_globals=skip_unhashable_globals)
         )
         self.deps_path = deps_path
-        self._core = _core.Storage(None if self.db_path == ":memory:" else self.db_path, read_only, on_code_change)
+        # Objects of other types are stored pickled; loading one runs code chosen by whoever
+        # wrote it, so stored pickles are loaded only when allowed (numpy's allow_pickle).
+        self.allow_pickle = bool(allow_pickle)
+        self._core = _core.Storage(
+            None if self.db_path == ":memory:" else self.db_path, read_only, on_code_change, self.allow_pickle
+        )
         self._allow_new_calls = True
         self._mode_stack = []
         self._next_mode = "run"

@@ -1,15 +1,20 @@
 // mandala._core: the Python extension over libmandala's dynamic boundary (mandala/dynamic.hpp).
 // Python values are encoded by the library's own encoder, so a value has the same content id in
-// Python and in C++; the pure-Python layer (python/mandala) builds the original's API on this.
+// Python and in C++ (docs/storage-format.md, 1.9); values of other types are reduced to encodable
+// ones by mandala/_values.py (tagged values, pickles). The pure-Python layer (python/mandala)
+// builds the original's API on this.
 // Functions here run with the GIL held, except the engine's part of an op call (Op.call releases it
-// and takes it back to run the op's Python function).
+// and takes it back to run the op's Python function), Storage.flush, the hashing of content_id,
+// and the copy of a large numpy array into its encoding.
 
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -31,8 +36,36 @@ namespace {
 constexpr int max_depth = 256;
 
 const char* const supported_types =
-    "supported are None, bool, int (64-bit), float, str, bytes, numeric numpy arrays, and list, tuple, dict, set "
-    "and frozenset of these (other types are not supported yet)";
+    "stored are None, bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset, numpy arrays and "
+    "scalars, pandas DataFrame, Series and Index, dataclasses, and other objects that can be pickled";
+
+// Arrays at least this large are copied into their encoding without the GIL.
+constexpr std::size_t release_gil_min_bytes = std::size_t{1} << 20;
+
+// The Python half of the value conversion (mandala/_values.py).
+py::object values_module() { return py::module_::import("mandala._values"); }
+
+// Whether each open storage allows loading pickles (Storage(..., allow_pickle=)); the GIL guards
+// it. Never destroyed: it may be used until the interpreter's last reference is gone.
+std::map<std::weak_ptr<md::detail::StorageCore>, bool, std::owner_less<>>& pickle_policies() {
+  static auto* policies = new std::map<std::weak_ptr<md::detail::StorageCore>, bool, std::owner_less<>>();
+  return *policies;
+}
+
+void set_pickle_policy(const std::shared_ptr<md::detail::StorageCore>& core, bool allow) {
+  auto& policies = pickle_policies();
+  std::erase_if(policies, [](const auto& entry) { return entry.first.expired(); });
+  policies[core] = allow;
+}
+
+// Whether the storage a ref is loaded from allows pickles (false for a ref of no storage).
+bool allows_pickle(const md::AnyRef& ref) {
+  const auto& state = ref.state_ptr();
+  if (!state) return false;
+  const auto& policies = pickle_policies();
+  const auto it = policies.find(state->storage);
+  return it != policies.end() && it->second;
+}
 
 // The name a ValuePointer stores in place of its object (encoded as a pointer, as C++ does).
 struct PointerName {
@@ -44,6 +77,7 @@ struct EncodeFailure {
   std::string what;
   std::string path;
   bool type_error = true;
+  std::string reason{};  ///< why it cannot be stored, after the path (e.g. why pickling failed)
 };
 
 std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__qualname__")); }
@@ -60,9 +94,10 @@ py::object loaded_numpy() {
   return py::reinterpret_steal<py::object>(module);
 }
 
-// A numeric ndarray as one typed array: its elements in C order, little-endian (the encoding of
-// a std::vector<double> for a 1-D float64 array).
-void encode_ndarray(md::Encoder& e, py::handle obj, const py::object& numpy) {
+// A numpy array of a typed-array dtype (integers, floats, complex, bool) as one typed array: its
+// elements in C order, little-endian (the encoding of a std::vector<double> for a 1-D float64
+// array), any rank. False for another dtype (encoded through mandala/_values.py).
+bool encode_ndarray(md::Encoder& e, py::handle obj, const py::object& numpy) {
   const py::object dtype = obj.attr("dtype");
   const std::string kind = py::str(dtype.attr("kind"));
   const auto size = dtype.attr("itemsize").cast<std::size_t>();
@@ -71,18 +106,68 @@ void encode_ndarray(md::Encoder& e, py::handle obj, const py::object& numpy) {
     t = size == 1 ? md::Dtype::i8 : size == 2 ? md::Dtype::i16 : size == 4 ? md::Dtype::i32 : md::Dtype::i64;
   else if (kind == "u")
     t = size == 1 ? md::Dtype::u8 : size == 2 ? md::Dtype::u16 : size == 4 ? md::Dtype::u32 : md::Dtype::u64;
-  else if (kind == "f" && (size == 4 || size == 8)) t = size == 4 ? md::Dtype::f32 : md::Dtype::f64;
-  if (!t)
-    throw EncodeFailure{"a numpy array of dtype " + std::string(py::str(dtype)) +
-                            " (numeric arrays of int8 to int64, uint8 to uint64, float32 and float64 are supported)",
-                        "", false};
-  const auto ndim = obj.attr("ndim").cast<std::size_t>();
-  if (ndim == 0) throw EncodeFailure{"a 0-dimensional numpy array (pass its value: array.item())", "", false};
+  else if (kind == "f" && size == 2) t = md::Dtype::f16;
+  else if (kind == "f" && size == 4) t = md::Dtype::f32;
+  else if (kind == "f" && size == 8) t = md::Dtype::f64;
+  else if (kind == "c" && size == 8) t = md::Dtype::c64;
+  else if (kind == "c" && size == 16) t = md::Dtype::c128;
+  else if (kind == "b" && size == 1) t = md::Dtype::boolean;
+  if (!t) return false;
+  std::vector<std::uint64_t> shape;
+  for (const auto d : obj.attr("shape")) shape.push_back(d.cast<std::uint64_t>());
   const py::object little = dtype.attr("newbyteorder")("<");
   const py::object contiguous = numpy.attr("ascontiguousarray")(obj, py::arg("dtype") = little);
-  const py::buffer_info info = py::reinterpret_borrow<py::buffer>(contiguous).request();
-  std::vector<std::uint64_t> shape(info.shape.begin(), info.shape.end());
-  e.typed_array(*t, shape, info.ptr, static_cast<std::size_t>(info.size * info.itemsize));
+  // The element bytes whatever the dtype: a flat byte view of the C-ordered array (no copy).
+  const py::object raw = contiguous.attr("reshape")(-1).attr("view")(numpy.attr("uint8"));
+  const py::buffer_info info = py::reinterpret_borrow<py::buffer>(raw).request();
+  const auto bytes = static_cast<std::size_t>(info.size);
+  if (bytes >= release_gil_min_bytes) {
+    // The buffer stays alive (`raw` holds it) while other Python threads run.
+    const py::gil_scoped_release no_gil;
+    e.typed_array(*t, shape, info.ptr, bytes);
+  } else {
+    e.typed_array(*t, shape, info.ptr, bytes);
+  }
+  return true;
+}
+
+// An int beyond 64 bits (ext type 4): its sign and big-endian magnitude.
+void encode_big_int(md::Encoder& e, py::handle obj) {
+  const bool negative = PyObject_RichCompareBool(obj.ptr(), py::int_(0).ptr(), Py_LT) == 1;
+  const py::object magnitude = py::reinterpret_steal<py::object>(PyNumber_Absolute(obj.ptr()));
+  if (!magnitude) throw py::error_already_set();
+  const auto bits = magnitude.attr("bit_length")().cast<std::size_t>();
+  const py::bytes data = magnitude.attr("to_bytes")((bits + 7) / 8, "big");
+  const std::string_view view = data;
+  e.big_integer(negative, std::as_bytes(std::span(view.data(), view.size())));
+}
+
+void encode(md::Encoder& e, py::handle obj, int depth);
+
+// A value of no core type, as mandala/_values.py reduces it: a plain value, a float32, a tagged
+// value or a pickle; an EncodeFailure when it can be stored in none of these ways.
+void encode_reduced(md::Encoder& e, py::handle obj, int depth) {
+  py::tuple reduced;
+  try {
+    reduced = values_module().attr("reduce")(obj);
+  } catch (py::error_already_set& err) {
+    if (!err.matches(PyExc_TypeError)) throw;
+    throw EncodeFailure{"a value of type '" + type_name(obj) + "'", "", true, py::str(err.value())};
+  }
+  const auto how = reduced[0].cast<std::string>();
+  if (how == "value") {
+    encode(e, reduced[1], depth + 1);
+  } else if (how == "float32") {
+    e.float32(reduced[1].cast<float>());
+  } else if (how == "tagged") {
+    e.tag(reduced[1].cast<std::string>());
+    encode(e, reduced[2], depth + 1);
+  } else if (how == "pickle") {
+    const std::string_view data = reduced[2].cast<py::bytes>();
+    e.pickle(reduced[1].cast<std::string>(), std::as_bytes(std::span(data.data(), data.size())));
+  } else {
+    throw py::value_error("mandala._values.reduce returned an unknown form '" + how + "'");
+  }
 }
 
 std::vector<std::byte> encode_part(py::handle obj, int depth) {
@@ -120,14 +205,8 @@ void encode(md::Encoder& e, py::handle obj, int depth) {
       if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
       e.integer(v);
     } else {
-      const unsigned long long u = overflow > 0 ? PyLong_AsUnsignedLongLong(p) : 0;
-      if (overflow < 0 || (u == static_cast<unsigned long long>(-1) && PyErr_Occurred())) {
-        PyErr_Clear();
-        throw EncodeFailure{"the int " + std::string(py::str(obj)) +
-                                ", which does not fit 64 bits (integers from -2**63 to 2**64-1 are supported)",
-                            "", false};
-      }
-      e.unsigned_integer(u);
+      // Beyond 64 bits: the encoder writes the shortest form (ext type 4 outside [-2^63, 2^64 - 1]).
+      encode_big_int(e, obj);
     }
   } else if (PyFloat_CheckExact(p)) {
     e.float64(PyFloat_AS_DOUBLE(p));
@@ -144,32 +223,56 @@ void encode(md::Encoder& e, py::handle obj, int depth) {
     e.array_header(n);
     for (std::size_t i = 0; i < n; ++i) at_path("[" + std::to_string(i) + "]", [&] { encode(e, seq[i], depth + 1); });
   } else if (PyDict_CheckExact(p)) {
-    std::vector<std::pair<std::vector<std::byte>, std::vector<std::byte>>> entries;
+    // The keys are encoded and sorted by their bytes first; the values are then written in that
+    // order straight into the output (a large value is not copied through a buffer of its own).
+    struct Entry {
+      std::vector<std::byte> key;
+      py::object key_object, value;
+    };
+    std::vector<Entry> entries;
     for (const auto& [k, v] : py::reinterpret_borrow<py::dict>(obj)) {
-      const std::string segment = key_segment(k);
-      std::vector<std::byte> key, value;
-      at_path(segment + " (the key)", [&] { key = encode_part(k, depth + 1); });
-      at_path(segment, [&] { value = encode_part(v, depth + 1); });
-      entries.emplace_back(std::move(key), std::move(value));
+      Entry entry{{}, py::reinterpret_borrow<py::object>(k), py::reinterpret_borrow<py::object>(v)};
+      try {
+        entry.key = encode_part(k, depth + 1);
+      } catch (EncodeFailure& failure) {
+        failure.path = key_segment(k) + " (the key)" + failure.path;
+        throw;
+      }
+      entries.push_back(std::move(entry));
     }
-    e.map_sorted(std::move(entries));
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
+    for (std::size_t i = 1; i < entries.size(); ++i)
+      if (entries[i].key == entries[i - 1].key)
+        throw md::Error(md::Errc::invalid_argument, "map with two keys of the same encoding");
+    e.map_header(entries.size());
+    for (const auto& entry : entries) {
+      e.raw(entry.key);
+      try {
+        encode(e, entry.value, depth + 1);
+      } catch (EncodeFailure& failure) {
+        failure.path = key_segment(entry.key_object) + failure.path;
+        throw;
+      }
+    }
   } else if (PyAnySet_CheckExact(p)) {
     std::vector<std::vector<std::byte>> elements;
     for (const auto& x : obj)
       at_path("{" + std::string(py::repr(x)) + "}", [&] { elements.push_back(encode_part(x, depth + 1)); });
     e.array_sorted(std::move(elements));
+  } else if (py::isinstance<md::AnyRef>(obj)) {
+    throw EncodeFailure{"a value of type 'Ref'", ""};  // never pickled: it would lose its history
   } else if (py::isinstance<PointerName>(obj)) {
     e.pointer(obj.cast<const PointerName&>().name);
   } else if (const py::object numpy = loaded_numpy();
-             !numpy.is_none() && py::type::handle_of(obj).is(numpy.attr("ndarray"))) {
-    encode_ndarray(e, obj, numpy);
+             !numpy.is_none() && py::type::handle_of(obj).is(numpy.attr("ndarray")) && encode_ndarray(e, obj, numpy)) {
+    // a typed array
   } else {
-    throw EncodeFailure{"a value of type '" + type_name(obj) + "'", ""};
+    encode_reduced(e, obj, depth);
   }
 }
 
-// Encodes a Python value; TypeError (ValueError for an int too large or too deep a value) that
-// names `what` and the path to the value inside it.
+// Encodes a Python value; TypeError (ValueError for too deep a value) that names `what` and the
+// path to the value inside it.
 md::EncodedValue encode_value(py::handle obj, const std::string& what) {
   md::Encoder e;
   try {
@@ -178,28 +281,48 @@ md::EncodedValue encode_value(py::handle obj, const std::string& what) {
     std::string message = "mandala cannot store " + f.what;
     if (!f.path.empty()) message += " at " + what + f.path;
     else if (!what.empty()) message += " (" + what + ")";
-    message += f.type_error ? std::string(": ") + supported_types : "";
+    if (!f.reason.empty()) message += ": " + f.reason;
+    message += f.type_error ? std::string(f.reason.empty() ? ": " : "; ") + supported_types : "";
     if (f.type_error) throw py::type_error(message);
     throw py::value_error(message);
   }
   return md::EncodedValue(std::move(e).take());
 }
 
-py::object decode(md::ValueView v, bool as_key);
+// What loading a value may do.
+struct Loading {
+  bool allow_pickle = false;  ///< unpickle pickled objects (else PickleNotAllowedError)
+};
+
+py::object decode(md::ValueView v, bool as_key, const Loading& how);
 
 py::object decode_typed_array(const md::TypedArrayView& t) {
   const py::module_ numpy = py::module_::import("numpy");
   static const std::map<md::Dtype, const char*> names{
-      {md::Dtype::i8, "<i1"},  {md::Dtype::i16, "<i2"}, {md::Dtype::i32, "<i4"}, {md::Dtype::i64, "<i8"},
-      {md::Dtype::u8, "<u1"},  {md::Dtype::u16, "<u2"}, {md::Dtype::u32, "<u4"}, {md::Dtype::u64, "<u8"},
-      {md::Dtype::f32, "<f4"}, {md::Dtype::f64, "<f8"}};
-  const py::bytes data(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+      {md::Dtype::i8, "<i1"},    {md::Dtype::i16, "<i2"},    {md::Dtype::i32, "<i4"}, {md::Dtype::i64, "<i8"},
+      {md::Dtype::u8, "<u1"},    {md::Dtype::u16, "<u2"},    {md::Dtype::u32, "<u4"}, {md::Dtype::u64, "<u8"},
+      {md::Dtype::f32, "<f4"},   {md::Dtype::f64, "<f8"},    {md::Dtype::f16, "<f2"}, {md::Dtype::c64, "<c8"},
+      {md::Dtype::c128, "<c16"}, {md::Dtype::boolean, "|b1"}};
   py::tuple shape(t.shape.size());
   for (std::size_t i = 0; i < t.shape.size(); ++i) shape[i] = py::int_(t.shape[i]);
-  return numpy.attr("frombuffer")(data, py::arg("dtype") = names.at(t.dtype)).attr("reshape")(shape).attr("copy")();
+  py::object out = numpy.attr("empty")(shape, py::arg("dtype") = names.at(t.dtype));
+  if (!t.data.empty()) {
+    const py::object raw = out.attr("reshape")(-1).attr("view")(numpy.attr("uint8"));
+    const py::buffer_info info = py::reinterpret_borrow<py::buffer>(raw).request(true);
+    std::memcpy(info.ptr, t.data.data(), t.data.size());
+  }
+  return out;
 }
 
-py::object decode(md::ValueView v, bool as_key) {
+py::object decode_big_int(const md::BigIntegerView& b) {
+  const py::bytes magnitude(reinterpret_cast<const char*>(b.magnitude.data()), b.magnitude.size());
+  py::object value = py::module_::import("builtins").attr("int").attr("from_bytes")(magnitude, "big");
+  if (b.negative) value = py::reinterpret_steal<py::object>(PyNumber_Negative(value.ptr()));
+  if (!value) throw py::error_already_set();
+  return value;
+}
+
+py::object decode(md::ValueView v, bool as_key, const Loading& how) {
   switch (v.kind()) {
     case md::Kind::nil: return py::none();
     case md::Kind::boolean: return py::bool_(v.as_bool());
@@ -220,31 +343,42 @@ py::object decode(md::ValueView v, bool as_key) {
       // Dict keys that were tuples come back as tuples (a list is not hashable).
       if (as_key) {
         py::tuple out(v.size());
-        for (std::size_t i = 0; i < v.size(); ++i) out[i] = decode(v.at(i), true);
+        for (std::size_t i = 0; i < v.size(); ++i) out[i] = decode(v.at(i), true, how);
         return out;
       }
       py::list out(v.size());
-      for (std::size_t i = 0; i < v.size(); ++i) out[i] = decode(v.at(i), false);
+      for (std::size_t i = 0; i < v.size(); ++i) out[i] = decode(v.at(i), false, how);
       return out;
     }
     case md::Kind::map: {
       if (as_key)
         throw py::type_error("mandala cannot load a map used as a map key into Python (a dict is not hashable)");
       py::dict out;
-      for (std::size_t i = 0; i < v.size(); ++i) out[decode(v.key_at(i), true)] = decode(v.value_at(i), false);
+      for (std::size_t i = 0; i < v.size(); ++i)
+        out[decode(v.key_at(i), true, how)] = decode(v.value_at(i), false, how);
       return out;
     }
     case md::Kind::typed_array: return decode_typed_array(v.as_typed_array());
     case md::Kind::pointer: return py::cast(PointerName{std::string(v.as_pointer())});
     case md::Kind::collection:
       throw py::value_error("the stored value is the shape of a collection; load it through its ref");
+    case md::Kind::big_integer: return decode_big_int(v.as_big_integer());
+    case md::Kind::pickle: {
+      const auto p = v.as_pickle();
+      const py::bytes data(reinterpret_cast<const char*>(p.data.data()), p.data.size());
+      return values_module().attr("unpickle")(std::string(p.type_name), data, how.allow_pickle);
+    }
+    case md::Kind::tagged: {
+      py::object payload = decode(v.tagged_value(), false, how);
+      return values_module().attr("build")(std::string(v.tag()), payload);
+    }
   }
   throw py::value_error("unknown kind of value");
 }
 
-py::object decode_bytes(const std::vector<std::byte>& bytes) {
+py::object decode_bytes(const std::vector<std::byte>& bytes, const Loading& how) {
   const md::DecodedValue d{std::span<const std::byte>(bytes)};
-  return decode(d.root(), false);
+  return decode(d.root(), false, how);
 }
 
 std::vector<md::DynamicArg> to_args(const std::vector<std::pair<std::string, py::object>>& args) {
@@ -258,6 +392,10 @@ std::vector<md::DynamicArg> to_args(const std::vector<std::pair<std::string, py:
 }
 
 std::string errc_name(md::Errc code) { return std::string(md::to_string(code)); }
+
+py::object load_ref(const md::AnyRef& ref) {
+  return decode_bytes(md::encoded_value(ref).bytes(), Loading{allows_pickle(ref)});
+}
 
 // Whether a decoded value can stand in several cells (it cannot be changed in place).
 bool immutable(const py::object& o) {
@@ -278,9 +416,11 @@ py::list column_objects(const md::Table& table, const std::string& name, const p
   std::vector<std::vector<std::byte>> bytes;
   std::vector<char> shared(n, 1);  // whether objects[k] may be handed out again
   if (!cells->holds_calls()) {
+    // One table, one storage: its pickle policy holds for every value of the column.
+    const Loading how{n > 0 && allows_pickle(cells->ref(0))};
     bytes = cells->values();
     for (std::size_t k = 0; k < n; ++k) {
-      objects[k] = decode_bytes(bytes[k]);
+      objects[k] = decode_bytes(bytes[k], how);
       shared[k] = immutable(objects[k]) ? 1 : 0;
     }
   } else if (!make_call.is_none()) {
@@ -454,14 +594,20 @@ PYBIND11_MODULE(_core, m) {
       "The canonical encoding of a value (the bytes C++ gives the same value).");
   m.def(
       "decode",
-      [](py::bytes data) {
+      [](py::bytes data, bool allow_pickle) {
         const std::string_view s = data;
         const auto* b = reinterpret_cast<const std::byte*>(s.data());
-        return decode_bytes(std::vector<std::byte>(b, b + s.size()));
+        return decode_bytes(std::vector<std::byte>(b, b + s.size()), Loading{allow_pickle});
       },
-      "The value of canonical encoded bytes.");
+      py::arg("data"), py::arg("allow_pickle") = false,
+      "The value of canonical encoded bytes (a pickled object only with allow_pickle=True).");
   m.def(
-      "content_id", [](py::handle obj) { return encode_value(obj, "").content_id().hex(); },
+      "content_id",
+      [](py::handle obj) {
+        const auto v = encode_value(obj, "");
+        const py::gil_scoped_release no_gil;
+        return v.content_id().hex();
+      },
       "The content id (32 hex digits) a stored value has.");
   m.def(
       "_typed_content_ids",
@@ -489,6 +635,12 @@ PYBIND11_MODULE(_core, m) {
         add("set<int64>", std::set<std::int64_t>{3, 1, 2, 300});
         add("vector<vector<string>>", std::vector<std::vector<std::string>>{{"a"}, {}, {"b", "c"}});
         add("vector<double>", std::vector<double>{1.0, 2.5});
+        add("float 1.5", 1.5f);
+        add("vector<int8_t>", std::vector<std::int8_t>{1, -2});
+        add("vector<complex<double>>", std::vector<std::complex<double>>{{1, 2}, {3, -1}});
+        add("complex<double> 1+2i", std::complex<double>(1, 2));
+        add("map<string,vector<float>>", std::map<std::string, std::vector<float>>{{"w", {0.5f}}});
+        add("Value 2^64", md::Value(md::Value::BigInteger{false, {std::byte{1}, {}, {}, {}, {}, {}, {}, {}, {}}}));
         out.emplace_back("ValuePointer model-v1",
                          md::EncodedValue(md::detail::encode_pointer("model-v1")).content_id().hex());
         return out;
@@ -510,8 +662,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("has_ids", &md::AnyRef::has_ids)
       .def_property_readonly("in_memory", &md::AnyRef::in_memory)
       .def(
-          "load", [](const md::AnyRef& r) { return decode_bytes(md::encoded_value(r).bytes()); },
-          "The value (in memory, or loaded from the ref's storage).")
+          "load", [](const md::AnyRef& r) { return load_ref(r); },
+          "The value (in memory, or loaded from the ref's storage; a pickle only if that storage allows them).")
       .def(
           "elements",
           [](const md::AnyRef& r, const std::string& kind) {
@@ -609,7 +761,8 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<md::Storage>(m, "Storage")
       .def(
-          py::init([](std::optional<std::string> location, bool read_only, const std::string& on_code_change) {
+          py::init([](std::optional<std::string> location, bool read_only, const std::string& on_code_change,
+                      bool allow_pickle) {
             md::StorageOptions options;
             options.read_only = read_only;
             if (on_code_change == "new_version") options.on_code_change = md::OnCodeChange::new_version;
@@ -617,12 +770,16 @@ PYBIND11_MODULE(_core, m) {
             else if (on_code_change == "error") options.on_code_change = md::OnCodeChange::error;
             else
               throw py::value_error("on_code_change is 'new_version', 'warn' or 'error', not '" + on_code_change + "'");
-            if (!location || location->empty() || *location == ":memory:")
-              return std::make_unique<md::Storage>(std::filesystem::path(), options);
-            return std::make_unique<md::Storage>(std::filesystem::path(*location), options);
+            auto storage = !location || location->empty() || *location == ":memory:"
+                               ? std::make_unique<md::Storage>(std::filesystem::path(), options)
+                               : std::make_unique<md::Storage>(std::filesystem::path(*location), options);
+            set_pickle_policy(storage->core(), allow_pickle);
+            return storage;
           }),
-          py::arg("location") = py::none(), py::arg("read_only") = false, py::arg("on_code_change") = "new_version")
-      .def("flush", &md::Storage::flush)
+          py::arg("location") = py::none(), py::arg("read_only") = false, py::arg("on_code_change") = "new_version",
+          py::arg("allow_pickle") = false)
+      .def("flush", &md::Storage::flush, py::call_guard<py::gil_scoped_release>(),
+           "Writes the pending calls (without the GIL: other Python threads run meanwhile).")
       .def(
           "versions",
           [](md::Storage& s, const std::string& op) {
@@ -799,5 +956,5 @@ PYBIND11_MODULE(_core, m) {
       "Records the __make_list__ / __make_dict__ calls that make `value` (a list or dict whose elements may be "
       "Refs, which keep their history) a transparent collection of `shape`; returns its Ref.");
 
-  mandala_python::add_frame_api(m, table_columns);
+  mandala_python::add_frame_api(m, [](const md::Table& t) { return table_columns(t, py::none()); });
 }

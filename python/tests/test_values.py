@@ -129,23 +129,20 @@ def test_nan_has_one_id():
     assert mandala.content_id(float("nan")) == mandala.content_id(float("nan"))
 
 
-class Point:
-    pass
+def test_unstorable_arguments_are_refused_with_the_path_to_the_value():
+    import threading
 
-
-def test_unsupported_arguments_are_refused_with_the_path_to_the_value():
+    lock = threading.Lock()  # neither encoded nor picklable
     storage = Storage()
     with storage:
-        with pytest.raises(TypeError, match=r"cannot store a value of type 'Point' \(argument 'x'\): supported are"):
-            ident(Point())
-        with pytest.raises(TypeError, match=r"type 'Point' at argument 'x'\['a'\]\[1\]"):
-            ident({"a": [0, Point()]})
-        with pytest.raises(TypeError, match="type 'bytearray'"):
-            ident(bytearray(b"x"))
-        with pytest.raises(ValueError, match="does not fit 64 bits"):
-            ident(2**64)
-        with pytest.raises(ValueError, match="does not fit 64 bits"):
-            ident(-(2**63) - 1)
+        with pytest.raises(
+            TypeError, match=r"cannot store a value of type 'lock' \(argument 'x'\): .*pickling it failed.*; stored are"
+        ):
+            ident(lock)
+        with pytest.raises(TypeError, match=r"type 'lock' at argument 'x'\['a'\]\[1\]"):
+            ident({"a": [0, lock]})
+        with pytest.raises(TypeError, match=r"type 'function' at argument 'x'\[0\]"):
+            ident([lambda: 1])
         loop = []
         loop.append(loop)
         with pytest.raises(ValueError, match="levels deep"):
@@ -153,19 +150,21 @@ def test_unsupported_arguments_are_refused_with_the_path_to_the_value():
     assert storage.counters()["executed"] == 0
 
 
-def test_unsupported_outputs_are_refused_and_not_recorded():
-    @op
-    def make_point(x):
-        make_point.runs += 1
-        return Point()
+def test_unstorable_outputs_are_refused_and_not_recorded():
+    import threading
 
-    make_point.runs = 0
+    @op
+    def make_lock(x):
+        make_lock.runs += 1
+        return threading.Lock()
+
+    make_lock.runs = 0
     storage = Storage()
     with storage:
         for _ in range(2):
-            with pytest.raises(TypeError, match=r"type 'Point' \(output 'output_0' of op 'make_point'\)"):
-                make_point(1)
-    assert make_point.runs == 2
+            with pytest.raises(TypeError, match=r"type 'lock' \(output 'output_0' of op 'make_lock'\)"):
+                make_lock(1)
+    assert make_lock.runs == 2
 
 
 def test_storage_errors_are_mandala_errors(tmp_path):
@@ -195,10 +194,6 @@ def test_numpy_arrays_are_typed_arrays(tmp_path):
     assert loaded.dtype == np.int32 and loaded.shape == (4, 3)
     assert np.array_equal(loaded, matrix.T)
 
-    for bad, message in [
-        (np.array(5.0), "0-dimensional numpy array"),
-        (np.array([1j]), "dtype complex128"),
-        (np.array([True]), "dtype bool"),
-    ]:
-        with pytest.raises(ValueError, match=message):
-            mandala.content_id(bad)
+    # 0-dimensional arrays are typed arrays of rank 0: not the scalar.
+    assert mandala.content_id(np.array(5.0)) != mandala.content_id(5.0)
+    assert _core.decode(_core.encode(np.array(5.0))).shape == ()

@@ -1,6 +1,7 @@
 // Validating reader of the canonical encoding, over msgpack-cxx's parser. Limits derived from
 // the input size bound what malformed headers can make it allocate.
 
+#include <algorithm>
 #include <cstring>
 
 #include <msgpack.hpp>
@@ -170,12 +171,22 @@ Kind ValueView::kind() const {
     case msgpack::type::FLOAT64: return Kind::float64;
     case msgpack::type::STR: return Kind::string;
     case msgpack::type::BIN: return Kind::binary;
-    case msgpack::type::ARRAY: return Kind::array;
+    case msgpack::type::ARRAY:
+      if (o.via.array.size == 2 && o.via.array.ptr[0].type == msgpack::type::EXT &&
+          o.via.array.ptr[0].via.ext.type() == wire::ext_tag)
+        return Kind::tagged;
+      return Kind::array;
     case msgpack::type::MAP: return Kind::map;
     case msgpack::type::EXT:
-      if (o.via.ext.type() == wire::ext_typed_array) return Kind::typed_array;
-      if (o.via.ext.type() == wire::ext_pointer) return Kind::pointer;
-      if (o.via.ext.type() == wire::ext_collection) return Kind::collection;
+      switch (o.via.ext.type()) {
+        case wire::ext_typed_array: return Kind::typed_array;
+        case wire::ext_pointer: return Kind::pointer;
+        case wire::ext_collection: return Kind::collection;
+        case wire::ext_big_integer: return Kind::big_integer;
+        case wire::ext_pickle: return Kind::pickle;
+        case wire::ext_tag: detail::throw_decode("a type tag (extension type 6) outside a tagged value");
+        default: break;
+      }
       detail::throw_decode("unknown extension type " + std::to_string(o.via.ext.type()));
   }
   detail::throw_decode("unknown value type");
@@ -195,6 +206,9 @@ std::string_view to_string(Kind kind) noexcept {
     case Kind::typed_array: return "typed array";
     case Kind::pointer: return "value pointer";
     case Kind::collection: return "collection shape";
+    case Kind::big_integer: return "big integer";
+    case Kind::pickle: return "pickle";
+    case Kind::tagged: return "tagged value";
   }
   return "?";
 }
@@ -202,6 +216,8 @@ std::string_view to_string(Kind kind) noexcept {
 void ValueView::fail_expected(std::string_view what) const {
   std::string found(to_string(kind()));
   if (kind() == Kind::pointer) found += " '" + std::string(as_pointer()) + "' (the object itself is not stored)";
+  if (kind() == Kind::tagged) found += " '" + std::string(tag()) + "'";
+  if (kind() == Kind::pickle) found += " of a Python '" + std::string(as_pickle().type_name) + "'";
   detail::throw_decode("expected " + std::string(what) + ", found " + found);
 }
 
@@ -296,7 +312,7 @@ TypedArrayView ValueView::as_typed_array() const {
   const std::size_t n = ext.size;  // data bytes, without the type byte
   if (n < 2) detail::throw_decode("typed array header truncated");
   const auto code = static_cast<unsigned char>(p[0]);
-  if (code < 1 || code > static_cast<unsigned char>(Dtype::f64)) detail::throw_decode("typed array: unknown dtype");
+  if (code < 1 || code > static_cast<unsigned char>(Dtype::c128)) detail::throw_decode("typed array: unknown dtype");
   TypedArrayView out{static_cast<Dtype>(code), {}, {}};
   const std::size_t rank = static_cast<unsigned char>(p[1]);
   if (n < 2 + 8 * rank) detail::throw_decode("typed array shape truncated");
@@ -319,6 +335,80 @@ std::string_view ValueView::as_pointer() const {
   const auto& o = obj(m_object);
   if (o.type != msgpack::type::EXT || o.via.ext.type() != wire::ext_pointer) fail_expected("value pointer");
   return {o.via.ext.data(), o.via.ext.size};
+}
+
+BigIntegerView ValueView::as_big_integer() const {
+  if (kind() != Kind::big_integer) fail_expected("big integer");
+  const auto& ext = obj(m_object).via.ext;
+  const auto* p = reinterpret_cast<const std::byte*>(ext.data());
+  const std::size_t n = ext.size;
+  // One form per value: a sign byte, then a magnitude too large for the 64-bit integer forms
+  // and without leading zero bytes.
+  if (n < 2 || (p[0] != std::byte{0} && p[0] != std::byte{1}) || p[1] == std::byte{0})
+    detail::throw_decode("malformed big integer (extension type 4)");
+  const bool negative = p[0] == std::byte{1};
+  const std::span<const std::byte> magnitude(p + 1, n - 1);
+  bool fits = magnitude.size() < 8;
+  if (magnitude.size() == 8) {
+    // Negative: a magnitude up to 2^63 fits int64; non-negative: every 8-byte one fits uint64.
+    const bool is_power = magnitude[0] == std::byte{0x80} && std::all_of(magnitude.begin() + 1, magnitude.end(),
+                                                                         [](std::byte b) { return b == std::byte{0}; });
+    fits = !negative || magnitude[0] < std::byte{0x80} || is_power;
+  }
+  if (fits) detail::throw_decode("malformed big integer (extension type 4): the value fits a 64-bit integer form");
+  return {negative, magnitude};
+}
+
+std::string to_string(const BigIntegerView& v) {
+  // Repeated division of the magnitude by 10^9, nine decimal digits at a time.
+  const std::size_t n = v.magnitude.size();
+  std::vector<std::uint32_t> digits((n + 3) / 4, 0);  // base 2^32, most significant first
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t from_end = n - 1 - i;  // byte position counted from the least significant
+    digits[digits.size() - 1 - from_end / 4] |= std::to_integer<std::uint32_t>(v.magnitude[i]) << (8 * (from_end % 4));
+  }
+  std::string out;
+  auto nonzero = [&] { return std::any_of(digits.begin(), digits.end(), [](std::uint32_t d) { return d != 0; }); };
+  while (nonzero()) {
+    std::uint64_t rem = 0;
+    for (auto& d : digits) {
+      const std::uint64_t cur = (rem << 32) | d;
+      d = static_cast<std::uint32_t>(cur / 1000000000u);
+      rem = cur % 1000000000u;
+    }
+    const bool last = !nonzero();
+    for (int k = 0; k < 9 && (!last || rem != 0); ++k) {
+      out.push_back(static_cast<char>('0' + rem % 10));
+      rem /= 10;
+    }
+  }
+  if (out.empty()) out = "0";
+  if (v.negative) out.push_back('-');
+  return {out.rbegin(), out.rend()};
+}
+
+PickleView ValueView::as_pickle() const {
+  if (kind() != Kind::pickle) fail_expected("pickle");
+  const auto& ext = obj(m_object).via.ext;
+  const char* p = ext.data();
+  const std::size_t n = ext.size;
+  if (n < 4) detail::throw_decode("malformed pickle (extension type 5): no type name length");
+  std::uint32_t len = 0;
+  for (std::size_t b = 4; b-- > 0;) len = (len << 8) | static_cast<unsigned char>(p[b]);
+  if (n - 4 < len) detail::throw_decode("malformed pickle (extension type 5): type name truncated");
+  return {std::string_view(p + 4, len), {reinterpret_cast<const std::byte*>(p + 4 + len), n - 4 - len}};
+}
+
+std::string_view ValueView::tag() const {
+  if (kind() != Kind::tagged) fail_expected("tagged value");
+  const auto& ext = obj(m_object).via.array.ptr[0].via.ext;
+  if (ext.size == 0) detail::throw_decode("malformed tagged value: empty tag");
+  return {ext.data(), ext.size};
+}
+
+ValueView ValueView::tagged_value() const {
+  (void)tag();
+  return ValueView(&obj(m_object).via.array.ptr[1]);
 }
 
 CollectionView ValueView::as_collection() const {

@@ -49,7 +49,7 @@ void put_le64(std::vector<std::byte>& out, std::uint64_t v) {
 // are replaced only where a block has one.
 template <class Bits>
 void canonicalize_nans(std::byte* data, std::size_t size_bytes, Bits infinity, Bits canonical) {
-  constexpr Bits no_sign = static_cast<Bits>(~Bits{0}) >> 1;
+  constexpr Bits no_sign = static_cast<Bits>(static_cast<Bits>(~Bits{0}) >> 1);
   constexpr int top = static_cast<int>(sizeof(Bits) * 8 - 1);
   constexpr std::size_t block = 64;
   const auto bits_at = [&](std::size_t i) {
@@ -57,7 +57,9 @@ void canonicalize_nans(std::byte* data, std::size_t size_bytes, Bits infinity, B
     std::memcpy(&b, data + i * sizeof b, sizeof b);
     return b;
   };
-  const auto is_nan = [&](Bits b) { return static_cast<Bits>(infinity - (b & no_sign)) >> top; };
+  const auto is_nan = [&](Bits b) {
+    return static_cast<Bits>(static_cast<Bits>(infinity - static_cast<Bits>(b & no_sign)) >> top);
+  };
   const auto fix = [&](std::size_t from, std::size_t to) {
     for (std::size_t i = from; i < to; ++i)
       if (is_nan(bits_at(i)) != 0) std::memcpy(data + i * sizeof(Bits), &canonical, sizeof canonical);
@@ -66,7 +68,7 @@ void canonicalize_nans(std::byte* data, std::size_t size_bytes, Bits infinity, B
   std::size_t i = 0;
   for (; i + block <= n; i += block) {
     Bits any = 0;
-    for (std::size_t j = 0; j < block; ++j) any |= is_nan(bits_at(i + j));
+    for (std::size_t j = 0; j < block; ++j) any = static_cast<Bits>(any | is_nan(bits_at(i + j)));
     if (any != 0) fix(i, i + block);
   }
   fix(i, n);
@@ -119,9 +121,15 @@ void append_elements(std::vector<std::byte>& out, Dtype dtype, const std::byte* 
     const std::size_t n = std::min(piece, size_bytes - offset);
     const std::size_t at = out.size();
     out.insert(out.end(), data + offset, data + offset + n);
-    if (dtype == Dtype::f32) canonicalize_nans<std::uint32_t>(out.data() + at, n, 0x7f800000u, wire::canonical_nan32);
-    else if (dtype == Dtype::f64)
+    if (dtype == Dtype::f32 || dtype == Dtype::c64)
+      canonicalize_nans<std::uint32_t>(out.data() + at, n, 0x7f800000u, wire::canonical_nan32);
+    else if (dtype == Dtype::f64 || dtype == Dtype::c128)
       canonicalize_nans<std::uint64_t>(out.data() + at, n, 0x7ff0000000000000ull, wire::canonical_nan64);
+    else if (dtype == Dtype::f16)
+      canonicalize_nans<std::uint16_t>(out.data() + at, n, std::uint16_t{0x7c00u}, wire::canonical_nan16);
+    else if (dtype == Dtype::boolean)  // every true element is the byte 1
+      for (std::size_t j = at; j < out.size(); ++j)
+        if (out[j] != std::byte{0}) out[j] = std::byte{1};
   }
 }
 
@@ -217,6 +225,47 @@ void Encoder::pointer(std::string_view name) {
   p.pack_ext_body(name.data(), n);
 }
 
+void Encoder::big_integer(bool negative, std::span<const std::byte> magnitude) {
+  std::size_t first = 0;
+  while (first < magnitude.size() && magnitude[first] == std::byte{0}) ++first;
+  magnitude = magnitude.subspan(first);
+  if (magnitude.size() <= 8) {
+    std::uint64_t m = 0;
+    for (const auto b : magnitude) m = (m << 8) | std::to_integer<std::uint64_t>(b);
+    if (!negative || m == 0) return unsigned_integer(m);
+    if (m <= std::uint64_t{1} << 63) return integer(static_cast<std::int64_t>(~m + 1));  // two's complement of -m
+  }
+  const std::uint32_t n = checked_length(magnitude.size() + 1, "big integer");
+  ByteSink sink{};
+  auto p = packer_for(m_out, sink);
+  p.pack_ext(n, wire::ext_big_integer);
+  m_out.push_back(std::byte{negative ? std::uint8_t{1} : std::uint8_t{0}});
+  m_out.insert(m_out.end(), magnitude.begin(), magnitude.end());
+}
+
+void Encoder::pickle(std::string_view type_name, std::span<const std::byte> data) {
+  const std::uint32_t name_size = checked_length(type_name.size(), "pickle type name");
+  const std::uint32_t n = checked_length(4 + std::size_t{name_size} + data.size(), "pickle");
+  reserve_more(m_out, std::size_t{n} + 6);
+  ByteSink sink{};
+  auto p = packer_for(m_out, sink);
+  p.pack_ext(n, wire::ext_pickle);
+  for (int b = 0; b < 4; ++b) m_out.push_back(static_cast<std::byte>((name_size >> (8 * b)) & 0xffu));
+  const auto* name = reinterpret_cast<const std::byte*>(type_name.data());
+  m_out.insert(m_out.end(), name, name + type_name.size());
+  m_out.insert(m_out.end(), data.begin(), data.end());
+}
+
+void Encoder::tag(std::string_view tag) {
+  if (tag.empty()) throw Error(Errc::invalid_argument, "a tagged value needs a non-empty tag");
+  array_header(2);
+  ByteSink sink{};
+  auto p = packer_for(m_out, sink);
+  const std::uint32_t n = checked_length(tag.size(), "tag");
+  p.pack_ext(n, wire::ext_tag);
+  p.pack_ext_body(tag.data(), n);
+}
+
 void Encoder::collection(CollectionKind kind, std::span<const std::string> keys, std::span<const Id> cids) {
   std::vector<std::byte> body;
   body.push_back(static_cast<std::byte>(kind));
@@ -288,6 +337,10 @@ std::string_view to_string(Dtype dtype) noexcept {
     case Dtype::u64: return "u64";
     case Dtype::f32: return "f32";
     case Dtype::f64: return "f64";
+    case Dtype::boolean: return "bool";
+    case Dtype::f16: return "f16";
+    case Dtype::c64: return "c64";
+    case Dtype::c128: return "c128";
   }
   return "?";
 }
@@ -295,15 +348,19 @@ std::string_view to_string(Dtype dtype) noexcept {
 std::size_t dtype_size(Dtype dtype) noexcept {
   switch (dtype) {
     case Dtype::i8:
-    case Dtype::u8: return 1;
+    case Dtype::u8:
+    case Dtype::boolean: return 1;
     case Dtype::i16:
-    case Dtype::u16: return 2;
+    case Dtype::u16:
+    case Dtype::f16: return 2;
     case Dtype::i32:
     case Dtype::u32:
     case Dtype::f32: return 4;
     case Dtype::i64:
     case Dtype::u64:
-    case Dtype::f64: return 8;
+    case Dtype::f64:
+    case Dtype::c64: return 8;
+    case Dtype::c128: return 16;
   }
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "codec/half.hpp"
 #include "mandala/codec.hpp"
 
 namespace mandala {
@@ -16,7 +17,9 @@ nlohmann::json block_items(const TypedArrayView& t, std::size_t max_items) {
   for (std::size_t i = 0; i < n && i < max_items; ++i) {
     T v;
     std::memcpy(&v, t.data.data() + i * sizeof(T), sizeof(T));
-    data.push_back(v);
+    if constexpr (is_std_complex_v<T>) data.push_back(nlohmann::json::array({v.real(), v.imag()}));
+    else if constexpr (std::is_same_v<T, codec::Half>) data.push_back(codec::half_to_float(v));  // f16
+    else data.push_back(v);
   }
   return data;
 }
@@ -75,10 +78,21 @@ nlohmann::json to_json_value(ValueView v, std::size_t max_items) {
         case Dtype::u64: data = block_items<std::uint64_t>(t, max_items); break;
         case Dtype::f32: data = block_items<float>(t, max_items); break;
         case Dtype::f64: data = block_items<double>(t, max_items); break;
+        case Dtype::boolean: data = block_items<bool>(t, max_items); break;
+        case Dtype::f16: data = block_items<codec::Half>(t, max_items); break;
+        case Dtype::c64: data = block_items<std::complex<float>>(t, max_items); break;
+        case Dtype::c128: data = block_items<std::complex<double>>(t, max_items); break;
       }
       return nlohmann::json{{"dtype", std::string(to_string(t.dtype))}, {"shape", t.shape}, {"data", data}};
     }
     case Kind::pointer: return nlohmann::json{{"pointer", std::string(v.as_pointer())}};
+    case Kind::big_integer: return nlohmann::json{{"bigint", to_string(v.as_big_integer())}};
+    case Kind::pickle: {  // never its content: only what it is
+      const auto p = v.as_pickle();
+      return nlohmann::json{{"pickle", {{"type", std::string(p.type_name)}, {"bytes", p.data.size()}}}};
+    }
+    case Kind::tagged:
+      return nlohmann::json{{"tag", std::string(v.tag())}, {"value", to_json_value(v.tagged_value(), max_items)}};
     case Kind::collection: {
       const auto c = v.as_collection();
       if (c.kind == CollectionKind::list) {

@@ -1,9 +1,11 @@
 // The one-line display form of any encoded value (ValueView::to_text), without its C++ type.
 
+#include <cmath>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
 
+#include "codec/half.hpp"
 #include "mandala/codec.hpp"
 
 namespace mandala {
@@ -67,7 +69,11 @@ void block_preview(Out& out, const TypedArrayView& t) {
     }
     T v;
     std::memcpy(&v, t.data.data() + i * sizeof(T), sizeof(T));
-    if constexpr (sizeof(T) == 1) out.put(json_scalar(static_cast<int>(v)));
+    if constexpr (std::is_same_v<T, bool>) out.put(v ? "true" : "false");
+    else if constexpr (is_std_complex_v<T>)
+      out.put(json_scalar(v.real()) + (std::signbit(v.imag()) ? "-" : "+") + json_scalar(std::abs(v.imag())) + "j");
+    else if constexpr (std::is_same_v<T, codec::Half>) out.put(json_scalar(codec::half_to_float(v)));  // f16
+    else if constexpr (sizeof(T) == 1) out.put(json_scalar(static_cast<int>(v)));
     else out.put(json_scalar(v));
   }
   out.put("]");
@@ -129,10 +135,25 @@ void render(Out& out, ValueView v) {
         case Dtype::u64: block_preview<std::uint64_t>(out, t); break;
         case Dtype::f32: block_preview<float>(out, t); break;
         case Dtype::f64: block_preview<double>(out, t); break;
+        case Dtype::boolean: block_preview<bool>(out, t); break;
+        case Dtype::f16: block_preview<codec::Half>(out, t); break;
+        case Dtype::c64: block_preview<std::complex<float>>(out, t); break;
+        case Dtype::c128: block_preview<std::complex<double>>(out, t); break;
       }
       return;
     }
     case Kind::pointer: out.put("pointer(" + std::string(v.as_pointer()) + ")"); return;
+    case Kind::big_integer: out.put(to_string(v.as_big_integer())); return;
+    case Kind::pickle: {  // opaque: never unpickled
+      const auto p = v.as_pickle();
+      out.put("<pickle " + std::string(p.type_name) + ", " + std::to_string(p.data.size()) + " bytes>");
+      return;
+    }
+    case Kind::tagged:
+      out.put(std::string(v.tag()) + "(");
+      render(out, v.tagged_value());
+      out.put(")");
+      return;
     case Kind::collection: {  // a shape not materialized: element content ids
       const auto c = v.as_collection();
       const bool list = c.kind == CollectionKind::list;

@@ -94,6 +94,28 @@ TEST_F(Postgres, AStoreOfANewerSchemaAsksForANewerMandala) {
   EXPECT_NE(std::string(e.what()).find("newer mandala"), std::string::npos) << e.what();
 }
 
+TEST_F(Postgres, AStoreOfThePreviousEncodingIsReadAsItIsAndUpgradedInPlaceByAWriter) {
+  {
+    md::Storage s(location());
+    md::Session session(s);
+    twice(3);
+  }
+  const std::string encoding = "SELECT value FROM mandala_meta WHERE key = 'encoding'";
+  ASSERT_EQ(admin().query(encoding), "msgpack-canonical-2");
+  admin().query("UPDATE mandala_meta SET value = 'msgpack-canonical-1' WHERE key = 'encoding'");
+  {
+    md::StorageOptions options;
+    options.read_only = true;
+    md::Storage reader(location(), options);
+    EXPECT_EQ(reader.stats().calls, 1u);
+  }
+  EXPECT_EQ(admin().query(encoding), "msgpack-canonical-1");
+  { md::Storage writer(location()); }
+  EXPECT_EQ(admin().query(encoding), "msgpack-canonical-2");
+  admin().query("UPDATE mandala_meta SET value = 'msgpack-canonical-0' WHERE key = 'encoding'");
+  EXPECT_EQ(open_error(location()).code(), md::Errc::schema_mismatch);
+}
+
 TEST_F(Postgres, AMissingDatabaseOrUserIsNamedWithWhatToDo) {
   const auto server = *mt::postgres_server_url();
   const auto missing = open_error(mt::postgres_database_url(server, "no_such_database_here"));

@@ -133,6 +133,34 @@ TEST(SqliteStoreOpen, OtherEncodingIsRefused) {
   expect_refused(path, md::Errc::schema_mismatch, "uses hash 'md5'");
 }
 
+TEST(SqliteStoreOpen, PreviousEncodingIsReadAsItIsAndUpgradedInPlaceByAWriter) {
+  md::testing::TempDir dir;
+  const auto path = dir / "store.db";
+  {
+    md::Storage storage(path);
+    md::Session s(storage);
+    inc(1);
+  }
+  const std::string encoding = "SELECT value FROM meta WHERE key = 'encoding'";
+  ASSERT_EQ(md::testing::query(path, encoding), "msgpack-canonical-2");
+  sql(path, "UPDATE meta SET value = 'msgpack-canonical-1' WHERE key = 'encoding'; PRAGMA wal_checkpoint(TRUNCATE);");
+  {
+    md::StorageOptions o;
+    o.read_only = true;
+    md::Storage reader(path, o);
+    EXPECT_EQ(reader.calls_of(inc).size(), 1u);
+  }
+  EXPECT_EQ(md::testing::query(path, encoding), "msgpack-canonical-1") << "a reader changes nothing";
+  {
+    md::Storage writer(path);
+    EXPECT_EQ(writer.calls_of(inc).size(), 1u);
+  }
+  EXPECT_EQ(md::testing::query(path, encoding), "msgpack-canonical-2");
+  // Another encoding is still refused.
+  sql(path, "UPDATE meta SET value = 'msgpack-canonical-0' WHERE key = 'encoding'; PRAGMA wal_checkpoint(TRUNCATE);");
+  expect_refused(path, md::Errc::schema_mismatch, "encoding 'msgpack-canonical-0'");
+}
+
 TEST(SqliteStoreOpen, DirectoryIsRefused) {
   md::testing::TempDir dir;
   try {

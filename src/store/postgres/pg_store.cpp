@@ -792,6 +792,14 @@ class PgStore final : public Store {
                       (number > schema_version ? ": it was written by a newer mandala; upgrade mandala to open it"
                                                : ": migrate it with the mandala version that wrote it"));
     }
+    // The previous encoding's values read the same in this one: a writer records this one (the
+    // whole upgrade, which keeps older readers away); a reader reads the store as it is.
+    if (meta["hash"] == codec::hash_name && meta["encoding"] == wire::previous_encoding_name) {
+      if (!m_options.read_only)
+        m_conn.query_once("UPDATE mandala_meta SET value = $1 WHERE key = 'encoding' AND value = $2",
+                          pq::Params().text(wire::encoding_name).text(wire::previous_encoding_name));
+      return;
+    }
     if (meta["hash"] != codec::hash_name || meta["encoding"] != wire::encoding_name)
       throw Error(Errc::schema_mismatch, name + " uses hash '" + meta["hash"] + "' and encoding '" + meta["encoding"] +
                                              "'; this mandala uses '" + codec::hash_name + "' and '" +

@@ -391,7 +391,36 @@ std::string SqliteStore::stored_schema_version() {
   return {};
 }
 
+namespace {
+/// A meta row's value; empty when absent or unreadable (check_meta reports what is wrong).
+std::string meta_value(sqlite3* db, const char* key) {
+  try {
+    sql::Statement st(db, "SELECT value FROM meta WHERE key = ?1");
+    st.bind(1, std::string_view(key));
+    if (st.step()) return st.text(0);
+  } catch (const sql::Busy&) {
+    throw;
+  } catch (const Error&) {}
+  return {};
+}
+
+/// Values of the previous encoding read the same in this one: recording this one is the whole
+/// upgrade (it tells older readers, which would reject the new extension types, to keep away).
+void upgrade_encoding(sqlite3* db) {
+  const auto older = [&] {
+    return meta_value(db, "encoding") == wire::previous_encoding_name && meta_value(db, "hash") == codec::hash_name;
+  };
+  if (!older()) return;
+  sql::Transaction tx(db);
+  if (!older()) return;  // another process upgraded it meanwhile
+  sql::Statement st(db, "UPDATE meta SET value = ?1 WHERE key = 'encoding'");
+  st.bind(1, std::string_view(wire::encoding_name)).run();
+  tx.commit();
+}
+}  // namespace
+
 void SqliteStore::upgrade() {
+  upgrade_encoding(m_db.get());
   const auto older = [](const std::string& v) { return v == "2" || v == "3" || v == "4" || v == "5"; };
   if (!older(stored_schema_version())) return;
   sql::Transaction tx(m_db.get());
@@ -445,7 +474,9 @@ void SqliteStore::check_meta(const std::string& name) {
                      : v == "2" ? ": open it once writable (not read-only) to upgrade it in place"
                                 : ": migrate it with the mandala version that wrote it"));
   }
-  if (meta["hash"] != codec::hash_name || meta["encoding"] != wire::encoding_name)
+  // Read-only, a store of the previous encoding is read as it is (its values read the same).
+  const bool previous_encoding = m_options.read_only && meta["encoding"] == wire::previous_encoding_name;
+  if (meta["hash"] != codec::hash_name || (meta["encoding"] != wire::encoding_name && !previous_encoding))
     throw Error(Errc::schema_mismatch, name + " uses hash '" + meta["hash"] + "' and encoding '" + meta["encoding"] +
                                            "'; this mandala uses '" + codec::hash_name + "' and '" +
                                            wire::encoding_name + "'");
