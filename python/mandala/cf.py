@@ -83,7 +83,7 @@ def _python_column(values):
     return [_python_cell(v) for v in values]
 
 
-_WRAPPED = {_core.PointerName, _core.Call}
+_WRAPPED = {_core.PointerName, _core.Call, list}  # a list: a cell of several elements
 
 
 class _Elements(dict):
