@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mandala/ref.hpp"
+#include "mandala/rounding.hpp"
 #include "mandala/versioning.hpp"
 
 namespace mandala {
@@ -31,6 +32,9 @@ struct OpInfo {
   /// for dynamic ops (mandala/dynamic.hpp), which get no warning about a missing fingerprint.
   bool native_code = true;
   bool compute_once = true;  ///< OpOptions::compute_once
+  /// How each parameter's floating-point values are rounded (in `inputs` order); empty when no
+  /// parameter rounds (OpOptions::rounding, OpOptions::rounding_of, mandala::rounded).
+  std::vector<Rounding> rounding{};
 };
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the
