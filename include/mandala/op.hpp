@@ -16,6 +16,8 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -25,6 +27,7 @@
 #include "mandala/codec.hpp"
 #include "mandala/detail/core.hpp"
 #include "mandala/ref.hpp"
+#include "mandala/rounding.hpp"
 
 namespace mandala {
 
@@ -71,6 +74,7 @@ struct Param {
   std::string name;
   ParamKind kind = ParamKind::normal;
   std::any default_value;  ///< empty: the argument is required
+  Rounding rounding{};     ///< mandala::rounded: how its floating-point values are rounded
 };
 
 /// A parameter with an ordinary default: omitting it is the same call as passing the default.
@@ -102,6 +106,17 @@ Param ignored(std::string name, T default_value) {
   return p;
 }
 
+/// A parameter whose floating-point values (scalars, and in containers and typed arrays at any
+/// depth) are rounded before they become the call's input: arguments equal after rounding are
+/// the same call, and the function receives the rounded value. For values that differ by
+/// numerical noise; `rounding` is significant_digits(n) or quantum(step) (mandala/rounding.hpp,
+/// docs/storage-format.md 1.7). Ref arguments are passed as they are (their value has a
+/// history). Combines with arg / new_arg: rounded(arg("tol", 1e-6), significant_digits(3)).
+inline Param rounded(Param p, Rounding rounding) {
+  p.rounding = rounding;
+  return p;
+}
+
 struct OpOptions {
   std::vector<std::string> outputs{};  ///< default: output_0, output_1, ...
   std::uint32_t version = 0;           ///< bump to invalidate every stored call of the op
@@ -113,6 +128,12 @@ struct OpOptions {
   /// once"). false for ops that are cheaper to compute twice than to wait for: each then computes
   /// the call itself (it is still stored once).
   bool compute_once = true;
+  /// Tolerant inputs for every parameter of the op (those without their own rounding): see
+  /// mandala::rounded. Never the default.
+  Rounding rounding{};
+  /// Tolerant inputs by parameter name (what mandala::rounded declares, as data: ops declared
+  /// at run time, mandala/dynamic.hpp). Errc::invalid_argument for a name that is no parameter.
+  std::map<std::string, Rounding> rounding_of{};
 };
 
 namespace detail {
@@ -420,10 +441,29 @@ class Op {
     const auto* typed = std::any_cast<P<I>>(&p.default_value);
     if (typed == nullptr) detail::throw_bad_default(*m_info, I, p.default_value.type(), typeid(P<I>));
     slot = *typed;
+    if (auto bytes = rounded_bytes<I>(*slot)) slot = decode_value<P<I>>(std::span<const std::byte>(*bytes));
     if (p.kind == ParamKind::new_arg_default) {
-      m_default_bytes[I] = encode_value(*typed);
+      m_default_bytes[I] = encode_value(*slot);
       m_default_cids[I] = detail::content_id(m_default_bytes[I]);
     }
+  }
+
+  // The encoding of `value` with its floating-point numbers rounded, when parameter I rounds
+  // them (OpInfo::rounding) and some number changed.
+  template <std::size_t I>
+  std::optional<std::vector<std::byte>> rounded_bytes(const P<I>& value) const {
+    if (m_info->rounding.empty() || !m_info->rounding[I].active()) return std::nullopt;
+    return round_encoded(encode_value(value), m_info->rounding[I]);
+  }
+  // A rounding parameter's argument is replaced by its rounded value: the function receives it
+  // and the call's input is it.
+  template <std::size_t I>
+  void round_argument(detail::Arg<P<I>>& out, std::optional<P<I>>& storage) const {
+    auto bytes = rounded_bytes<I>(*out.direct);
+    if (!bytes) return;
+    P<I> value = decode_value<P<I>>(std::span<const std::byte>(*bytes));
+    storage.emplace(std::move(value));
+    out.direct = &*storage;
   }
 
   // Binds argument I (given) into an Arg<P<I>>.
@@ -466,6 +506,7 @@ class Op {
         storage.emplace(std::forward<A>(a));
         out.direct = &*storage;
       }
+      round_argument<I>(out, storage);
       if (memo) {
         if (m_kinds[I] == ParamKind::ignored) {
           out.excluded = true;
@@ -511,6 +552,7 @@ class Op {
         storage.emplace(std::forward<A>(a));
         out.direct = &*storage;
       }
+      round_argument<I>(out, storage);
       if (memo && m_kinds[I] == ParamKind::new_arg_default && encode_value(*out.direct) == m_default_bytes[I])
         out.excluded = true;
       if (memo && !out.excluded && m_kinds[I] != ParamKind::ignored)

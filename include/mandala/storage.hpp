@@ -248,8 +248,14 @@ class Storage {
   /// Declares the code changes of a version (by default the newest) compatible with the code
   /// before them: calls stored under the earlier code are valid again for it, without
   /// recomputation. Returns the components whose change was marked; Errc::invalid_argument for
-  /// a first version (nothing to be compatible with).
+  /// a first version (nothing to be compatible with), and, when no version is named, for a
+  /// newest version that may not be the change meant (compatible_preview's caution, e.g. the
+  /// program's current code is not recorded yet): the message says why, how to name it, and
+  /// shows its diff.
   std::vector<std::string> mark_compatible(std::string_view op_name, std::string_view version = {});
+  /// What mark_compatible(op_name, version) would mark, and the diff against the code it joins;
+  /// changes nothing.
+  [[nodiscard]] CompatibleMark compatible_preview(std::string_view op_name, std::string_view version = {});
   /// Declares the code changes of a version (by default the newest) semantic: its calls are
   /// computed anew. Decides changes held back by OnCodeChange::error, or undoes mark_compatible.
   std::vector<std::string> mark_new_version(std::string_view op_name, std::string_view version = {});

@@ -86,6 +86,19 @@ struct OpVersion {
   std::size_t calls = 0;  ///< stored calls computed under this semantic version
 };
 
+/// What Storage::mark_compatible(op, version) would mark (Storage::compatible_preview).
+struct CompatibleMark {
+  std::size_t version = 0;              ///< the version's number
+  std::size_t joins = 0;                ///< the version whose calls it reuses once marked (0: none recorded)
+  std::vector<std::string> components;  ///< the components whose change is marked (empty: nothing to do)
+  std::string diff;                     ///< unified diff of those components: the code joined -> the version's
+  /// Why this may not be the change meant (empty when it is the change most recently seen): this
+  /// program's code of the op is another version or not recorded yet, the code last seen is
+  /// another version, or other code changed after it was recorded. mark_compatible refuses to
+  /// mark such a version unless it is named explicitly.
+  std::string caution;
+};
+
 /// Where warnings of the versioning layer go (stderr by default): the one warning when ops run
 /// without fingerprints, and OnCodeChange::warn. Returns the previous sink; nullptr restores stderr.
 using WarningSink = void (*)(const std::string& message);

@@ -99,6 +99,18 @@ void bind(const detail::OpInfo& op, std::vector<DynamicArg>& args, std::vector<s
   positions = std::move(sorted_positions);
 }
 
+// Rounds the values of parameters that round (OpInfo::rounding): the function and the call see
+// the rounded values. Refs are passed as they are.
+void round_arguments(const detail::OpInfo& op, std::vector<DynamicArg>& args,
+                     const std::vector<std::size_t>& positions) {
+  if (op.rounding.empty()) return;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    auto* v = std::get_if<EncodedValue>(&args[i].value);
+    if (v == nullptr || !op.rounding[positions[i]].active()) continue;
+    if (auto bytes = round_encoded(v->bytes(), op.rounding[positions[i]])) *v = EncodedValue(std::move(*bytes));
+  }
+}
+
 void check_count(const detail::OpInfo& op, std::size_t returned) {
   if (returned != op.outputs.size())
     throw Error(Errc::output_mismatch, "op " + op.name + " returned " + std::to_string(returned) +
@@ -180,6 +192,7 @@ DynamicOp::Result DynamicOp::operator()(std::vector<DynamicArg> args, const Func
   if (ctx != nullptr && ctx->mode == Mode::run && ctx->core) return call_in(ctx->core, std::move(args), fn);
   std::vector<std::size_t> positions;
   bind(*m_info, args, positions);
+  round_arguments(*m_info, args, positions);
   auto values = fn(std::span<const DynamicArg>(args));
   check_count(*m_info, values.size());
   Result out;
@@ -201,6 +214,7 @@ DynamicOp::Result call_memoized(const std::shared_ptr<const detail::OpInfo>& inf
   if (!core) throw Error(Errc::invalid_argument, "op '" + info->name + "': call in a storage that was moved from");
   std::vector<std::size_t> positions;
   bind(*info, args, positions);
+  round_arguments(*info, args, positions);
   std::vector<detail::InputSlot> inputs;
   inputs.reserve(args.size());
   for (std::size_t i = 0; i < args.size(); ++i) {

@@ -59,6 +59,25 @@ std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<P
   info->outputs = std::move(options.outputs);
   info->dependencies = std::move(options.depends_on);
   info->compute_once = options.compute_once;
+  // Rounding per parameter: its own (rounded), else by name (rounding_of), else the op's.
+  for (const auto& [param, rounding] : options.rounding_of)
+    if (!seen.contains(param))
+      bad(
+          info->name, "rounding_of names '" + param + "', which is no parameter (its parameters: " + [&] {
+            std::string names;
+            for (const auto& p : params) names += (names.empty() ? "" : ", ") + p.name;
+            return names;
+          }() + ")");
+  std::vector<Rounding> rounding;
+  bool any = false;
+  for (const auto& p : params) {
+    auto it = options.rounding_of.find(p.name);
+    rounding.push_back(p.rounding.active()               ? p.rounding
+                       : it != options.rounding_of.end() ? it->second
+                                                         : options.rounding);
+    any = any || rounding.back().active();
+  }
+  if (any) info->rounding = std::move(rounding);
   return info;
 }
 

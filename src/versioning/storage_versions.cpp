@@ -117,14 +117,21 @@ std::string indent(const std::string& code) {
 
 std::string short_id(const Id& id) { return id.hex().substr(0, 12); }
 
-/// Changes the compatibility class of the version's changed commits; returns their names.
-std::vector<std::string> decide(Storage& storage, std::string_view op, std::string_view ref, bool compatible) {
-  auto& core = *storage.core();
-  const Loaded l = load(core, op);
-  const auto versions = build(l);
-  const OpVersion& v = pick(versions, op, ref);
-  store::VersioningWrite w;
+/// What marking a version (compatible or new) changes: the commits to update, the names of the
+/// components whose change is marked and, for a compatible mark, what the change joins.
+struct Plan {
+  const OpVersion* version = nullptr;
+  store::VersioningWrite write;
   std::vector<std::string> changed;
+  std::size_t joins = 0;
+  std::string diff;
+};
+
+Plan plan(const Loaded& l, const std::vector<OpVersion>& versions, std::string_view op, std::string_view ref,
+          bool compatible) {
+  Plan p;
+  const OpVersion& v = pick(versions, op, ref);
+  p.version = &v;
   bool has_parent = false;
   // The version's changes: components whose content differs from the version before it.
   const OpVersion* before = v.number > 1 ? &versions[v.number - 2] : nullptr;
@@ -132,39 +139,169 @@ std::vector<std::string> decide(Storage& storage, std::string_view op, std::stri
     return before != nullptr && std::any_of(before->components.begin(), before->components.end(),
                                             [&](const auto& b) { return b.name == c.name && b.content == c.content; });
   };
+  std::vector<std::pair<std::string, Id>> semantics_after;
+  bool decided_after = true;
+  std::vector<std::pair<const store::CommitRecord*, const store::CommitRecord*>> marked;  // (joined, changed)
   for (const auto& c : v.components) {
     const auto* commit = find_commit(l.commits, c.name, c.content);
-    if (commit == nullptr || !commit->parent) continue;
-    has_parent = true;
-    if (unchanged(c) && commit->semantic) continue;
-    std::optional<Id> target;
-    if (compatible) {
-      const auto* parent = find_commit(l.commits, c.name, *commit->parent);
-      if (parent == nullptr || !parent->semantic)
-        throw Error(Errc::invalid_argument, "the code of " + c.name + " before version " + std::to_string(v.number) +
-                                                " of op " + std::string(op) + " is undecided itself; decide it first");
-      target = parent->semantic;
-    } else {
-      target = commit->content;
+    std::optional<Id> after = commit != nullptr ? commit->semantic : std::nullopt;
+    if (commit != nullptr && commit->parent) {
+      has_parent = true;
+      if (!unchanged(c) || !commit->semantic) {
+        std::optional<Id> target;
+        const store::CommitRecord* parent = nullptr;
+        if (compatible) {
+          parent = find_commit(l.commits, c.name, *commit->parent);
+          if (parent == nullptr || !parent->semantic)
+            throw Error(Errc::invalid_argument, "the code of " + c.name + " before version " +
+                                                    std::to_string(v.number) + " of op " + std::string(op) +
+                                                    " is undecided itself; decide it first");
+          target = parent->semantic;
+        } else {
+          target = commit->content;
+        }
+        after = target;
+        if (commit->semantic != target) {
+          // The commit and the later commits that inherited its class move together.
+          const std::optional<Id> old = commit->semantic;
+          for (const auto& other : l.commits.at(c.name)) {
+            const bool same =
+                other.content == commit->content || (old && other.semantic == old && *old == commit->content);
+            if (!same) continue;
+            auto updated = other;
+            updated.semantic = target;
+            p.write.commits.push_back(std::move(updated));
+          }
+          p.changed.push_back(c.name);
+          if (parent != nullptr) marked.emplace_back(parent, commit);
+        }
+      }
     }
-    if (commit->semantic == target) continue;
-    // The commit and the later commits that inherited its class move together.
-    const std::optional<Id> old = commit->semantic;
-    for (const auto& other : l.commits.at(c.name)) {
-      const bool same = other.content == commit->content || (old && other.semantic == old && *old == commit->content);
-      if (!same) continue;
-      auto updated = other;
-      updated.semantic = target;
-      w.commits.push_back(std::move(updated));
-    }
-    changed.push_back(c.name);
+    if (after) semantics_after.emplace_back(c.name, *after);
+    else decided_after = false;
   }
   if (compatible && !has_parent)
     throw Error(Errc::invalid_argument, "version " + std::to_string(v.number) + " of op " + std::string(op) +
                                             " is its first code: there is no earlier code to be compatible with");
-  if (!w.empty()) core.with_store([&](store::Store& s) { s.write_versioning(w); });
+  if (!compatible) return p;
+  // The version whose calls it reuses once marked: the one with the semantic version it gets.
+  if (decided_after) {
+    const Id joined = versioning::combine("semantic-version", semantics_after);
+    for (auto it = versions.rbegin(); it != versions.rend(); ++it)
+      if (&*it != &v && it->decided && it->semantic_version == joined) {
+        p.joins = it->number;
+        break;
+      }
+  }
+  const std::string from = p.joins != 0 ? "version " + std::to_string(p.joins) : std::string("the code before it");
+  const std::string to = "version " + std::to_string(v.number);
+  for (const auto& [parent, commit] : marked)
+    p.diff += versioning::unified_diff(parent->code, commit->code, commit->component + " (" + from + ")",
+                                       commit->component + " (" + to + ")");
+  return p;
+}
+
+/// Why marking \p v by default could mark the wrong change (empty when it is the change most
+/// recently seen): the program's own code is another version or not recorded yet, the code last
+/// seen is another version, or other code changed after it was recorded.
+std::string caution(detail::StorageCore& core, const Loaded& l, const std::vector<OpVersion>& versions,
+                    const OpVersion& v, std::string_view op) {
+  const std::string name = "version " + std::to_string(v.number) + " of op " + std::string(op);
+  auto has = [](const OpVersion& x, const std::string& component, const Id& content) {
+    return std::any_of(x.components.begin(), x.components.end(),
+                       [&](const auto& c) { return c.name == component && c.content == content; });
+  };
+  // This program's code of the op (when it was built with mandala_track_versions).
+  if (const auto fingerprint = versioning::fingerprint_of(op)) {
+    auto is_current = [&](const OpVersion& x) {
+      return std::all_of(fingerprint->begin(), fingerprint->end(),
+                         [&](const auto& c) { return has(x, c.name, c.content); });
+    };
+    if (!is_current(v)) {
+      for (const auto& other : versions)
+        if (is_current(other))
+          return "this program's code of op " + std::string(op) + " is version " + std::to_string(other.number) +
+                 ", not " + std::to_string(v.number) + ".";
+      return "this program's code of op " + std::string(op) +
+             " is not recorded in the storage yet (the op has not run since its code changed): " + name +
+             " is an earlier change. Run the op once first, so that the storage records its code (with "
+             "OnCodeChange::error nothing is computed before the decision).";
+    }
+  }
+  // The code last seen (the heads of its components).
+  const bool current = std::all_of(v.components.begin(), v.components.end(), [&](const auto& c) {
+    auto it = l.heads.find(c.name);
+    return it != l.heads.end() && it->second == c.content;
+  });
+  if (!current) {
+    for (const auto& other : versions)
+      if (std::all_of(other.components.begin(), other.components.end(), [&](const auto& c) {
+            auto it = l.heads.find(c.name);
+            return it != l.heads.end() && it->second == c.content;
+          }))
+        return name + " is not the code last seen; version " + std::to_string(other.number) + " is.";
+    return name + " is not the code last seen (part of its code was seen changing since, through another op).";
+  }
+  // Code that changed after the version was recorded: a later edit, so probably not this change.
+  const std::int64_t recorded = l.records[v.number - 1].created_ms;
+  std::vector<std::string> later;
+  core.with_store([&](store::Store& s) {
+    std::map<std::string, bool> seen;
+    for (const auto& summary : s.op_summaries())
+      for (const auto& record : s.versions_of(summary.name))
+        for (const auto& part : record.components) {
+          if (seen.contains(part.component)) continue;
+          seen[part.component] = true;
+          for (const auto& commit : s.commits_of(part.component))
+            if (commit.created_ms > recorded && !has(v, commit.component, commit.content)) {
+              later.push_back(commit.component);
+              break;
+            }
+        }
+  });
+  if (later.empty()) return {};
+  std::string names;
+  for (std::size_t i = 0; i < later.size() && i < 3; ++i) names += (i == 0 ? "" : ", ") + later[i];
+  if (later.size() > 3) names += ", ...";
+  return "code changed after " + name + " was recorded (" + names + "), so it may not be the change meant.";
+}
+
+CompatibleMark preview(Storage& storage, std::string_view op, std::string_view ref) {
+  auto& core = *storage.core();
+  const Loaded l = load(core, op);
+  const auto versions = build(l);
+  const Plan p = plan(l, versions, op, ref, true);
+  CompatibleMark m;
+  m.version = p.version->number;
+  m.joins = p.joins;
+  m.components = p.changed;
+  m.diff = p.diff;
+  m.caution = caution(core, l, versions, *p.version, op);
+  return m;
+}
+
+/// Changes the compatibility class of the version's changed commits; returns their names.
+std::vector<std::string> decide(Storage& storage, std::string_view op, std::string_view ref, bool compatible) {
+  auto& core = *storage.core();
+  const Loaded l = load(core, op);
+  const auto versions = build(l);
+  Plan p = plan(l, versions, op, ref, compatible);
+  if (compatible && ref.empty()) {
+    const std::string why = caution(core, l, versions, *p.version, op);
+    if (!why.empty())
+      throw Error(Errc::invalid_argument,
+                  "not marking version " + std::to_string(p.version->number) + " of op " + std::string(op) +
+                      " compatible by default: " + why + "\nTo mark it anyway, name it: mark_compatible(\"" +
+                      std::string(op) + "\", \"" + std::to_string(p.version->number) +
+                      "\") (`mandala mark-compatible STORE " + std::string(op) + " " +
+                      std::to_string(p.version->number) + "`); `mandala versions STORE " + std::string(op) +
+                      "` lists the versions." +
+                      (p.diff.empty() ? std::string(" Its changes are marked compatible already.")
+                                      : "\nIts changes:\n" + p.diff));
+  }
+  if (!p.write.empty()) core.with_store([&](store::Store& s) { s.write_versioning(p.write); });
   core.forget_op_versions();
-  return changed;
+  return std::move(p.changed);
 }
 
 }  // namespace
@@ -245,6 +382,10 @@ std::size_t Storage::drop_version(std::string_view op_name, std::string_view ver
 
 std::vector<std::string> Storage::mark_compatible(std::string_view op_name, std::string_view version) {
   return decide(*this, op_name, version, true);
+}
+
+CompatibleMark Storage::compatible_preview(std::string_view op_name, std::string_view version) {
+  return preview(*this, op_name, version);
 }
 
 std::vector<std::string> Storage::mark_new_version(std::string_view op_name, std::string_view version) {

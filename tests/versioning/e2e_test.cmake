@@ -173,6 +173,17 @@ run(WHAT "mark-compatible" "${build}/pipeline" "${store}" mark-compatible score 
 build_and_run(out --policy error)
 expect("error policy, marked compatible" "${out}" score 0 5 scale 0 2 twin_a 0 3 twin_b 0 2)
 
+# 9b. Edited and rebuilt but not run: the newest recorded version of score is the change of step
+# 9, not this edit, so marking by default is refused (it would not mark this edit).
+edit(src/deep.cpp "return x*(x*x);" "return (x*x)*x;")
+run(WHAT "build" "${CMAKE_COMMAND}" --build "${build}" --config "${BUILD_CONFIG}")
+run("${build}/pipeline" "${store}" mark-compatible score OUTPUT refused MAY_FAIL)
+if(NOT refused MATCHES "error \\(invalid_argument\\): not marking version 5 of op score compatible by default"
+   OR NOT refused MATCHES "not recorded in the storage yet")
+  message(FATAL_ERROR "mark-compatible before the edited code ran: expected a refusal:\n${refused}")
+endif()
+message(STATUS "mark-compatible before a run of the edited code: refused")
+
 # 10. The listing shows each version's dependency code; the diff shows the change.
 run(WHAT "versions" "${build}/pipeline" "${store}" versions score OUTPUT listing)
 # (A listing shows each content as first seen: deep_helper's cube was written after the

@@ -38,6 +38,10 @@ const auto plain = md::op("plain", {"x"}, [](int x) {
   return x;
 });
 
+// k's results depend on its "code": the factor a rebuilt program sets with k's fingerprint.
+std::atomic<int> k_factor{1};
+const auto scaled = md::op("k", {"x"}, [](int x) { return x * k_factor.load(); });
+
 /// The code of a program: for each op, its components (name -> code).
 using Program = std::map<std::string, std::map<std::string, std::string>>;
 
@@ -221,6 +225,70 @@ TEST_P(Versions, MarkCompatibleAfterwardsReusesTheOldResults) {
   const Run undone = run();
   EXPECT_EQ(undone.f_hid, run().f_hid);
   EXPECT_NE(undone.f_hid, first.f_hid);
+}
+
+/// A program with op k only, multiplying by \p factor with the code \p body.
+Program k_program(int factor, const std::string& body) {
+  k_factor = factor;
+  return {{"k", {{"k_impl(int)", "int k_impl(int x) { return " + body + "; }"}}}};
+}
+
+TEST_P(Versions, MarkCompatibleByDefaultRefusesAChangeThatIsNotTheProgramsCode) {
+  auto k_of = [&](int x) {
+    md::Session s(storage());
+    return scaled(x).get();
+  };
+  rebuild(k_program(1, "x * 1"));
+  EXPECT_EQ(k_of(2), 2);
+  rebuild(k_program(3, "x * 3"));  // version 2: a semantic change, computed anew
+  EXPECT_EQ(k_of(2), 6);
+  // Edited again (the same results) and rebuilt, but not run: the storage has not seen this
+  // code, and its newest version is the earlier change from x * 1 to x * 3.
+  rebuild(k_program(3, "3 * x"));
+  const auto preview = storage().compatible_preview("k");
+  EXPECT_EQ(preview.version, 2u);
+  EXPECT_EQ(preview.joins, 1u);
+  EXPECT_EQ(preview.components, std::vector<std::string>{"k_impl(int)"});
+  EXPECT_NE(preview.diff.find("-int k_impl(int x) { return x * 1; }\n+int k_impl(int x) { return x * 3; }"),
+            std::string::npos)
+      << preview.diff;
+  EXPECT_NE(preview.caution.find("not recorded in the storage yet"), std::string::npos) << preview.caution;
+  try {
+    storage().mark_compatible("k");
+    FAIL() << "marked an earlier change than the program's code by default";
+  } catch (const md::Error& e) {
+    EXPECT_EQ(e.code(), md::Errc::invalid_argument);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("not marking version 2 of op k compatible by default"), std::string::npos) << what;
+    EXPECT_NE(what.find("mark_compatible(\"k\", \"2\")"), std::string::npos) << what;
+    EXPECT_NE(what.find("+int k_impl(int x) { return x * 3; }"), std::string::npos) << what;
+  }
+  // Version 2 keeps its own results (marked, it would have been given version 1's: 2, not 6).
+  rebuild(k_program(3, "x * 3"));
+  EXPECT_EQ(k_of(2), 6);
+  // Once the edit has run, it is the program's code and the change most recently seen: the
+  // default marks it, with version 2's results.
+  rebuild(k_program(3, "3 * x"));
+  EXPECT_EQ(k_of(2), 6);
+  const auto now = storage().compatible_preview("k");
+  EXPECT_EQ(now.version, 3u);
+  EXPECT_EQ(now.joins, 2u);
+  EXPECT_EQ(now.caution, "");
+  EXPECT_NE(now.diff.find("--- k_impl(int) (version 2)\n+++ k_impl(int) (version 3)\n"), std::string::npos) << now.diff;
+  EXPECT_EQ(storage().mark_compatible("k"), std::vector<std::string>{"k_impl(int)"});
+  const auto versions = storage().versions("k");
+  ASSERT_EQ(versions.size(), 3u);
+  EXPECT_EQ(versions[2].semantic_version, versions[1].semantic_version);
+  EXPECT_NE(versions[1].semantic_version, versions[0].semantic_version);
+  // Back at version 2's code, the newest version (3) is not the code last seen: refused too,
+  // also for a program without fingerprints (what the command sees); named, it is marked.
+  rebuild(k_program(3, "x * 3"));
+  EXPECT_EQ(k_of(2), 6);
+  storage().mark_new_version("k", "3");
+  md::versioning::clear_fingerprints();
+  EXPECT_NE(storage().compatible_preview("k").caution.find("not the code last seen; version 2 is"), std::string::npos);
+  EXPECT_THROW(storage().mark_compatible("k"), md::Error);
+  EXPECT_EQ(storage().mark_compatible("k", "3"), std::vector<std::string>{"k_impl(int)"});
 }
 
 TEST_P(Versions, ErrorPolicyWaitsForADecision) {

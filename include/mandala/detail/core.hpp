@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mandala/ref.hpp"
+#include "mandala/rounding.hpp"
 #include "mandala/versioning.hpp"
 
 namespace mandala {
@@ -39,6 +40,9 @@ struct OpInfo {
   /// storage resolves the op's version again when it sees another code_id for the op.
   std::shared_ptr<const std::vector<CodeComponent>> code{};
   Id code_id{};
+  /// How each parameter's floating-point values are rounded (in `inputs` order); empty when no
+  /// parameter rounds (OpOptions::rounding, OpOptions::rounding_of, mandala::rounded).
+  std::vector<Rounding> rounding{};
 };
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the
