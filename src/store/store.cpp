@@ -18,6 +18,15 @@ bool Store::try_claim(const Id&, const Id&, std::chrono::milliseconds) { no_clai
 std::vector<Id> Store::renew_claims(const Id&, std::span<const Id>, std::chrono::milliseconds) { no_claims(); }
 void Store::release_claims(const Id&, std::span<const Id>) { no_claims(); }
 
+std::vector<NameRecord> Store::name_records() { return {}; }
+void Store::write_names(std::span<const NameRecord>) {
+  throw Error(Errc::invalid_argument, "this store cannot record renames");
+}
+IdentityNames Store::identity_names(const DeclaredNames& op) { return {op.name, op.inputs, op.outputs, false}; }
+void Store::rename(NameKind, std::string_view, std::string_view, std::string_view) {
+  throw Error(Errc::invalid_argument, "this store cannot record renames");
+}
+
 namespace {
 /// The records a streamed read hands to its sink, kept.
 template <class Read>

@@ -31,6 +31,12 @@ struct OpInfo {
   /// for dynamic ops (mandala/dynamic.hpp), which get no warning about a missing fingerprint.
   bool native_code = true;
   bool compute_once = true;  ///< OpOptions::compute_once
+  /// Former names (docs/storage-format.md 2.2): of the op (OpOptions::formerly), of each input
+  /// (Param::formerly; parallel to `inputs`, or empty) and output (OpOptions::output_formerly;
+  /// parallel to `outputs`, or empty).
+  std::vector<std::string> formerly;
+  std::vector<std::vector<std::string>> inputs_formerly;
+  std::vector<std::vector<std::string>> outputs_formerly;
 };
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the
