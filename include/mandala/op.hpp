@@ -75,6 +75,16 @@ struct Param {
   ParamKind kind = ParamKind::normal;
   std::any default_value;  ///< empty: the argument is required
   Rounding rounding{};     ///< mandala::rounded: how its floating-point values are rounded
+  /// Names the parameter had before (formerly): calls stored under an old name are kept
+  /// (docs/storage-format.md 2.2).
+  std::vector<std::string> former_names{};
+
+  /// The parameter was called `old_name` before: `mandala::arg("l2", 0.0).formerly("reg")`.
+  Param& formerly(std::string old_name) & {
+    former_names.push_back(std::move(old_name));
+    return *this;
+  }
+  Param&& formerly(std::string old_name) && { return std::move(formerly(std::move(old_name))); }
 };
 
 /// A parameter with an ordinary default: omitting it is the same call as passing the default.
@@ -134,6 +144,11 @@ struct OpOptions {
   /// Tolerant inputs by parameter name (what mandala::rounded declares, as data: ops declared
   /// at run time, mandala/dynamic.hpp). Errc::invalid_argument for a name that is no parameter.
   std::map<std::string, Rounding> rounding_of{};
+  /// Names the op had before: its calls stored under an old name are kept, and the rename is
+  /// recorded in the store (docs/storage-format.md 2.2; `mandala rename-op` does the same).
+  std::vector<std::string> formerly{};
+  /// Names outputs had before, by their current name: {{"loss", {"error"}}}.
+  std::map<std::string, std::vector<std::string>> output_formerly{};
 };
 
 namespace detail {

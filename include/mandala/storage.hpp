@@ -260,6 +260,19 @@ class Storage {
   /// computed anew. Decides changes held back by OnCodeChange::error, or undoes mark_compatible.
   std::vector<std::string> mark_new_version(std::string_view op_name, std::string_view version = {});
 
+  // ---- renames (docs/storage-format.md 2.2) -------------------------------------------------
+  // The op, input or output keeps its stored calls under the new name: calls, frames, tables and
+  // version listings show it, and the old name is free for something new (which never shares
+  // calls with the renamed one). Every version of the op is renamed. Errc::not_found when the
+  // store has no op (input, output) `from`; Errc::invalid_argument when `to` is in use already
+  // (an op of that name; an input or output of that name in some version of the op) or for a
+  // built-in collection op. Pending calls are flushed first. Declaring the old name in code
+  // (OpOptions::formerly, Param::formerly, OpOptions::output_formerly) does the same when the
+  // op is first used.
+  void rename_op(std::string_view from, std::string_view to);
+  void rename_input(std::string_view op_name, std::string_view from, std::string_view to);
+  void rename_output(std::string_view op_name, std::string_view from, std::string_view to);
+
   [[nodiscard]] const std::shared_ptr<detail::StorageCore>& core() const noexcept { return m_core; }
 
  private:

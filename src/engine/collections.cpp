@@ -18,14 +18,16 @@ namespace {
 
 // Structural calls are computed by every maker (their results are at hand: nothing to wait for).
 const OpInfo& make_op(CollectionKind kind) {
-  static const OpInfo list{std::string(structural::make_list), 0, {"*elts"}, {"list"}, {}, false};
-  static const OpInfo dict{std::string(structural::make_dict), 0, {"**items"}, {"dict"}, {}, false};
+  static const OpInfo list{std::string(structural::make_list), 0, {"*elts"}, {"list"}, {}, false, true, {}, {}, {}};
+  static const OpInfo dict{std::string(structural::make_dict), 0, {"**items"}, {"dict"}, {}, false, true, {}, {}, {}};
   return kind == CollectionKind::list ? list : dict;
 }
 
 const OpInfo& getitem_op(CollectionKind kind) {
-  static const OpInfo list{std::string(structural::list_getitem), 0, {"list", "i"}, {"list_item"}, {}, false};
-  static const OpInfo dict{std::string(structural::dict_getitem), 0, {"dict", "key"}, {"dict_value"}, {}, false};
+  static const OpInfo list{
+      std::string(structural::list_getitem), 0, {"list", "i"}, {"list_item"}, {}, false, true, {}, {}, {}};
+  static const OpInfo dict{
+      std::string(structural::dict_getitem), 0, {"dict", "key"}, {"dict_value"}, {}, false, true, {}, {}, {}};
   return kind == CollectionKind::list ? list : dict;
 }
 

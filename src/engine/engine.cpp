@@ -320,22 +320,31 @@ StorageCore::RegisteredOp& StorageCore::register_op_locked(const OpInfo& op) {
     m_pending.ops.push_back({op.name, op.version, op.inputs, op.outputs});
   };
   if (it == m_registered_ops.end()) {
+    RegisteredOp fresh{op.inputs, op.outputs, {}, {}, {}, {}, {}, {}};
+    // Names first: a rename the declaration says changes what the store holds under its name.
+    if (resolve_names_locked(op, fresh)) {
+      // Declarations of this program may stand for other identities now: resolved again.
+      m_registered_ops.clear();
+      m_op_outputs.clear();
+    }
     const auto stored = m_store->op(op.name, op.version);
     if (stored) require_agreement(stored->inputs, stored->outputs, "as the store holds it");
     if (!stored || op.inputs.size() > stored->inputs.size()) declare();
     m_op_outputs[op_key(op.name, op.version)] = op.outputs;
-    it = m_registered_ops
-             .emplace(std::make_pair(op.name, op.version), RegisteredOp{op.inputs, op.outputs, {}, {}, {}, {}})
-             .first;
+    it = m_registered_ops.emplace(std::make_pair(op.name, op.version), std::move(fresh)).first;
+    it->second.resolved_at.reset();
   } else if (it->second.inputs != op.inputs || it->second.outputs != op.outputs) {
     require_agreement(it->second.inputs, it->second.outputs, "as declared before in this program");
     if (op.inputs.size() > it->second.inputs.size()) {
       it->second.inputs = op.inputs;
+      resolve_names_locked(op, it->second);
       declare();
     }
   }
   auto& registered = it->second;
   if (registered.resolved_at != m_cache_generation || registered.resolved_code != op.code_id) {
+    // Another connection may have renamed something since (the first time: just resolved).
+    if (registered.resolved_at) resolve_names_locked(op, registered);
     // Structural calls (collections) are never versioned: their ids are derived elsewhere.
     registered.semantic.reset();
     registered.resolved_at.reset();
@@ -344,6 +353,45 @@ StorageCore::RegisteredOp& StorageCore::register_op_locked(const OpInfo& op) {
     registered.resolved_code = op.code_id;
   }
   return registered;
+}
+
+bool StorageCore::resolve_names_locked(const OpInfo& op, RegisteredOp& registered) {
+  registered.input_identity.clear();
+  registered.output_identity.clear();
+  if (is_structural(op.name)) {
+    registered.identity = op.name;
+    return false;
+  }
+  const auto ids =
+      m_store->identity_names({op.name, op.formerly, op.inputs, op.inputs_formerly, op.outputs, op.outputs_formerly});
+  registered.identity = ids.op;
+  for (std::size_t i = 0; i < op.inputs.size(); ++i)
+    if (ids.inputs[i] != op.inputs[i]) registered.input_identity.emplace(op.inputs[i], ids.inputs[i]);
+  for (std::size_t i = 0; i < op.outputs.size(); ++i)
+    if (ids.outputs[i] != op.outputs[i]) registered.output_identity.emplace(op.outputs[i], ids.outputs[i]);
+  if (ids.recorded) {
+    m_calls_by_hid.clear();
+    m_hid_by_cid.clear();
+  }
+  return ids.recorded;
+}
+
+void StorageCore::rename(store::NameKind kind, std::string_view op, std::string_view from, std::string_view to) {
+  std::lock_guard lock(m_mutex);
+  flush_locked();
+  try {
+    m_store->rename(kind, op, from, to);
+  } catch (...) {
+    m_store->end_read();
+    throw;
+  }
+  m_store->end_read();
+  // What this storage knew under the old names: declarations, identities and cached calls
+  // (their outputs carry names).
+  m_registered_ops.clear();
+  m_op_outputs.clear();
+  m_calls_by_hid.clear();
+  m_hid_by_cid.clear();
 }
 
 StorageCore::CachedCall::CachedCall(const store::CallRecord& record, StorageCore& core)
@@ -468,15 +516,16 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     }
     ins.push_back(std::move(r));
   }
-  std::sort(ins.begin(), ins.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   const auto input_cid = [&ins](const std::string& name) -> const Id& {
     return std::find_if(ins.begin(), ins.end(), [&](const auto& r) { return r.name == name; })->cid;
   };
-  // (name, id) pairs in name order: first the inputs' hids, then (only when the history is not
-  // stored) their cids.
+  // (identity name, id) pairs in identity name order (docs/storage-format.md 2): first the
+  // inputs' hids, then (only when the history is not stored) their cids. Set under the lock,
+  // once the op's identity names are known.
   std::vector<std::pair<std::string_view, Id>> ids;
-  ids.reserve(ins.size());
-  for (const auto& r : ins) ids.emplace_back(r.name, r.hid);
+  std::vector<std::string> input_ids;   // the identity name of each of `ins`
+  std::string op_id;                    // the op's identity name
+  std::vector<std::string> output_ids;  // the identity name of each declared output
   Id call_hid;
   Id call_cid;
   Id raw_hid;
@@ -494,7 +543,23 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     sync_caches_locked();
     const auto& registered = register_op_locked(op);
     semantic = registered.semantic;
-    call_hid = codec::call_id_sorted(op.name, op.version, ids, semantic ? &*semantic : nullptr);
+    op_id = registered.identity;
+    const auto identity_of = [](const std::unordered_map<std::string, std::string>& map, const std::string& name) {
+      const auto found = map.find(name);
+      return found == map.end() ? name : found->second;
+    };
+    std::sort(ins.begin(), ins.end(), [&](const auto& a, const auto& b) {
+      return registered.input_identity.empty()
+                 ? a.name < b.name
+                 : identity_of(registered.input_identity, a.name) < identity_of(registered.input_identity, b.name);
+    });
+    input_ids.reserve(ins.size());
+    for (const auto& r : ins) input_ids.push_back(identity_of(registered.input_identity, r.name));
+    ids.reserve(ins.size());
+    for (std::size_t i = 0; i < ins.size(); ++i) ids.emplace_back(input_ids[i], ins[i].hid);
+    output_ids.reserve(op.outputs.size());
+    for (const auto& o : op.outputs) output_ids.push_back(identity_of(registered.output_identity, o));
+    call_hid = codec::call_id_sorted(op_id, op.version, ids, semantic ? &*semantic : nullptr);
     // 2. The memoized call's path: the same call (same input histories) is stored or pending:
     // nothing runs, nothing loads.
     if (const auto* hit = find_by_hid_locked(call_hid)) {
@@ -519,9 +584,9 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
         raw_inputs = raw_inputs && atom == ins[i].hid;
         ids[i].second = atom;
       }
-      raw_hid = raw_inputs ? call_hid : codec::call_id_sorted(op.name, op.version, ids, code);
+      raw_hid = raw_inputs ? call_hid : codec::call_id_sorted(op_id, op.version, ids, code);
       for (std::size_t i = 0; i < ins.size(); ++i) ids[i].second = ins[i].cid;
-      call_cid = codec::call_id_sorted(op.name, op.version, ids, code);
+      call_cid = codec::call_id_sorted(op_id, op.version, ids, code);
     };
     bool by_history_looked_up = true;  // (just before the first look)
     const auto reuse_locked = [&]() -> std::optional<std::vector<std::shared_ptr<RefState>>> {
@@ -548,8 +613,13 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
       rec.inputs = std::move(ins);
       rec.created_ms = now_ms();
       rec.semantic = semantic;
-      for (const auto& o : proto->outputs())
-        rec.outputs.push_back({*o.name, codec::output_hid(call_hid, *o.name), o.cid});
+      for (const auto& o : proto->outputs()) {
+        // The output's identity name (its declared name's, for a renamed output).
+        const auto at = std::find(op.outputs.begin(), op.outputs.end(), *o.name);
+        const std::string& identity =
+            at == op.outputs.end() ? *o.name : output_ids[static_cast<std::size_t>(at - op.outputs.begin())];
+        rec.outputs.push_back({*o.name, codec::output_hid(call_hid, identity), o.cid});
+      }
       record_locked(std::move(rec));
       const auto* mine = find_by_hid_locked(call_hid);
       auto outs = lazy_outputs(self, op, call_hid, mine->outputs());
@@ -616,7 +686,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   for (std::size_t i = 0; i < computed.size(); ++i) {
     auto& c = computed[i];
     const Id cid = c.cid ? *c.cid : codec::content_id(c.bytes);
-    const Id hid = codec::output_hid(call_hid, op.outputs[i]);
+    const Id hid = codec::output_hid(call_hid, output_ids[i]);
     auto state = make_lazy(self, hid, cid);
     state->value = std::move(c.value);
     state->type = c.type;

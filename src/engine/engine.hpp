@@ -132,6 +132,8 @@ class StorageCore {
   std::vector<CallInfo> calls_to_drop(const std::shared_ptr<StorageCore>& self, std::span<const Id> call_hids,
                                       Dependents dependents);
   CleanupReport cleanup_preview();
+  /// Storage::rename_op / rename_input / rename_output (pending calls are flushed first).
+  void rename(store::NameKind kind, std::string_view op, std::string_view from, std::string_view to);
 
  private:
   /// What a lookup needs of a call: its content id and outputs. Compact, since the caches hold
@@ -177,6 +179,11 @@ class StorageCore {
     Id resolved_code;
     /// How long the op's last run here took; none before its first (claim_min_run).
     std::optional<std::chrono::nanoseconds> last_run;
+    /// The names hashed into ids (docs/storage-format.md 2.2): the op's identity name, and the
+    /// identity names of inputs and outputs whose declared name differs.
+    std::string identity;
+    std::unordered_map<std::string, std::string> input_identity;
+    std::unordered_map<std::string, std::string> output_identity;
   };
   /// A new call one thread of this storage is computing (keyed by its content id in
   /// m_in_flight); other threads making a call of the same content wait on `done`.
@@ -211,6 +218,10 @@ class StorageCore {
   /// Registers the op (once) and returns its semantic code version (nullopt: not versioned).
   /// Throws when the declaration disagrees with the op as stored or declared before.
   RegisteredOp& register_op_locked(const OpInfo& op);
+  /// Sets the identity names of `registered` for the declaration `op` (the store may record a
+  /// rename the declaration says, or a fresh identity for a reused old name). Returns whether
+  /// the store recorded such a change (the cached calls, which carry names, are dropped then).
+  bool resolve_names_locked(const OpInfo& op, RegisteredOp& registered);
   const CachedCall* find_by_hid_locked(const Id& hid);
   /// A call pending or cached here (no store lookup).
   const CachedCall* find_local_locked(const Id& hid);

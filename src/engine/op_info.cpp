@@ -37,6 +37,9 @@ std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<P
       bad(name, "parameter '" + p.name + "' has no default but follows a parameter with one");
     defaults_started = defaults_started || has_default;
     info->inputs.push_back(p.name);
+    info->inputs_formerly.push_back(p.former_names);
+    for (const auto& old : p.former_names)
+      if (old.empty() || old == p.name) bad(name, "parameter '" + p.name + "' has an empty or its own former name");
   }
   if (options.outputs.empty()) {
     for (std::size_t i = 0; i < output_count; ++i) options.outputs.push_back("output_" + std::to_string(i));
@@ -54,6 +57,21 @@ std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<P
                          ? " (inputs named output_N need explicit output names)"
                          : ""));
   }
+  for (const auto& [output, former] : options.output_formerly) {
+    if (!out_seen.contains(output))
+      bad(name, "output_formerly names '" + output +
+                    "', which is not an output of the op; its outputs are named in "
+                    "OpOptions::outputs");
+    for (const auto& old : former)
+      if (old.empty() || old == output) bad(name, "output '" + output + "' has an empty or its own former name");
+  }
+  for (const auto& old : options.formerly)
+    if (old.empty() || old == name) bad(name, "OpOptions::formerly holds an empty name or the op's own name");
+  for (const auto& o : options.outputs) {
+    const auto it = options.output_formerly.find(o);
+    info->outputs_formerly.push_back(it == options.output_formerly.end() ? std::vector<std::string>{} : it->second);
+  }
+  info->formerly = std::move(options.formerly);
   info->name = std::move(name);
   info->version = options.version;
   info->outputs = std::move(options.outputs);

@@ -58,4 +58,14 @@ std::size_t Storage::drop_calls(std::span<const Id> call_hids, Dependents depend
 CleanupReport Storage::cleanup() { return m_core->cleanup(); }
 IntegrityReport Storage::check_integrity(ProgressCallback progress) { return m_core->check_integrity(progress); }
 
+void Storage::rename_op(std::string_view from, std::string_view to) {
+  m_core->rename(store::NameKind::op, {}, from, to);
+}
+void Storage::rename_input(std::string_view op_name, std::string_view from, std::string_view to) {
+  m_core->rename(store::NameKind::input, op_name, from, to);
+}
+void Storage::rename_output(std::string_view op_name, std::string_view from, std::string_view to) {
+  m_core->rename(store::NameKind::output, op_name, from, to);
+}
+
 }  // namespace mandala

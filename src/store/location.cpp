@@ -6,6 +6,7 @@
 
 #include "mandala/error.hpp"
 #include "store/postgres/pg_store.hpp"
+#include "store/renames.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
 
@@ -97,9 +98,10 @@ std::optional<std::filesystem::path> sqlite_path(const std::string& location) {
 }
 
 std::unique_ptr<Store> open_store(const std::string& location, const StoreOptions& options) {
-  if (auto path = sqlite_path(location)) return open_sqlite_store(*path, options);
+  if (auto path = sqlite_path(location)) return with_renames(open_sqlite_store(*path, options), options.read_only);
   const std::string scheme = scheme_of(location);
-  if (scheme == "postgresql" || scheme == "postgres") return open_postgres_store(location, redacted(location), options);
+  if (scheme == "postgresql" || scheme == "postgres")
+    return with_renames(open_postgres_store(location, redacted(location), options), options.read_only);
   throw Error(Errc::invalid_argument, "store location '" + redacted(location) + "': unknown scheme '" + scheme +
                                           "'; give a file path, sqlite:///ABSOLUTE/PATH or postgresql://HOST/DATABASE");
 }

@@ -23,6 +23,15 @@ bool Store::await_release(const Id&, std::uint64_t, std::chrono::microseconds ma
   return false;
 }
 
+std::vector<NameRecord> Store::name_records() { return {}; }
+void Store::write_names(std::span<const NameRecord>) {
+  throw Error(Errc::invalid_argument, "this store cannot record renames");
+}
+IdentityNames Store::identity_names(const DeclaredNames& op) { return {op.name, op.inputs, op.outputs, false}; }
+void Store::rename(NameKind, std::string_view, std::string_view, std::string_view) {
+  throw Error(Errc::invalid_argument, "this store cannot record renames");
+}
+
 namespace {
 /// The records a streamed read hands to its sink, kept.
 template <class Read>

@@ -111,6 +111,39 @@ struct WriteBatch {
   [[nodiscard]] bool empty() const { return ops.empty() && values.empty() && calls.empty(); }
 };
 
+/// What a rename record renames (docs/storage-format.md 2.2).
+enum class NameKind : std::uint8_t { op = 0, input = 1, output = 2 };
+
+/// A rename record: the op, input or output known in ids as `identity` is called `name` now.
+/// `op` is the op's identity name for an input or output, empty for an op.
+struct NameRecord {
+  NameKind kind = NameKind::op;
+  std::string op;
+  std::string identity;
+  std::string name;
+};
+
+/// The names of an op as a program declares it, with the names each had before (`formerly`:
+/// OpOptions::formerly, Param::formerly, OpOptions::output_formerly); the lists of former names
+/// are parallel to `inputs` / `outputs` (or empty).
+struct DeclaredNames {
+  std::string name;
+  std::vector<std::string> formerly;
+  std::vector<std::string> inputs;
+  std::vector<std::vector<std::string>> inputs_formerly;
+  std::vector<std::string> outputs;
+  std::vector<std::vector<std::string>> outputs_formerly;
+};
+
+/// The identity names of a declared op (hashed into ids), parallel to its declared names.
+struct IdentityNames {
+  std::string op;
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+  /// The call recorded a rename or a fresh identity: what the caller knows by name may be stale.
+  bool recorded = false;
+};
+
 /// Receives the calls of a streamed bulk read one by one, in storage order. The record is reused
 /// between calls (copy what is kept). When another connection's lock makes the store retry the
 /// read from the start, calls already seen are seen again.
@@ -263,6 +296,24 @@ class Store {
   /// least once per flush interval so other processes' writes become visible and the
   /// database's log can be checkpointed.
   virtual void end_read() = 0;
+
+  // ---- Names (docs/storage-format.md 2.2) ---------------------------------------------------
+  // Backends store rename records (name_records, write_names); the renames layer every store is
+  // opened with (store/renames.hpp) translates between identity and current names and
+  // implements identity_names and rename on top of them.
+
+  /// Every rename record; empty for a store without any (and by default).
+  virtual std::vector<NameRecord> name_records();
+  /// Inserts the records in one transaction, replacing the name of a record of the same (kind,
+  /// op, identity). Errc::io on a read-only store; by default Errc::invalid_argument.
+  virtual void write_names(std::span<const NameRecord> records);
+  /// The identity names of a declared op, recording what a declaration decides (a rename said
+  /// by `formerly`, a fresh identity for a reused old name). By default the names themselves.
+  virtual IdentityNames identity_names(const DeclaredNames& op);
+  /// Renames an op (`op` empty for kind op: `from` is the op's current name), or an input or an
+  /// output of the op named `op` (current name), in every version. Errc::invalid_argument for a
+  /// rename that would clash, Errc::not_found when `from` is not in the store.
+  virtual void rename(NameKind kind, std::string_view op, std::string_view from, std::string_view to);
 
   // ---- Claims: each new call computed once across processes -------------------------------
   // A claim says "owner O is computing the call with key K" (K: the call's content id), so that

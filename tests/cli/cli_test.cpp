@@ -695,11 +695,69 @@ TEST_P(Cli, NumbersOutsideTheirRangeAreUsageErrors) {
   EXPECT_EQ(run({"info", store(), "--top", "9223372036854775807"}).code, 0);
 }
 
+TEST_P(Cli, RenamesKeepTheStoredCalls) {
+  auto r = run({"rename-op", store(), "scale", "multiply"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("renamed op scale to multiply"), std::string::npos) << r.out;
+  r = run({"rename-input", store(), "multiply", "k", "factor"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("renamed input k to factor in op multiply"), std::string::npos) << r.out;
+  const auto j = run_json({"rename-output", store(), "total", "output_0", "sum", "--json"});
+  EXPECT_EQ(j, (json{{"renamed", "output"}, {"op", "total"}, {"from", "output_0"}, {"to", "sum"}}));
+
+  // The commands show the new names.
+  const auto ops = run_json({"ops", store(), "--json"});
+  std::map<std::string, json> by_name;
+  for (const auto& o : ops) by_name[o["name"].get<std::string>()] = o;
+  EXPECT_FALSE(by_name.contains("scale")) << ops.dump();
+  ASSERT_TRUE(by_name.contains("multiply")) << ops.dump();
+  EXPECT_EQ(by_name["multiply"]["calls"], 4);
+  EXPECT_EQ(by_name["multiply"]["inputs"], (json{"series", "factor"}));
+  EXPECT_EQ(by_name["total"]["outputs"], (json{"sum"}));
+  const auto calls = run_json({"calls", store(), "multiply", "--json"});
+  ASSERT_EQ(calls["calls"].size(), 4u);
+  EXPECT_TRUE(calls["calls"][0]["inputs"].contains("factor")) << calls.dump();
+  EXPECT_NE(run({"cf", store(), "total"}).out.find("sum"), std::string::npos);
+
+  // The program with the new names executes nothing.
+  std::atomic<int> runs{0};
+  const auto multiply = md::op("multiply", {"series", "factor"}, [&](const Series& s, double k) {
+    ++runs;
+    Series out;
+    for (double x : s) out.push_back(k * x);
+    return out;
+  });
+  const auto summed = md::op("total", {"series"},
+                             [&](const Series& s) {
+                               ++runs;
+                               return std::accumulate(s.begin(), s.end(), 0.0);
+                             },
+                             {.outputs = {"sum"}});
+  {
+    md::Storage storage(store_location());
+    md::Session session(storage);
+    for (int n : {3, 20}) {
+      auto s = make_series(n);
+      for (double k : {1.0, 2.0}) (void)label(summed(multiply(s, k)));
+    }
+    EXPECT_EQ(storage.counters().executed, 0u);
+  }
+  EXPECT_EQ(runs, 0);
+
+  // Clashes and unknown names: one clear line, exit code 1, nothing changed.
+  const auto before = snapshot_store(store());
+  expect_failure({"rename-op", store(), "multiply", "total"}, 1, "the store holds an op 'total' already");
+  expect_failure({"rename-op", store(), "scale", "other"}, 1, "no op of that name");
+  expect_failure({"rename-input", store(), "multiply", "factor", "series"}, 1, "already");
+  expect_failure({"rename-output", store(), "total", "nothing", "x"}, 1, "no output of that name");
+  EXPECT_TRUE(snapshot_store(store()) == before);
+}
+
 TEST_P(Cli, HelpOnEverySubcommand) {
   const auto top = run({"--help"});
   EXPECT_EQ(top.code, 0);
   for (const char* sub : {"info", "ops", "calls", "show", "cf", "graph", "drop", "gc", "check", "versions", "diff",
-                          "mark-compatible", "mark-new-version"}) {
+                          "mark-compatible", "mark-new-version", "rename-op", "rename-input", "rename-output"}) {
     const auto r = run({sub, "--help"});
     EXPECT_EQ(r.code, 0) << sub;
     EXPECT_NE(r.out.find("STORE"), std::string::npos) << sub << ": " << r.out;

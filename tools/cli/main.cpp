@@ -22,6 +22,9 @@ void add_mark_compatible(CLI::App& app, Action& action);
 void add_mark_new_version(CLI::App& app, Action& action);
 void add_push(CLI::App& app, Action& action);
 void add_pull(CLI::App& app, Action& action);
+void add_rename_op(CLI::App& app, Action& action);
+void add_rename_input(CLI::App& app, Action& action);
+void add_rename_output(CLI::App& app, Action& action);
 
 /// Every subcommand, in the order `mandala --help` lists them.
 constexpr Registration subcommands[] = {
@@ -38,6 +41,9 @@ constexpr Registration subcommands[] = {
     add_diff,
     add_mark_compatible,
     add_mark_new_version,
+    add_rename_op,
+    add_rename_input,
+    add_rename_output,
     add_push,
     add_pull,
 };

@@ -30,7 +30,8 @@
 namespace mandala::store {
 namespace {
 
-constexpr int schema_version = 1;
+// 2: rename records (mandala_renames)
+constexpr int schema_version = 2;
 constexpr const char* format_name = "mandala-store";
 /// Writers take it shared, removals exclusive (pg_advisory_xact_lock: released at the end of
 /// the transaction, also when the connection dies). Advisory locks are per database.
@@ -118,6 +119,17 @@ CREATE TABLE mandala_versions(
   components text NOT NULL,
   created bigint NOT NULL,
   PRIMARY KEY(op, content_version));
+)sql";
+
+/// Rename records (docs/storage-format.md 2.2); added by the upgrade from schema 1.
+constexpr const char* renames_sql = R"sql(
+CREATE TABLE IF NOT EXISTS mandala_renames(
+  kind integer NOT NULL,
+  op text NOT NULL,
+  identity text NOT NULL,
+  name text NOT NULL,
+  PRIMARY KEY(kind, op, identity),
+  UNIQUE(kind, op, name));
 )sql";
 
 const std::string call_columns = "SELECT id, hid, cid, op_id, created, io FROM mandala_calls ";
@@ -550,6 +562,35 @@ class PgStore final : public Store {
     });
   }
 
+  // ---- rename records (docs/storage-format.md 2.2) ----------------------------------------
+
+  std::vector<NameRecord> name_records() override {
+    if (m_without_renames) return {};
+    return run([&] {
+      const auto r = m_conn.query("SELECT kind, op, identity, name FROM mandala_renames");
+      std::vector<NameRecord> out;
+      for (int i = 0; i < r.rows(); ++i)
+        out.push_back({static_cast<NameKind>(r.integer(i, 0)), r.text(i, 1), r.text(i, 2), r.text(i, 3)});
+      return out;
+    });
+  }
+
+  void write_names(std::span<const NameRecord> records) override {
+    if (records.empty()) return;
+    require_writable();
+    run([&] {
+      transaction([&] {
+        for (const auto& n : records)
+          m_conn.query(
+              "INSERT INTO mandala_renames(kind, op, identity, name) VALUES($1, $2, $3, $4) "
+              "ON CONFLICT(kind, op, identity) DO UPDATE SET name = excluded.name",
+              pq::Params().int32(static_cast<std::int32_t>(n.kind)).text(n.op).text(n.identity).text(n.name));
+        // Other processes read the names again when they see the generation change.
+        bump_generation();
+      });
+    });
+  }
+
   // ---- claims (Store's semantics; on a connection of their own, the server's clock) -------
 
   [[nodiscard]] bool shares_claims() const override { return !m_options.read_only; }
@@ -752,12 +793,29 @@ class PgStore final : public Store {
       if (!present().first) create_schema();
       m_conn.exec("COMMIT");
     }
+    if (!m_options.read_only && stored_schema_version() == "1") {
+      m_conn.exec("BEGIN");
+      m_conn.query_once("SELECT pg_advisory_xact_lock($1)", pq::Params().int64(creation_lock));
+      // Another process may have upgraded the store while this one waited for the lock.
+      if (stored_schema_version() == "1") {
+        m_conn.exec(renames_sql);
+        m_conn.query_once("UPDATE mandala_meta SET value = $1 WHERE key = 'schema_version'",
+                          pq::Params().text(std::to_string(schema_version)));
+      }
+      m_conn.exec("COMMIT");
+    }
     check_meta();
     m_seen = read_generation();
   }
 
+  std::string stored_schema_version() {
+    const auto r = m_conn.query_once("SELECT value FROM mandala_meta WHERE key = 'schema_version'");
+    return r.rows() == 0 ? std::string() : r.text(0, 0);
+  }
+
   void create_schema() {
     m_conn.exec(schema_sql);
+    m_conn.exec(renames_sql);
     const std::pair<const char*, std::string> rows[] = {
         {"format", format_name},
         {"schema_version", std::to_string(schema_version)},
@@ -778,7 +836,9 @@ class PgStore final : public Store {
       throw Error(Errc::foreign_database,
                   name + " is not a mandala store (mandala_meta format '" + meta["format"] + "'); it was not modified");
     const std::string& v = meta["schema_version"];
-    if (v != std::to_string(schema_version)) {
+    // Read-only, schema 1 is read as it is (it has no rename records).
+    m_without_renames = m_options.read_only && v == "1";
+    if (v != std::to_string(schema_version) && !m_without_renames) {
       long long number = 0;
       try {
         number = std::stoll(v);
@@ -1513,6 +1573,7 @@ class PgStore final : public Store {
   std::int64_t m_writer = 0;                 ///< this connection's rows of the count tables
   bool m_looked = false;                     ///< the generation was read since the last end_read()
   std::int64_t m_seen = 0;                   ///< mandala_generation at the last look
+  bool m_without_renames = false;            ///< a store of schema 1 opened read-only: no mandala_renames
   std::uint64_t m_generation = 0;
   std::unordered_map<std::int64_t, OpRow> m_ops_by_id;
   std::map<std::pair<std::string, std::uint32_t>, std::int64_t> m_op_ids;

@@ -176,4 +176,27 @@ std::vector<std::pair<Id, Id>> SqliteStore::call_versions_of(std::string_view op
   return reading([&] { return versions::call_versions_of(m_db.get(), op, m_legacy_call_versions); });
 }
 
+std::vector<NameRecord> SqliteStore::name_records() {
+  if (m_without_renames) return {};
+  return reading([&] {
+    std::vector<NameRecord> out;
+    sql::Statement st(m_db.get(), "SELECT kind, op, identity, name FROM renames");
+    while (st.step()) out.push_back({static_cast<NameKind>(st.int64(0)), st.text(1), st.text(2), st.text(3)});
+    return out;
+  });
+}
+
+void SqliteStore::write_names(std::span<const NameRecord> records) {
+  if (records.empty()) return;
+  writing([&] {
+    sql::Transaction tx(m_db.get());
+    sql::Statement st(m_db.get(),
+                      "INSERT INTO renames(kind, op, identity, name) VALUES(?1, ?2, ?3, ?4) "
+                      "ON CONFLICT(kind, op, identity) DO UPDATE SET name = excluded.name");
+    for (const auto& r : records)
+      st.bind(1, static_cast<std::int64_t>(r.kind)).bind(2, r.op).bind(3, r.identity).bind(4, r.name).run();
+    tx.commit();
+  });
+}
+
 }  // namespace mandala::store::sqlite_impl

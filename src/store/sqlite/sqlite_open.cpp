@@ -22,8 +22,8 @@ namespace {
 
 constexpr std::int64_t application_id = 0x4D4E444C;  // "MNDL"
 // 3: code-version tables (store/sqlite/version_tables.cpp); 4: counters; 5: calls.semantic; 6: content
-// ids of calls of raw inputs derived, not stored (calls_by_cid partial)
-constexpr int schema_version = 6;
+// ids of calls of raw inputs derived, not stored (calls_by_cid partial); 7: rename records
+constexpr int schema_version = 7;
 constexpr const char* format_name = "mandala-store";
 
 // Calls keep their inputs and outputs in one compact `io` column (section 3.2 of
@@ -59,6 +59,17 @@ CREATE TABLE call_refs(
   dir INTEGER NOT NULL,
   call_id INTEGER NOT NULL,
   PRIMARY KEY(key, dir, call_id)) WITHOUT ROWID;
+)sql";
+
+// Rename records (docs/storage-format.md 2.2): kind 0 op, 1 input, 2 output.
+constexpr const char* renames_sql = R"sql(
+CREATE TABLE IF NOT EXISTS renames(
+  kind INTEGER NOT NULL,
+  op TEXT NOT NULL,
+  identity TEXT NOT NULL,
+  name TEXT NOT NULL,
+  PRIMARY KEY(kind, op, identity),
+  UNIQUE(kind, op, name)) WITHOUT ROWID;
 )sql";
 
 constexpr const char* calls_by_cid_sql = "CREATE INDEX calls_by_cid ON calls(substr(cid, 1, 8)) WHERE length(cid) = 16";
@@ -364,6 +375,7 @@ void SqliteStore::initialize(bool memory) {
 void SqliteStore::write_schema(sqlite3* db) {
   sql::exec(db, schema_sql);
   sql::exec(db, calls_by_cid_sql);
+  sql::exec(db, renames_sql);
   sql::exec(db, versions::schema_sql);
   sql::exec(db, counters::schema_sql);
   sql::exec(db, ("PRAGMA application_id=" + std::to_string(application_id)).c_str());
@@ -379,6 +391,12 @@ void SqliteStore::write_schema(sqlite3* db) {
                                         .count())},
   };
   for (const auto& [k, v] : rows) meta.bind(1, std::string_view(k)).bind(2, v).run();
+}
+
+void SqliteStore::set_schema_version(sqlite3* db) {
+  sql::exec(db,
+            ("UPDATE meta SET value = '" + std::to_string(schema_version) + "' WHERE key = 'schema_version'").c_str());
+  sql::exec(db, ("PRAGMA user_version=" + std::to_string(schema_version)).c_str());
 }
 
 std::string SqliteStore::stored_schema_version() {
@@ -421,12 +439,18 @@ void upgrade_encoding(sqlite3* db) {
 
 void SqliteStore::upgrade() {
   upgrade_encoding(m_db.get());
-  const auto older = [](const std::string& v) { return v == "2" || v == "3" || v == "4" || v == "5"; };
+  const auto older = [](const std::string& v) { return v == "2" || v == "3" || v == "4" || v == "5" || v == "6"; };
   if (!older(stored_schema_version())) return;
   sql::Transaction tx(m_db.get());
   // Read again under the write lock: another process may have upgraded the store meanwhile.
   const std::string from = stored_schema_version();
   if (!older(from)) return;
+  sql::exec(m_db.get(), renames_sql);
+  if (from == "6") {
+    set_schema_version(m_db.get());
+    tx.commit();
+    return;
+  }
   if (from != "5") versions::upgrade_call_versions(m_db.get());
   if (from == "2" || from == "3") {
     sql::exec(m_db.get(), counters::schema_sql);
@@ -435,9 +459,7 @@ void SqliteStore::upgrade() {
   // Every stored call keeps its content id: all stay in the (now partial) index.
   sql::exec(m_db.get(), "DROP INDEX IF EXISTS calls_by_cid");
   sql::exec(m_db.get(), calls_by_cid_sql);
-  sql::exec(m_db.get(),
-            ("UPDATE meta SET value = '" + std::to_string(schema_version) + "' WHERE key = 'schema_version'").c_str());
-  sql::exec(m_db.get(), ("PRAGMA user_version=" + std::to_string(schema_version)).c_str());
+  set_schema_version(m_db.get());
   tx.commit();
 }
 
@@ -459,8 +481,10 @@ void SqliteStore::check_meta(const std::string& name) {
   // Read-only, a store of schema 3 is read as it is: counts are then computed by scanning.
   m_counted_by_scan = m_options.read_only && v == "3";
   m_legacy_call_versions = m_options.read_only && (v == "3" || v == "4");
-  // Read-only, schemas 3 to 5 are read as they are (they store every call's content id).
-  if (v != std::to_string(schema_version) && !m_legacy_call_versions && !(m_options.read_only && v == "5")) {
+  // Read-only, schemas 3 to 6 are read as they are (3 to 5 store every call's content id; before
+  // 7 there are no rename records).
+  m_without_renames = m_options.read_only && (v == "3" || v == "4" || v == "5" || v == "6");
+  if (v != std::to_string(schema_version) && !m_legacy_call_versions && !m_without_renames) {
     long long number = 0;
     const auto parsed = std::from_chars(v.data(), v.data() + v.size(), number);
     if (!v.empty() && (parsed.ec != std::errc() || parsed.ptr != v.data() + v.size()))

@@ -179,6 +179,10 @@ class SqliteStore final : public Store {
   void write_versioning(const VersioningWrite& changes) override;
   std::vector<std::pair<Id, Id>> call_versions_of(std::string_view op) override;
 
+  // Rename records (docs/storage-format.md 2.2).
+  std::vector<NameRecord> name_records() override;
+  void write_names(std::span<const NameRecord> records) override;
+
   void end_read() override;
 
   // Claims: in a database of their own beside the store (store/sqlite/claims.hpp), through a
@@ -381,6 +385,8 @@ class SqliteStore final : public Store {
 
   /// meta's schema_version; empty when unreadable (check_meta reports what is wrong).
   std::string stored_schema_version();
+  /// Writes this version into meta and user_version (inside an upgrade).
+  static void set_schema_version(sqlite3* db);
 
   /// Upgrades an older schema in place, in one transaction: 2 lacks the code-version tables,
   /// 3 the counters (computed here once, from the data), 4 calls.semantic (then in vc_calls).
@@ -489,6 +495,7 @@ class SqliteStore final : public Store {
   bool m_reading = false;
   bool m_counted_by_scan = false;       ///< a schema 3 store opened read-only: no counter tables
   bool m_legacy_call_versions = false;  ///< a schema 3 or 4 store opened read-only: vc_calls
+  bool m_without_renames = false;       ///< a store of schema 3 to 6 opened read-only: no renames table
   /// calls.semantic of each semantic version written or read by this connection (never changes
   /// once committed; cleared when a write rolls back).
   std::unordered_map<Id, std::int64_t> m_semantic_numbers;
