@@ -237,7 +237,7 @@ TEST_P(Cli, InfoShowsCountsSizesAndLargestOps) {
   // PostgreSQL stores keep every value in the database (schema of their own, section 4 of
   // docs/storage-format.md); the SQLite file sends the 20-element series to blob files.
   const std::string head = file()
-                               ? "store        store.db\nschema       version 6, created YYYY-MM-DDTHH:MM:SSZ\n"
+                               ? "store        store.db\nschema       version 7, created YYYY-MM-DDTHH:MM:SSZ\n"
                                : "store        " + store() + "\nschema       version 1, created YYYY-MM-DDTHH:MM:SSZ\n";
   EXPECT_EQ(text, head + R"(ops          4
 calls        14
@@ -263,7 +263,7 @@ label        0        4      27 B
 )");
 
   const auto j = run_json({"info", store(), "--json", "--top", "2"});
-  EXPECT_EQ(j["schema_version"], file() ? 6 : 1);
+  EXPECT_EQ(j["schema_version"], file() ? 7 : 2);
   EXPECT_EQ(j["ops"], 4);
   EXPECT_EQ(j["calls"], 14);
   // 16 values: n 3 and 20, k 1 and 2, two series (scale by 1 gives them again), two scaled by 2,
