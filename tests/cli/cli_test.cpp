@@ -238,7 +238,7 @@ TEST_P(Cli, InfoShowsCountsSizesAndLargestOps) {
   // docs/storage-format.md); the SQLite file sends the 20-element series to blob files.
   const std::string head = file()
                                ? "store        store.db\nschema       version 7, created YYYY-MM-DDTHH:MM:SSZ\n"
-                               : "store        " + store() + "\nschema       version 1, created YYYY-MM-DDTHH:MM:SSZ\n";
+                               : "store        " + store() + "\nschema       version 2, created YYYY-MM-DDTHH:MM:SSZ\n";
   EXPECT_EQ(text, head + R"(ops          4
 calls        14
 values       16 (503 B encoded)
