@@ -18,14 +18,16 @@ class Storage:
     calls made (also when an exception propagates).
 
     `allow_pickle`: values of types mandala does not encode itself are stored pickled; loading
-    such a value runs code chosen by whoever wrote it, so it raises PickleNotAllowedError unless
-    the storage is opened with allow_pickle=True (numpy's convention)."""
+    such a value runs code chosen by whoever wrote it, so from a file or database it raises
+    PickleNotAllowedError unless the storage is opened with allow_pickle=True (numpy's
+    convention). An in-memory storage (db_path None) holds only what this process wrote, so it
+    loads its pickles unless allow_pickle=False is given."""
 
     def __init__(
         self,
         db_path=None,
         read_only=False,
-        allow_pickle=False,
+        allow_pickle=None,
         *,
         deps_path=None,
         on_code_change="new_version",
@@ -58,7 +60,7 @@ class Storage:
         self.deps_path = deps_path
         # Objects of other types are stored pickled; loading one runs code chosen by whoever
         # wrote it, so stored pickles are loaded only when allowed (numpy's allow_pickle).
-        self.allow_pickle = bool(allow_pickle)
+        self.allow_pickle = self.db_path == ":memory:" if allow_pickle is None else bool(allow_pickle)
         self._core = _core.Storage(
             None if self.db_path == ":memory:" else self.db_path, read_only, on_code_change, self.allow_pickle
         )

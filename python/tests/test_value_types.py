@@ -388,3 +388,23 @@ def test_other_threads_run_while_a_large_array_is_encoded_and_hashed():
         sys.setswitchinterval(interval)
     thread.join(timeout=60)
     assert ran_during_the_call
+
+
+def test_an_in_memory_storage_loads_its_own_pickles_unless_told_not_to():
+    @op
+    def wrap(n):
+        return Opaque(n)
+
+    storage = Storage()  # holds only what this process wrote
+    assert storage.allow_pickle
+    with storage:
+        wrap(5)
+    (loaded,) = storage.cf(wrap).df()["var_0"]
+    assert loaded == Opaque(5)
+
+    strict = Storage(allow_pickle=False)
+    with strict:
+        r = wrap(6)
+    with pytest.raises(PickleNotAllowedError):
+        strict.cf(wrap).df()
+    assert r.obj == Opaque(6)  # the value computed here stays in memory
