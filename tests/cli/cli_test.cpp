@@ -163,7 +163,7 @@ TEST_F(Cli, InfoShowsCountsSizesAndLargestOps) {
   // The database size depends on SQLite's page use: checked in JSON, masked here.
   const auto text = std::regex_replace(mask_times(r.out), std::regex(R"(database     .*)"), "database     (size)");
   EXPECT_EQ(text, R"(store        store.db
-schema       version 6, created YYYY-MM-DDTHH:MM:SSZ
+schema       version 7, created YYYY-MM-DDTHH:MM:SSZ
 ops          4
 calls        14
 values       16 (503 B encoded)
@@ -187,7 +187,7 @@ label        0        4      27 B
 )");
 
   const auto j = run_json({"info", "store.db", "--json", "--top", "2"});
-  EXPECT_EQ(j["schema_version"], 6);
+  EXPECT_EQ(j["schema_version"], 7);
   EXPECT_EQ(j["ops"], 4);
   EXPECT_EQ(j["calls"], 14);
   // 16 values: n 3 and 20, k 1 and 2, two series (scale by 1 gives them again), two scaled by 2,
