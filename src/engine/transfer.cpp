@@ -33,6 +33,9 @@ class Copier {
     }
     for (const auto& op : ops) m_total += op.calls;
     progress();
+    // Rename records first: the copied calls' ids hold identity names, which the destination
+    // then knows under the same current names (docs/storage-format.md 2.2).
+    copy_names();
     std::set<std::string> names;
     for (const auto& op : ops) names.insert(op.name);
     // Code versions first: a copied call's semantic version then names a version the
@@ -51,6 +54,44 @@ class Copier {
 
   void conflict(std::string what) { m_report.conflicts.push_back(std::move(what)); }
 
+  void copy_names() {
+    const auto ours = m_from.name_records();
+    if (ours.empty()) return;
+    const auto theirs = m_to.name_records();
+    const auto ops_there = m_to.op_summaries();
+    static constexpr const char* kinds[] = {"op", "input", "output"};
+    std::vector<store::NameRecord> missing;
+    for (const auto& r : ours) {
+      const auto same = [&](const store::NameRecord& t) { return t.kind == r.kind && t.op == r.op; };
+      const std::string what = std::string(kinds[static_cast<int>(r.kind)]) + " '" + r.identity + "'" +
+                               (r.kind == store::NameKind::op ? "" : " of op '" + r.op + "'");
+      const auto known = std::find_if(theirs.begin(), theirs.end(),
+                                      [&](const store::NameRecord& t) { return same(t) && t.identity == r.identity; });
+      if (known != theirs.end()) {
+        if (known->name != r.name)
+          conflict(what + " is called '" + r.name + "' here and '" + known->name + "' at the destination");
+        continue;
+      }
+      const bool name_taken =
+          std::any_of(theirs.begin(), theirs.end(),
+                      [&](const store::NameRecord& t) { return same(t) && t.name == r.name; }) ||
+          (r.kind == store::NameKind::op &&
+           std::any_of(ops_there.begin(), ops_there.end(), [&](const OpSummary& o) { return o.name == r.name; }));
+      if (name_taken) {
+        conflict(what + " is called '" + r.name + "' here, a name the destination uses for something else");
+        continue;
+      }
+      missing.push_back(r);
+    }
+    if (missing.empty()) return;
+    m_to.write_names(missing);
+    m_names_copied = true;
+  }
+
+ public:
+  [[nodiscard]] bool names_copied() const { return m_names_copied; }
+
+ private:
   void copy_versions(const std::string& op) {
     store::VersioningWrite changes;
     std::map<Id, const store::VersionRecord*> there;
@@ -172,6 +213,7 @@ class Copier {
   store::Store& m_to;
   const TransferOptions& m_options;
   TransferReport m_report;
+  bool m_names_copied = false;
   std::uint64_t m_total = 0;
   std::uint64_t m_done = 0;
 };
@@ -186,7 +228,15 @@ TransferReport StorageCore::transfer_to(StorageCore& destination, const Transfer
   destination.flush_locked();
   ReadScope source_read(*m_store);
   ReadScope destination_read(*destination.m_store);
-  auto report = Copier(*m_store, *destination.m_store, options).run();
+  Copier copier(*m_store, *destination.m_store, options);
+  auto report = copier.run();
+  if (copier.names_copied()) {
+    // What the destination knew by name may stand for other identities now.
+    destination.m_registered_ops.clear();
+    destination.m_op_outputs.clear();
+    destination.m_calls_by_hid.clear();
+    destination.m_hid_by_cid.clear();
+  }
   // The destination's own lookups see the new calls at once (its caches never held them).
   return report;
 }

@@ -131,6 +131,20 @@ TEST_P(Renames, ThroughTheStorageTheRenamedProgramExecutesNothing) {
   expect_renamed_program_reuses(fit_model_plain);
 }
 
+TEST_P(Renames, CopiesBetweenStoresKeepTheRenames) {
+  (void)run_all(storage(), train);
+  storage().rename_op("train", "fit_model");
+  storage().rename_input("fit_model", "reg", "l2");
+  storage().rename_output("fit_model", "loss", "error");
+  md::Storage copy;
+  const auto pushed = storage().push(copy);
+  EXPECT_TRUE(pushed.conflicts.empty()) << ::testing::PrintToString(pushed.conflicts);
+  EXPECT_EQ(copy.calls_of("fit_model").size(), 4u);
+  runs = 0;
+  (void)run_all(copy, fit_model_plain);
+  EXPECT_EQ(runs, 0) << "the copy reuses the renamed op's calls";
+}
+
 TEST_P(Renames, TheOldNameCanBeReusedWithoutMixing) {
   (void)run_all(storage(), train);
   storage().rename_op("train", "fit_model");
