@@ -415,9 +415,9 @@ py::list column_objects(const md::Table& table, const std::string& name, const p
   std::vector<py::object> objects(n);
   std::vector<std::vector<std::byte>> bytes;
   std::vector<char> shared(n, 1);  // whether objects[k] may be handed out again
+  Loading how;  // one table, one storage: its pickle policy holds for every value of the column
   if (!cells->holds_calls()) {
-    // One table, one storage: its pickle policy holds for every value of the column.
-    const Loading how{n > 0 && allows_pickle(cells->ref(0))};
+    how.allow_pickle = n > 0 && allows_pickle(cells->ref(0));
     bytes = cells->values();
     for (std::size_t k = 0; k < n; ++k) {
       objects[k] = decode_bytes(bytes[k], how);
@@ -431,7 +431,7 @@ py::list column_objects(const md::Table& table, const std::string& name, const p
   }
   std::vector<char> used(n, 0);
   auto object = [&](std::uint32_t k) -> py::object {
-    if (used[k] && !shared[k]) return decode_bytes(bytes[k]);
+    if (used[k] && !shared[k]) return decode_bytes(bytes[k], how);
     used[k] = 1;
     return objects[k];
   };
