@@ -103,6 +103,14 @@ class ColumnCells {
   /// one bulk query (a transparent collection as its elements' values). Errc::not_found when a
   /// value is not in the storage; Errc::invalid_argument for a call column.
   [[nodiscard]] std::vector<std::vector<std::byte>> values() const;
+  /// The values of several value columns at once: each distinct value (by content id) once,
+  /// all loaded in one bulk query, and per column and position the index of its value.
+  struct LoadedValues {
+    std::vector<std::vector<std::byte>> contents;        ///< encoded values, each once
+    std::vector<std::vector<std::uint32_t>> content_of;  ///< [column][position]: index in contents
+  };
+  /// Errors as values(); `columns` may hold columns of different tables of one storage.
+  [[nodiscard]] static LoadedValues values_of(std::span<const ColumnCells* const> columns);
   /// A value column: the ref of a distinct element (lazy; Errc::invalid_argument for a call column).
   [[nodiscard]] AnyRef ref(std::size_t position) const;
 

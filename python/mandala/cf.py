@@ -76,14 +76,27 @@ def _python_cell(value):
 
 def _python_column(values):
     """A column of the core's table as the user sees it: stored pointer names as ValuePointers
-    (calls come as Calls already); other values as they are (without a look at each when the
-    column has no pointer name)."""
-    if {type(v) for v in values}.isdisjoint(_WRAPPED):
+    (calls come as Calls already). Columns of plain scalars stay lists (pandas gives them their
+    dtype); others become object arrays, which pandas takes as they are (from a list it would
+    look into every cell)."""
+    kinds = {type(v) for v in values}
+    if not kinds.isdisjoint(_WRAPPED):
+        values = [_python_cell(v) for v in values]
+    if kinds <= _SCALARS:
         return values
-    return [_python_cell(v) for v in values]
+    import numpy as np
+
+    try:
+        return np.fromiter(values, dtype=object, count=len(values))
+    except (TypeError, ValueError):  # numpy before 1.23: no object dtype in fromiter
+        column = np.empty(len(values), dtype=object)
+        for i, v in enumerate(values):
+            column[i] = v
+        return column
 
 
 _WRAPPED = {_core.PointerName, _core.Call, list}  # a list: a cell of several elements
+_SCALARS = {type(None), bool, int, float, str, bytes}
 
 
 class _Elements(dict):

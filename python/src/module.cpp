@@ -404,59 +404,68 @@ bool immutable(const py::object& o) {
          PyBytes_CheckExact(p);
 }
 
-// The cells of a table column as Python objects: None for null cells, a value decoded (each
-// distinct value decoded once, all loaded in one bulk query; a mutable value decoded afresh
-// for each further cell), a call as make_call(column, position) (lazy: the column, a
-// ColumnCells, gives the call when it is read) or, without make_call, as its CallInfo; a
-// collection as a list of those.
-py::list column_objects(const md::Table& table, const std::string& name, const py::object& make_call) {
-  auto cells = std::make_shared<md::ColumnCells>(table.column_cells(name));
-  const std::size_t n = cells->num_distinct();
-  std::vector<py::object> objects(n);
-  std::vector<std::vector<std::byte>> bytes;
-  std::vector<char> shared(n, 1);  // whether objects[k] may be handed out again
-  Loading how;  // one table, one storage: its pickle policy holds for every value of the column
-  if (!cells->holds_calls()) {
-    how.allow_pickle = n > 0 && allows_pickle(cells->ref(0));
-    bytes = cells->values();
-    for (std::size_t k = 0; k < n; ++k) {
-      objects[k] = decode_bytes(bytes[k], how);
-      shared[k] = immutable(objects[k]) ? 1 : 0;
-    }
-  } else if (!make_call.is_none()) {
-    const py::object column = py::cast(cells);
-    for (std::size_t k = 0; k < n; ++k) objects[k] = make_call(column, k);
-  } else {
-    for (std::size_t k = 0; k < n; ++k) objects[k] = py::cast(cells->call(k));
-  }
-  std::vector<char> used(n, 0);
-  auto object = [&](std::uint32_t k) -> py::object {
-    if (used[k] && !shared[k]) return decode_bytes(bytes[k], how);
-    used[k] = 1;
-    return objects[k];
-  };
-  const std::size_t rows = cells->num_rows();
-  py::list out(rows);
-  for (std::size_t r = 0; r < rows; ++r) {
-    const auto items = cells->row(r);
-    if (items.empty()) {
-      out[r] = py::none();
-    } else if (items.size() == 1) {
-      out[r] = object(items.front());
-    } else {
-      py::list many(items.size());
-      for (std::size_t i = 0; i < items.size(); ++i) many[i] = object(items[i]);
-      out[r] = std::move(many);
-    }
-  }
-  return out;
-}
-
-// A table as (column names, {column: list of objects}).
+// A table as (column names, {column: list of objects}): None for null cells; a value decoded
+// (all values of the table loaded in one bulk query and each distinct value decoded once; a
+// mutable value decoded afresh for each further cell, so no two cells share one); a call as
+// make_call(column, position) (lazy: the column, a ColumnCells, gives the call when it is read)
+// or, without make_call, as its CallInfo; a collection as a list of those.
 py::tuple table_columns(const md::Table& table, const py::object& make_call) {
+  const auto& names = table.column_names();
+  std::vector<std::shared_ptr<md::ColumnCells>> cells;
+  std::vector<const md::ColumnCells*> value_columns;
+  for (const auto& name : names) {
+    cells.push_back(std::make_shared<md::ColumnCells>(table.column_cells(name)));
+    if (!cells.back()->holds_calls()) value_columns.push_back(cells.back().get());
+  }
+  const auto values = md::ColumnCells::values_of(value_columns);
+  // One table, one storage: its pickle policy holds for every value.
+  Loading how;
+  for (const auto* column : value_columns)
+    if (column->num_distinct() > 0) {
+      how.allow_pickle = allows_pickle(column->ref(0));
+      break;
+    }
+  std::vector<py::object> decoded(values.contents.size());
+  std::vector<char> handed_out(values.contents.size(), 0);
+  auto value = [&](std::uint32_t i) -> py::object {
+    if (!decoded[i]) decoded[i] = decode_bytes(values.contents[i], how);
+    else if (handed_out[i] && !immutable(decoded[i])) return decode_bytes(values.contents[i], how);
+    handed_out[i] = 1;
+    return decoded[i];
+  };
   py::dict columns;
-  for (const auto& name : table.column_names()) columns[py::str(name)] = column_objects(table, name, make_call);
-  return py::make_tuple(table.column_names(), columns);
+  std::size_t next_value_column = 0;
+  for (std::size_t c = 0; c < names.size(); ++c) {
+    const auto& column = *cells[c];
+    std::vector<py::object> calls;  // by position
+    const std::vector<std::uint32_t>* content_of = nullptr;
+    if (!column.holds_calls()) {
+      content_of = &values.content_of[next_value_column++];
+    } else if (!make_call.is_none()) {
+      const py::object handle = py::cast(cells[c]);
+      calls.reserve(column.num_distinct());
+      for (std::size_t k = 0; k < column.num_distinct(); ++k) calls.push_back(make_call(handle, k));
+    } else {
+      for (std::size_t k = 0; k < column.num_distinct(); ++k) calls.push_back(py::cast(column.call(k)));
+    }
+    auto object = [&](std::uint32_t k) { return content_of ? value((*content_of)[k]) : calls[k]; };
+    const std::size_t rows = column.num_rows();
+    py::list out(rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const auto items = column.row(r);
+      if (items.empty()) {
+        out[r] = py::none();
+      } else if (items.size() == 1) {
+        out[r] = object(items.front());
+      } else {
+        py::list many(items.size());
+        for (std::size_t i = 0; i < items.size(); ++i) many[i] = object(items[i]);
+        out[r] = std::move(many);
+      }
+    }
+    columns[py::str(names[c])] = std::move(out);
+  }
+  return py::make_tuple(names, columns);
 }
 
 // ---- transparent collections and structured outputs -------------------------------------------

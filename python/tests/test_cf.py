@@ -111,6 +111,7 @@ def test_df_cells_of_a_whole_frame(tmp_path):
     storage = Storage(tmp_path / "s.db")
     df = storage.cf(inc).expand_all().df()
     assert len(df) == 3
+    assert df["var_0"].dtype == "int64" and df["add"].dtype == object and df["x"].dtype == object
     cells = [sorted(v) if isinstance(v, list) else [v] for v in df["x"]]
     assert sorted(cells) == [[0, 1], [1], [1, 2]]
     for _, row in df.iterrows():

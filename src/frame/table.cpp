@@ -206,15 +206,56 @@ const Id& ColumnCells::cid(std::size_t position) const {
 }
 
 std::vector<std::vector<std::byte>> ColumnCells::values() const {
-  if (m_calls) throw Error(Errc::invalid_argument, "this column holds calls, not values");
-  auto loaded = m_data->u->value_bytes(m_elements);
+  const ColumnCells* self = this;
+  auto v = values_of(std::span<const ColumnCells* const>(&self, 1));
   std::vector<std::vector<std::byte>> out;
-  out.reserve(loaded.size());
-  for (std::size_t i = 0; i < loaded.size(); ++i) {
-    if (!loaded[i])
-      throw Error(Errc::not_found, "the value of ref " + m_data->u->ref_hid(m_elements[i]).hex() +
-                                       " is not in the storage; it may have been removed by cleanup()");
-    out.push_back(std::move(*loaded[i]));
+  out.reserve(m_elements.size());
+  for (auto i : v.content_of.front()) out.push_back(v.contents[i]);
+  return out;
+}
+
+ColumnCells::LoadedValues ColumnCells::values_of(std::span<const ColumnCells* const> columns) {
+  LoadedValues out;
+  if (columns.empty()) return out;
+  // one element per distinct content id (a value is the same for every ref with its content id)
+  std::vector<Elem> representatives;
+  std::vector<const ColumnCells*> owner;
+  std::unordered_map<Id, std::uint32_t> index;
+  for (const auto* c : columns) {
+    if (c->m_calls) throw Error(Errc::invalid_argument, "this column holds calls, not values");
+    auto& of = out.content_of.emplace_back();
+    of.reserve(c->m_elements.size());
+    const auto& cu = *c->m_data->u;
+    for (auto e : c->m_elements) {
+      const auto [it, fresh] = index.emplace(cu.ref_cid(e), static_cast<std::uint32_t>(representatives.size()));
+      if (fresh) {
+        representatives.push_back(e);
+        owner.push_back(c);
+      }
+      of.push_back(it->second);
+    }
+  }
+  // load per universe (one for the columns of one table)
+  out.contents.resize(representatives.size());
+  std::vector<char> done(representatives.size(), 0);
+  for (std::size_t first = 0; first < representatives.size(); ++first) {
+    if (done[first]) continue;
+    const auto& universe = owner[first]->m_data->u;
+    std::vector<Elem> elems;
+    std::vector<std::size_t> at;
+    for (std::size_t i = first; i < representatives.size(); ++i)
+      if (!done[i] && owner[i]->m_data->u == universe) {
+        elems.push_back(representatives[i]);
+        at.push_back(i);
+        done[i] = 1;
+      }
+    auto loaded = universe->value_bytes(elems);
+    for (std::size_t j = 0; j < loaded.size(); ++j) {
+      if (!loaded[j])
+        throw Error(Errc::not_found, "the value of ref " + universe->ref_hid(elems[j]).hex() +
+                                         " is not in the storage; it may have been removed by cleanup()");
+      out.contents[at[j]] = std::move(*loaded[j]);
+    }
   }
   return out;
 }

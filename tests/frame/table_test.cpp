@@ -149,6 +149,29 @@ TEST_P(Tables, ColumnCellsMatchCells) {
   }
   EXPECT_TRUE(saw_collection);
   EXPECT_THROW((void)t.column_cells("nope"), md::Error);
+
+  // values_of: every value column at once, each distinct value once
+  std::vector<md::ColumnCells> all;
+  for (const auto& column : t.column_names())
+    if (!t.is_call_column(column)) all.push_back(t.column_cells(column));
+  std::vector<const md::ColumnCells*> pointers;
+  for (const auto& c : all) pointers.push_back(&c);
+  const auto loaded = md::ColumnCells::values_of(pointers);
+  ASSERT_EQ(loaded.content_of.size(), all.size());
+  std::set<std::vector<std::byte>> contents(loaded.contents.begin(), loaded.contents.end());
+  EXPECT_EQ(contents.size(), loaded.contents.size());  // each value once
+  std::size_t positions = 0;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const auto one = all[i].values();
+    ASSERT_EQ(loaded.content_of[i].size(), one.size());
+    positions += one.size();
+    for (std::size_t k = 0; k < one.size(); ++k) EXPECT_EQ(loaded.contents[loaded.content_of[i][k]], one[k]);
+  }
+  EXPECT_LT(loaded.contents.size(), positions);  // x and the outputs share values (0 .. 5)
+  std::vector<const md::ColumnCells*> with_calls{&all.front()};
+  const auto calls = t.column_cells("inc");
+  with_calls.push_back(&calls);
+  EXPECT_THROW((void)md::ColumnCells::values_of(with_calls), md::Error);
 }
 
 TEST_P(Tables, SortSelectAndRender) {
