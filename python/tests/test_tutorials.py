@@ -23,5 +23,7 @@ def test_a_tutorial_gives_the_originals_tables(script, tmp_path):
     expected = json.loads((TUTORIALS / "expected" / f"{script}.json").read_text())
     assert sorted(ours) == sorted(expected)
     for name in expected:
-        assert ours[name]["columns"] == expected[name]["columns"], name
+        # Columns come in a topological order; among nodes with no order between them the
+        # original's choice follows Python's string hashing, which changes from run to run.
+        assert sorted(ours[name]["columns"]) == sorted(expected[name]["columns"]), name
         assert ours[name]["rows"] == expected[name]["rows"], name

@@ -332,7 +332,7 @@ def test_a_wrapped_global_counts_by_its_content_id(project, tmp_path):
 
 
 def test_track_globals_and_unhashable_globals_options(project, tmp_path):
-    source = MAIN + "\nMODEL = object()\n\n@op\ndef reads_model(x):\n    return x if MODEL else 0\n"
+    source = MAIN + "\nimport threading\nMODEL = threading.Lock()\n\n@op\ndef reads_model(x):\n    return x if MODEL else 0\n"
     db = tmp_path / "s.db"
     module = project.load(main=source)
     with Storage(db, deps_path=project.root, track_globals=False) as storage:
