@@ -181,9 +181,9 @@ class StorageCore {
     std::optional<std::chrono::nanoseconds> last_run;
     /// The names hashed into ids (docs/storage-format.md 2.2): the op's identity name, and the
     /// identity names of inputs and outputs whose declared name differs.
-    std::string identity;
-    std::unordered_map<std::string, std::string> input_identity;
-    std::unordered_map<std::string, std::string> output_identity;
+    std::string identity{};
+    std::unordered_map<std::string, std::string> input_identity{};
+    std::unordered_map<std::string, std::string> output_identity{};
   };
   /// A new call one thread of this storage is computing (keyed by its content id in
   /// m_in_flight); other threads making a call of the same content wait on `done`.

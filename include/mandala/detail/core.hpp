@@ -46,9 +46,9 @@ struct OpInfo {
   /// Former names (docs/storage-format.md 2.2): of the op (OpOptions::formerly), of each input
   /// (Param::formerly; parallel to `inputs`, or empty) and output (OpOptions::output_formerly;
   /// parallel to `outputs`, or empty).
-  std::vector<std::string> formerly;
-  std::vector<std::vector<std::string>> inputs_formerly;
-  std::vector<std::vector<std::string>> outputs_formerly;
+  std::vector<std::string> formerly{};
+  std::vector<std::vector<std::string>> inputs_formerly{};
+  std::vector<std::vector<std::string>> outputs_formerly{};
 };
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the
