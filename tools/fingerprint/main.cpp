@@ -47,9 +47,10 @@ std::string depfile_escape(const std::string& s) {
 
 }  // namespace
 
-// In a LeakSanitizer build, allocations libclang keeps until the process exits (some of its
-// translation units' strings, depending on the sources analysed) are not this program's leaks.
-extern "C" const char* __lsan_default_suppressions() { return "leak:libclang"; }  // NOLINT
+// In a LeakSanitizer build, allocations libclang and the LLVM library under it keep until the
+// process exits (some of its translation units' strings and buffers, depending on the sources
+// analysed) are not this program's leaks.
+extern "C" const char* __lsan_default_suppressions() { return "leak:libclang\nleak:libLLVM"; }  // NOLINT
 
 int main(int argc, char** argv) {
   CLI::App app{"Finds the code each mandala op can reach and writes a source registering its fingerprint."};
