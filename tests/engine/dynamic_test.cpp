@@ -264,7 +264,8 @@ TEST_P(Dynamic, CollectionOutputsAreTheTypedOpsMLists) {
     ASSERT_EQ(elements->items.size(), 4u);
     element = elements->items[3]->hid;
     const auto value = md::encoded_value(outs[0]);
-    const auto root = value.view().root();
+    const auto decoded = value.view();  // the root is a view into it
+    const auto root = decoded.root();
     ASSERT_EQ(root.size(), 4u);
     EXPECT_EQ(root.at(3).as_int64(), 9);
     EXPECT_THROW((void)dynamic.call_in(storage().core(), {value_arg("n", 5)}, run_add), md::Error)

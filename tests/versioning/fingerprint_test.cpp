@@ -13,6 +13,10 @@
 namespace fp = mandala::fingerprint;
 namespace fs = std::filesystem;
 
+// In a LeakSanitizer build, allocations libclang and the LLVM library under it keep until the
+// process exits are not this program's leaks (as in tools/fingerprint/main.cpp).
+extern "C" const char* __lsan_default_suppressions() { return "leak:libclang\nleak:libLLVM"; }  // NOLINT
+
 namespace {
 
 const std::map<std::string, std::string> base_project = {
