@@ -27,39 +27,10 @@ import time
 
 PYTHON = "/usr/bin/python3"
 
-# One workload in a child interpreter: prints a JSON object of timings (seconds).
+# One workload in a child interpreter: prints a JSON object of timings (seconds). This package
+# and the original run the same code (the same API), each with its own PYTHONPATH.
 CHILD = {
     "ours": textwrap.dedent(
-        """
-        import json, sys, time
-        phase, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-        t0 = time.perf_counter()
-        from mandala.imports import Storage, op
-        @op
-        def inc(x):
-            return x + 1
-        out = {}
-        storage = Storage(path)
-        if phase == "new":
-            t = time.perf_counter()
-            with storage:
-                for i in range(n):
-                    inc(i)
-            out["new"] = time.perf_counter() - t
-            t = time.perf_counter()
-            with storage:
-                for i in range(n):
-                    inc(i)
-            out["memo"] = time.perf_counter() - t
-        else:
-            with storage:
-                for i in range(n):
-                    inc(i)
-            out["reopen"] = time.perf_counter() - t0
-        print(json.dumps(out))
-        """
-    ),
-    "original": textwrap.dedent(
         """
         import json, sys, time
         phase, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -184,8 +155,9 @@ def main():
     }
     results = {}
     for impl in ("ours", "joblib", "original"):
-        first = run_child(CHILD[impl], ["new", stores[impl], n], paths[impl])
-        second = run_child(CHILD[impl], ["reopen", stores[impl], n], paths[impl])
+        code = CHILD["joblib" if impl == "joblib" else "ours"]
+        first = run_child(code, ["new", stores[impl], n], paths[impl])
+        second = run_child(code, ["reopen", stores[impl], n], paths[impl])
         results[impl] = {k: v / n * 1e6 for k, v in {**first, **second}.items()}  # us per call
     frame = run_child(FRAME, [os.path.join(work, "frame.db"), frame_calls], paths["ours"])
 
