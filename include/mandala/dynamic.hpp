@@ -121,6 +121,11 @@ struct DynamicOptions {
   /// One shape per output (empty: every output is a plain value). Collection outputs need
   /// call_structured.
   std::vector<DynamicShape> output_shapes{};
+  /// How the op recomputes its transient outputs (OpOptions::transient): its function, given
+  /// the stored arguments of a call (in declared parameter order, then the others by name; the
+  /// arguments a binding left out are not there). Required when the op has transient outputs,
+  /// which must be plain values.
+  std::function<std::vector<EncodedValue>(std::span<const DynamicArg> args)> recompute{};
 };
 
 /// An op whose declaration is data. Calls bind arguments by parameter name; parameters not

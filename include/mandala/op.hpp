@@ -149,6 +149,13 @@ struct OpOptions {
   std::vector<std::string> formerly{};
   /// Names outputs had before, by their current name: {{"loss", {"error"}}}.
   std::map<std::string, std::vector<std::string>> output_formerly{};
+  /// Every output of the op is transient: kept out of the storage. A call records the output's
+  /// content id; a later load of the value runs the op again on the call's stored inputs and
+  /// checks that id (docs/storage-format.md 2.3). For large results that are cheap to compute
+  /// and expensive to keep. Not part of the op's identity.
+  bool transient = false;
+  /// The transient outputs by name (when not all are).
+  std::vector<std::string> transient_outputs{};
 };
 
 namespace detail {
@@ -189,6 +196,8 @@ std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<P
                                     const std::type_info& wanted);
 [[noreturn]] void throw_missing_argument(const OpInfo& op, std::size_t param);
 [[noreturn]] void throw_empty_argument(const OpInfo& op, std::size_t param);
+[[noreturn]] void throw_transient_collection(const OpInfo& op, std::size_t output);
+[[noreturn]] void throw_not_replayable(const std::string& op, const std::string& param);
 std::vector<std::byte> encode_pointer(const std::string& name);
 
 /// Where one argument's value comes from during a call.
@@ -197,6 +206,7 @@ struct Arg {
   const T* direct = nullptr;  ///< raw value, ignored value, pointer object or default
   Ref<T> ref;                 ///< a ref argument
   bool excluded = false;      ///< not a storage input
+  bool replayable = true;     ///< the call's stored inputs give this argument again (ReplayFn)
   std::vector<std::byte> bytes;
   std::unique_ptr<Piece> piece;  ///< a transparent collection to build before the call
   [[nodiscard]] const T& get() const { return direct ? *direct : ref.get(); }
@@ -415,6 +425,7 @@ class Op {
     m_info =
         detail::make_op_info(std::move(name), params, std::move(options), sizeof...(Ps), detail::Outputs<R>::count);
     init_defaults(params, std::index_sequence_for<Ps...>{});
+    if (!m_info->transient.empty()) init_replay();
   }
 
   [[nodiscard]] const std::string& name() const noexcept { return m_info->name; }
@@ -502,10 +513,12 @@ class Op {
       storage.emplace(T(std::forward<A>(a).value));
       out.direct = &*storage;
       out.excluded = true;
+      out.replayable = false;
     } else if constexpr (detail::is_value_pointer<D>::value) {
       static_assert(std::is_same_v<std::remove_cvref_t<decltype(a.object())>, T>,
                     "mandala: a ValuePointer<U> argument must point to the parameter's type");
       out.direct = &a.object();
+      out.replayable = false;
       if (memo) out.bytes = detail::encode_pointer(a.name());
     } else {
       static_assert(!detail::holds_refs<D>::value,
@@ -531,7 +544,10 @@ class Op {
         }
       }
     }
-    if (m_kinds[I] == ParamKind::ignored) out.excluded = true;
+    if (m_kinds[I] == ParamKind::ignored) {
+      out.excluded = true;
+      out.replayable = false;
+    }
   }
 
   // Binds an argument of a transparent (MList / MDict) parameter: a collection ref, a container
@@ -553,6 +569,7 @@ class Op {
       storage.emplace(T(std::forward<A>(a).value));
       out.direct = &*storage;
       out.excluded = true;
+      out.replayable = false;
     } else {
       static_assert(!is_mdict<T>::value || !detail::non_string_keys<D>,
                     "mandala: MDict keys must be std::string (each key names an input of the __make_dict__ call): "
@@ -575,6 +592,7 @@ class Op {
     }
     if (m_kinds[I] == ParamKind::ignored) {
       out.excluded = true;
+      out.replayable = false;
       out.piece.reset();
     }
   }
@@ -616,15 +634,21 @@ class Op {
 
   template <std::size_t... I>
   std::vector<detail::OutputValue> run(const std::tuple<detail::Arg<Ps>...>& args, detail::OutputExtras& extras,
-                                       std::index_sequence<I...>) const {
+                                       std::index_sequence<I...> seq) const {
+    return invoke(m_fn, args, extras, seq);
+  }
+  template <std::size_t... I>
+  static std::vector<detail::OutputValue> invoke(const std::function<R(const Ps&...)>& fn,
+                                                 const std::tuple<detail::Arg<Ps>...>& args,
+                                                 detail::OutputExtras& extras, std::index_sequence<I...>) {
     std::vector<detail::OutputValue> outs;
     extras.ran = true;
     if constexpr (std::is_void_v<R>) {
-      m_fn(std::get<I>(args).get()...);
+      fn(std::get<I>(args).get()...);
     } else if constexpr (detail::Outputs<R>::count == 1 && !detail::is_tuple<R>::value) {
-      detail::encode_output(outs, m_fn(std::get<I>(args).get()...), extras);
+      detail::encode_output(outs, fn(std::get<I>(args).get()...), extras);
     } else {
-      R result = m_fn(std::get<I>(args).get()...);
+      R result = fn(std::get<I>(args).get()...);
       outs.reserve(std::tuple_size_v<R>);
       std::apply([&](auto&&... o) { (detail::encode_output(outs, std::move(o), extras), ...); }, std::move(result));
     }
@@ -697,6 +721,7 @@ class Op {
     exec.self = this;
     exec.args = &bound;
     exec.extras.memoized = true;
+    exec.replayable = std::apply([](const auto&... a) { return (a.replayable && ...); }, bound);
     auto states = detail::memoized_call(*core, core, *m_info, inputs, exec);
     if constexpr (detail::TransparentOutputs<R>::value) {
       finish_outputs(core, states, exec.extras, exec.reused_by_content,
@@ -740,6 +765,48 @@ class Op {
   template <std::size_t... O>
   static Result wrap_tuple(const std::vector<std::shared_ptr<detail::RefState>>& states, std::index_sequence<O...>) {
     return Result{Ref<std::tuple_element_t<O, R>>(states.at(O))...};
+  }
+
+  // Transient outputs: the op recomputes them from a stored call's inputs (detail::ReplayFn).
+  void init_replay() {
+    check_transient_outputs(std::make_index_sequence<detail::Outputs<R>::count>{});
+    *m_info->replay = [fn = m_fn, defaults = m_defaults, names = m_info->inputs,
+                       op = m_info->name](std::span<const detail::ReplayInput> given) {
+      std::tuple<detail::Arg<Ps>...> args;
+      replay_bind(args, defaults, names, op, given, std::index_sequence_for<Ps...>{});
+      detail::OutputExtras extras(detail::Outputs<R>::count);
+      return invoke(fn, args, extras, std::index_sequence_for<Ps...>{});
+    };
+    detail::note_replayable(m_info);
+  }
+  template <std::size_t... O>
+  void check_transient_outputs(std::index_sequence<O...>) const {
+    (check_transient_output<typename OutputType<O>::type>(O), ...);
+  }
+  template <class V>
+  void check_transient_output(std::size_t index) const {
+    if constexpr (is_transparent_v<V>) {
+      if (m_info->transient.at(index)) detail::throw_transient_collection(*m_info, index);
+    }
+  }
+  template <std::size_t... I>
+  static void replay_bind([[maybe_unused]] std::tuple<detail::Arg<Ps>...>& args,
+                          [[maybe_unused]] const std::tuple<std::optional<Ps>...>& defaults,
+                          [[maybe_unused]] const std::vector<std::string>& names,
+                          [[maybe_unused]] const std::string& op,
+                          [[maybe_unused]] std::span<const detail::ReplayInput> given, std::index_sequence<I...>) {
+    (replay_bind_one<I>(std::get<I>(args), std::get<I>(defaults), names[I], op, given), ...);
+  }
+  template <std::size_t I>
+  static void replay_bind_one(detail::Arg<P<I>>& out, const std::optional<P<I>>& fallback, const std::string& name,
+                              const std::string& op, std::span<const detail::ReplayInput> given) {
+    for (const auto& g : given)
+      if (*g.name == name) {
+        out.ref = Ref<P<I>>(g.ref);
+        return;
+      }
+    if (!fallback) detail::throw_not_replayable(op, name);
+    out.direct = &*fallback;
   }
 
   std::function<R(const Ps&...)> m_fn;

@@ -2,6 +2,7 @@
 // Refs: handles to values with a content id (cid) and a history id (hid). A ref returned by a
 // memoized call is lazy: its value is loaded from the storage on first use and then kept.
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,7 +38,10 @@ struct Elements {
 struct RefState {
   Id cid;
   Id hid;
-  bool has_ids = false;                ///< false for values made outside any storage
+  bool has_ids = false;  ///< false for values made outside any storage
+  /// The value is a transient output (OpOptions::transient): not stored, recomputed from its
+  /// call when loaded. Known from the call that made the ref; set when a load finds it so.
+  mutable std::atomic<bool> transient = false;
   std::weak_ptr<StorageCore> storage;  ///< where a lazy value is loaded from
 
   mutable std::mutex mutex;
@@ -114,6 +118,9 @@ class AnyRef {
   /// History id; same contract as cid().
   [[nodiscard]] const Id& hid() const { return ids().hid; }
   [[nodiscard]] bool has_ids() const noexcept { return m_state && m_state->has_ids; }
+  /// Whether the value is a transient output (OpOptions::transient): not stored, recomputed by
+  /// its op when loaded (as far as the call this ref came from, or a load, says).
+  [[nodiscard]] bool transient() const noexcept { return m_state && m_state->transient; }
   /// Whether the value is loaded (or was computed in this process).
   [[nodiscard]] bool in_memory() const { return m_state && m_state->in_memory(); }
   [[nodiscard]] bool valid() const noexcept { return m_state != nullptr; }

@@ -89,6 +89,8 @@ struct CallCounters {
   std::uint64_t executed = 0;
   std::uint64_t reused_by_history = 0;  ///< the same call (same input histories) was stored
   std::uint64_t reused_by_content = 0;  ///< a content-equal call was stored; recorded under new ids
+  /// Transient outputs (OpOptions::transient) recomputed because their value was loaded.
+  std::uint64_t recomputed = 0;
   [[nodiscard]] std::uint64_t reused() const { return reused_by_history + reused_by_content; }
 };
 

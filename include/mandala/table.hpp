@@ -61,7 +61,9 @@ class Cell {
     auto bytes = value_bytes();
     return decode_value<T>(std::span<const std::byte>(bytes));
   }
-  /// JSON: null; the value; an array of values; a call as {"op","hid"}; an array of calls.
+  /// JSON: null; the value; an array of values; a call as {"op","hid"}; an array of calls. A
+  /// transient value that is not stored (OpOptions::transient) shows as {"not_stored": cid}
+  /// (a printed table: <not stored>); as<T>() and ref().get() recompute it.
   [[nodiscard]] std::string to_json() const;
   /// The text a printed table shows (values as JSON, or hids with Values::refs).
   [[nodiscard]] std::string to_string(Values mode = Values::values) const;
@@ -108,6 +110,9 @@ class ColumnCells {
   struct LoadedValues {
     std::vector<std::vector<std::byte>> contents;        ///< encoded values, each once
     std::vector<std::vector<std::uint32_t>> content_of;  ///< [column][position]: index in contents
+    /// Per content: 1 for a transient value that is not stored (OpOptions::transient; its
+    /// contents are empty: load it through ref(position), which recomputes it).
+    std::vector<char> not_stored;
   };
   /// Errors as values(); `columns` may hold columns of different tables of one storage.
   [[nodiscard]] static LoadedValues values_of(std::span<const ColumnCells* const> columns);

@@ -184,7 +184,31 @@ DynamicOp::DynamicOp(std::string name, std::vector<std::string> inputs, std::siz
     for (const auto& shape : dynamic.output_shapes) m_shapes.push_back(convert(convert, &shape));
     m_shape_nodes = std::move(nodes);
   }
+  if (!info->transient.empty()) {
+    if (!dynamic.recompute)
+      throw Error(Errc::invalid_argument, "op '" + info->name +
+                                              "' has transient outputs but no DynamicOptions::recompute to "
+                                              "recompute them: give the op's function there");
+    for (std::size_t i = 0; i < dynamic.output_shapes.size(); ++i)
+      if (info->transient[i] && dynamic.output_shapes[i].kind) detail::throw_transient_collection(*info, i);
+    // A fresh slot: the declaration made above may be shared by nothing else.
+    info->replay = std::make_shared<detail::ReplayFn>(
+        [fn = std::move(dynamic.recompute), names = info->inputs](std::span<const detail::ReplayInput> given) {
+          std::vector<DynamicArg> args;
+          args.reserve(given.size());
+          for (const auto& param : names)
+            for (const auto& g : given)
+              if (*g.name == param) args.push_back({param, AnyRef(g.ref)});
+          for (const auto& g : given)
+            if (std::find(names.begin(), names.end(), *g.name) == names.end()) args.push_back({*g.name, AnyRef(g.ref)});
+          auto values = fn(std::span<const DynamicArg>(args));
+          std::vector<detail::OutputValue> out(values.size());
+          for (std::size_t i = 0; i < values.size(); ++i) out[i].bytes = values[i].bytes();
+          return out;
+        });
+  }
   m_info = std::move(info);
+  detail::note_replayable(m_info);
 }
 
 DynamicOp::Result DynamicOp::operator()(std::vector<DynamicArg> args, const Function& fn) const {

@@ -29,12 +29,14 @@ std::string join(const std::vector<std::string>& names) {
   return out + "]";
 }
 
-std::shared_ptr<RefState> make_lazy(const std::shared_ptr<StorageCore>& self, const Id& hid, const Id& cid) {
+std::shared_ptr<RefState> make_lazy(const std::shared_ptr<StorageCore>& self, const Id& hid, const Id& cid,
+                                    bool transient = false) {
   auto s = std::make_shared<RefState>();
   s->hid = hid;
   s->cid = cid;
   s->has_ids = true;
   s->storage = self;
+  s->transient = transient;
   return s;
 }
 
@@ -274,7 +276,7 @@ void StorageCore::heartbeat_loop() {
 }
 
 CallCounters StorageCore::counters() const {
-  return {m_executed.load(), m_reused_by_history.load(), m_reused_by_content.load()};
+  return {m_executed.load(), m_reused_by_history.load(), m_reused_by_content.load(), m_recomputed.load()};
 }
 
 void StorageCore::set_version_resolver(std::unique_ptr<VersionResolver> resolver) {
@@ -396,7 +398,7 @@ void StorageCore::rename(store::NameKind kind, std::string_view op, std::string_
 
 StorageCore::CachedCall::CachedCall(const store::CallRecord& record, StorageCore& core)
     : m_cid(record.cid), m_count(static_cast<std::uint32_t>(record.outputs.size())) {
-  auto convert = [&](const store::IoRef& r) { return CachedOutput{core.intern(r.name), r.hid, r.cid}; };
+  auto convert = [&](const store::IoRef& r) { return CachedOutput{core.intern(r.name), r.hid, r.cid, r.transient}; };
   if (m_count == 1) {
     m_one = convert(record.outputs.front());
   } else if (m_count > 1) {
@@ -479,7 +481,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::lazy_outputs(const std::shar
       match = false;
       break;
     }
-    out.push_back(make_lazy(self, o->hid, o->cid));
+    out.push_back(make_lazy(self, o->hid, o->cid, o->transient));
   }
   if (!match) {
     std::vector<std::string> names;
@@ -502,6 +504,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
     if (slot.ref && slot.ref->has_ids) {
       r.hid = slot.ref->hid;
       r.cid = slot.ref->cid;
+      r.transient = slot.ref->transient;  // its value is not stored: nor is it required
     } else {
       if (slot.bytes.empty()) {
         if (!slot.ref)
@@ -618,7 +621,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
         const auto at = std::find(op.outputs.begin(), op.outputs.end(), *o.name);
         const std::string& identity =
             at == op.outputs.end() ? *o.name : output_ids[static_cast<std::size_t>(at - op.outputs.begin())];
-        rec.outputs.push_back({*o.name, codec::output_hid(call_hid, identity), o.cid});
+        rec.outputs.push_back({*o.name, codec::output_hid(call_hid, identity), o.cid, o.transient});
       }
       record_locked(std::move(rec));
       const auto* mine = find_by_hid_locked(call_hid);
@@ -683,17 +686,21 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   rec.created_ms = now_ms();
   rec.semantic = semantic;
   std::vector<std::pair<Id, std::vector<std::byte>>> values;
+  // Transient outputs are kept out of the storage, unless the call could not be run again from
+  // its stored inputs (Executor::replayable).
+  const bool keep_out = !op.transient.empty() && exec.replayable;
   for (std::size_t i = 0; i < computed.size(); ++i) {
     auto& c = computed[i];
     const Id cid = c.cid ? *c.cid : codec::content_id(c.bytes);
     const Id hid = codec::output_hid(call_hid, output_ids[i]);
-    auto state = make_lazy(self, hid, cid);
+    const bool transient = keep_out && op.transient[i];
+    auto state = make_lazy(self, hid, cid, transient);
     state->value = std::move(c.value);
     state->type = c.type;
     state->encode = c.encode;
     outs.push_back(std::move(state));
-    rec.outputs.push_back({op.outputs[i], hid, cid});
-    values.emplace_back(cid, std::move(c.bytes));
+    rec.outputs.push_back({op.outputs[i], hid, cid, transient});
+    values.emplace_back(cid, transient ? std::vector<std::byte>() : std::move(c.bytes));
   }
   std::sort(rec.outputs.begin(), rec.outputs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
 
@@ -716,6 +723,11 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     auto& slot = inputs[i];
     const Id& cid = input_cid(*slot.name);
+    if (slot.ref && slot.ref->has_ids && slot.ref->transient) {
+      // A transient value (known so now, when loading it recomputed it): not stored.
+      std::find_if(ins.begin(), ins.end(), [&](const auto& r) { return r.name == *slot.name; })->transient = true;
+      continue;
+    }
     if (value_known_locked(cid, slot.bytes.size())) {
       note_source_locked(cid, {std::move(slot.bytes), slot.ref});
       continue;
@@ -736,6 +748,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   rec.inputs = std::move(ins);
   for (std::size_t i = 0; i < values.size(); ++i) {
     auto& [cid, bytes] = values[i];
+    if (outs[i]->transient) continue;
     // A value stored already is kept at hand by its ref (not its bytes) until the flush.
     if (value_known_locked(cid, bytes.size())) note_source_locked(cid, {{}, outs[i]});
     else push_value_locked(cid, std::move(bytes));
@@ -887,6 +900,78 @@ std::vector<std::byte> StorageCore::load_value(const Id& cid) {
   return std::move(*bytes);
 }
 
+std::vector<std::byte> StorageCore::load_ref_value(const std::shared_ptr<StorageCore>& self, const RefState& ref) {
+  store::CallRecord call;
+  const store::IoRef* output = nullptr;
+  {
+    std::unique_lock lock(m_mutex);
+    if (auto it = m_pending_values.find(ref.cid); it != m_pending_values.end())
+      return m_pending.values[it->second].bytes;
+    {
+      ReadScope read(*m_store);
+      if (auto bytes = m_store->value(ref.cid)) return std::move(*bytes);
+    }
+    // Not stored: a transient output is recomputed from its call (stored first, if pending).
+    flush_locked();
+    ReadScope read(*m_store);
+    for (auto& c : m_store->creators_of_many(std::span<const Id>(&ref.hid, 1)))
+      for (const auto& o : c.outputs)
+        if (o.hid == ref.hid && o.transient) {
+          call = std::move(c);
+          output =
+              &*std::find_if(call.outputs.begin(), call.outputs.end(), [&](const auto& x) { return x.hid == ref.hid; });
+          break;
+        }
+    if (output == nullptr)
+      throw Error(Errc::not_found, "value " + ref.cid.hex() + " is not in the store " +
+                                       (m_path.empty() ? std::string("(in memory)") : m_path.string()) +
+                                       "; it may have been removed by cleanup()");
+  }
+  ref.transient = true;
+  const std::string where = "output '" + output->name + "' of call " + call.hid.hex() + " of op " + call.op;
+  const auto op = replayable_op(call.op, call.version);
+  if (!op || !op->replay || !*op->replay)
+    throw Error(Errc::not_found, "the value of " + where +
+                                     " is transient (not stored; recomputed when needed), and this program declares "
+                                     "no op " +
+                                     call.op + " of version " + std::to_string(call.version) +
+                                     " with transient outputs to recompute it: declare the op as the program that "
+                                     "made the call does, then load the value again");
+  const auto at = std::find(op->outputs.begin(), op->outputs.end(), output->name);
+  if (at == op->outputs.end())
+    throw Error(Errc::output_mismatch, "the value of " + where + " is transient, but op " + call.op + " of version " +
+                                           std::to_string(call.version) + " declares no output of that name now");
+  std::vector<ReplayInput> inputs;
+  inputs.reserve(call.inputs.size());
+  for (const auto& r : call.inputs) inputs.push_back({&r.name, make_lazy(self, r.hid, r.cid, r.transient)});
+  // The op's function runs without the storage's lock (it may load its inputs, recomputing
+  // transient ones in turn).
+  auto computed = (*op->replay)(std::span<const ReplayInput>(inputs));
+  const auto index = static_cast<std::size_t>(at - op->outputs.begin());
+  if (computed.size() != op->outputs.size())
+    throw Error(Errc::output_mismatch, "recomputing the transient " + where + ": the op returned " +
+                                           std::to_string(computed.size()) + " outputs but declares " +
+                                           std::to_string(op->outputs.size()));
+  auto& value = computed[index];
+  const Id cid = value.cid ? *value.cid : codec::content_id(value.bytes);
+  if (cid != ref.cid)
+    throw Error(Errc::output_mismatch,
+                "recomputing the transient " + where + " gave another value (content id " + cid.hex() +
+                    ") than the call recorded (" + ref.cid.hex() +
+                    "): the op's result changed, so its code changed without a new version or it is not "
+                    "deterministic; give the op a new version (or drop the call: mandala drop) and run again");
+  ++m_recomputed;
+  {
+    std::lock_guard lock(ref.mutex);
+    if (!ref.value && value.value) {
+      ref.value = value.value;
+      ref.type = value.type;
+      ref.encode = value.encode;
+    }
+  }
+  return std::move(value.bytes);
+}
+
 CallInfo StorageCore::to_info(const std::shared_ptr<StorageCore>& self, const store::CallRecord& record) {
   CallInfo info;
   info.op = record.op;
@@ -899,7 +984,8 @@ CallInfo StorageCore::to_info(const std::shared_ptr<StorageCore>& self, const st
   constexpr auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration::max()).count() - 1;
   const std::int64_t ms = std::clamp<std::int64_t>(record.created_ms, -limit, limit);
   info.created = Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(ms)));
-  for (const auto& r : record.inputs) info.inputs.emplace_back(r.name, AnyRef(make_lazy(self, r.hid, r.cid)));
+  for (const auto& r : record.inputs)
+    info.inputs.emplace_back(r.name, AnyRef(make_lazy(self, r.hid, r.cid, r.transient)));
   // Outputs in the op's declared order when known.
   std::vector<std::string> order;
   if (auto it = m_op_outputs.find(op_key(record.op, record.version)); it != m_op_outputs.end()) {
@@ -913,7 +999,7 @@ CallInfo StorageCore::to_info(const std::shared_ptr<StorageCore>& self, const st
     auto pos = [&](const std::string& n) { return std::find(order.begin(), order.end(), n) - order.begin(); };
     return pos(a.name) < pos(b.name);
   });
-  for (const auto& r : outputs) info.outputs.emplace_back(r.name, AnyRef(make_lazy(self, r.hid, r.cid)));
+  for (const auto& r : outputs) info.outputs.emplace_back(r.name, AnyRef(make_lazy(self, r.hid, r.cid, r.transient)));
   return info;
 }
 
@@ -1036,9 +1122,9 @@ CallInfo StorageCore::info_of(const std::shared_ptr<StorageCore>& self, const st
   return to_info(self, record);
 }
 
-std::shared_ptr<RefState> StorageCore::lazy_ref(const std::shared_ptr<StorageCore>& self, const Id& hid,
-                                                const Id& cid) {
-  return make_lazy(self, hid, cid);
+std::shared_ptr<RefState> StorageCore::lazy_ref(const std::shared_ptr<StorageCore>& self, const Id& hid, const Id& cid,
+                                                bool transient) {
+  return make_lazy(self, hid, cid, transient);
 }
 
 std::size_t StorageCore::drop_calls(std::span<const Id> call_hids, Dependents dependents) {

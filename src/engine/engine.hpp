@@ -31,6 +31,10 @@ namespace mandala::detail {
 /// Resolves the code version of ops in one storage (implemented by src/versioning, which
 /// installs it when a Storage is opened). Called with the storage's lock held, once per op and
 /// explicit version until StorageCore::forget_op_versions().
+/// The op that recomputes transient outputs of calls of `name` and `version` in this process
+/// (note_replayable), or null.
+std::shared_ptr<const OpInfo> replayable_op(const std::string& name, std::uint32_t version);
+
 class VersionResolver {
  public:
   virtual ~VersionResolver() = default;
@@ -116,7 +120,13 @@ class StorageCore {
   /// The public view of a stored call (lazy refs loading from this storage).
   CallInfo info_of(const std::shared_ptr<StorageCore>& self, const store::CallRecord& record);
   /// A lazy ref of this storage.
-  static std::shared_ptr<RefState> lazy_ref(const std::shared_ptr<StorageCore>& self, const Id& hid, const Id& cid);
+  static std::shared_ptr<RefState> lazy_ref(const std::shared_ptr<StorageCore>& self, const Id& hid, const Id& cid,
+                                            bool transient = false);
+  /// The encoded value of a ref of this storage: pending or stored, else, for a transient
+  /// output (OpOptions::transient), recomputed by running its call's op again on the call's
+  /// stored inputs (its content id checked: Errc::output_mismatch when the result changed).
+  /// Errc::not_found when the value is neither stored nor transient.
+  std::vector<std::byte> load_ref_value(const std::shared_ptr<StorageCore>& self, const RefState& ref);
   std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents);
   CleanupReport cleanup();
   /// Storage::push (src/engine/transfer.cpp).
@@ -142,6 +152,7 @@ class StorageCore {
     const std::string* name = nullptr;
     Id hid;
     Id cid;
+    bool transient = false;
   };
   class CachedCall {
    public:
@@ -303,6 +314,7 @@ class StorageCore {
   std::atomic<std::uint64_t> m_executed{0};
   std::atomic<std::uint64_t> m_reused_by_history{0};
   std::atomic<std::uint64_t> m_reused_by_content{0};
+  std::atomic<std::uint64_t> m_recomputed{0};
 };
 
 }  // namespace mandala::detail

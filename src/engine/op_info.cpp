@@ -1,5 +1,8 @@
 // Validation of op declarations: every impossible declaration is an error at construction.
 
+#include <algorithm>
+#include <map>
+#include <mutex>
 #include <set>
 
 #include "engine/collections.hpp"
@@ -96,7 +99,60 @@ std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<P
     any = any || rounding.back().active();
   }
   if (any) info->rounding = std::move(rounding);
+  // Transient outputs: all (transient), or by name (transient_outputs).
+  for (const auto& o : options.transient_outputs)
+    if (!out_seen.contains(o))
+      bad(
+          info->name, "transient_outputs names '" + o + "', which is not an output of the op (its outputs: " + [&] {
+            std::string names;
+            for (const auto& n : info->outputs) names += (names.empty() ? "" : ", ") + n;
+            return names;
+          }() + ")");
+  if ((options.transient || !options.transient_outputs.empty()) && !info->outputs.empty()) {
+    for (const auto& o : info->outputs)
+      info->transient.push_back(options.transient ||
+                                std::find(options.transient_outputs.begin(), options.transient_outputs.end(), o) !=
+                                    options.transient_outputs.end());
+    info->replay = std::make_shared<ReplayFn>();
+  }
   return info;
+}
+
+void throw_transient_collection(const OpInfo& op, std::size_t output) {
+  bad(op.name, "output '" + op.outputs.at(output) +
+                   "' is a transparent collection (MList / MDict), which cannot be transient: its elements are "
+                   "values of calls of their own; leave it out of OpOptions::transient_outputs");
+}
+
+void throw_not_replayable(const std::string& op, const std::string& param) {
+  throw Error(Errc::invalid_argument,
+              "op " + op + ": a transient output cannot be recomputed: argument '" + param +
+                  "' of its call is not stored (an ignored argument or a value pointer) and has no default");
+}
+
+namespace {
+struct ReplayRegistry {
+  std::mutex mutex;
+  std::map<std::pair<std::string, std::uint32_t>, std::weak_ptr<const OpInfo>, std::less<>> ops;
+};
+ReplayRegistry& replay_registry() {
+  static ReplayRegistry* registry = new ReplayRegistry;  // never destroyed: used until exit
+  return *registry;
+}
+}  // namespace
+
+void note_replayable(const std::shared_ptr<const OpInfo>& op) {
+  if (!op || !op->replay) return;
+  auto& r = replay_registry();
+  std::lock_guard lock(r.mutex);
+  r.ops[std::make_pair(op->name, op->version)] = op;
+}
+
+std::shared_ptr<const OpInfo> replayable_op(const std::string& name, std::uint32_t version) {
+  auto& r = replay_registry();
+  std::lock_guard lock(r.mutex);
+  const auto it = r.ops.find(std::make_pair(name, version));
+  return it == r.ops.end() ? nullptr : it->second.lock();
 }
 
 void throw_bad_default(const OpInfo& op, std::size_t param, const std::type_info& given, const std::type_info& wanted) {

@@ -13,7 +13,7 @@ std::vector<std::byte> load_value_bytes(const RefState& state) {
     throw Error(Errc::closed, "the storage of ref " + state.hid.hex() +
                                   " was closed before its value was loaded; load values (ref.get()) while the "
                                   "storage is open, or open it again and use storage.ref(hid)");
-  return core->load_value(state.cid);
+  return core->load_ref_value(core, state);
 }
 
 void throw_wrong_type(const RefState& state, const std::type_info& wanted) {
@@ -78,6 +78,8 @@ std::vector<std::optional<std::vector<std::byte>>> load_bytes_of(const std::vect
   if (cids.empty()) return out;
   auto loaded = core->load_values(cids);
   for (std::size_t j = 0; j < loaded.size(); ++j) {
+    // A transient value is recomputed (one by one: rare in collections).
+    if (!loaded[j]) loaded[j] = core->load_ref_value(core, *states[where[j]]);
     if (!loaded[j])
       throw Error(Errc::not_found, "value " + cids[j].hex() + " of element ref " + states[where[j]]->hid.hex() +
                                        " is not in the store; it may have been removed by cleanup()");

@@ -190,7 +190,8 @@ class Copier {
       batch.values.push_back({absent[i], std::move(*bytes[i])});
     }
     for (auto& c : calls) {
-      const auto lacks = [&](const store::IoRef& r) { return unavailable.contains(r.cid); };
+      // A transient entry's value is not stored anywhere: the call is copied without it.
+      const auto lacks = [&](const store::IoRef& r) { return !r.transient && unavailable.contains(r.cid); };
       if (std::any_of(c.inputs.begin(), c.inputs.end(), lacks) ||
           std::any_of(c.outputs.begin(), c.outputs.end(), lacks)) {
         m_report.skipped.push_back("call " + c.hid.hex() + " of " + c.op +

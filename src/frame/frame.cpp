@@ -40,9 +40,9 @@ ElemSet remap(const detail::Universe& from, detail::Universe& to, const detail::
       rec.version = row.version;
       rec.created_ms = row.created_ms;
       for (const auto& io : row.inputs)
-        rec.inputs.push_back({from.name(io.name), from.ref_hid(io.ref), from.ref_cid(io.ref)});
+        rec.inputs.push_back({from.name(io.name), from.ref_hid(io.ref), from.ref_cid(io.ref), from.transient(io.ref)});
       for (const auto& io : row.outputs)
-        rec.outputs.push_back({from.name(io.name), from.ref_hid(io.ref), from.ref_cid(io.ref)});
+        rec.outputs.push_back({from.name(io.name), from.ref_hid(io.ref), from.ref_cid(io.ref), from.transient(io.ref)});
       out.push_back(to.intern_call(rec));
     }
   }

@@ -51,6 +51,9 @@ Cell::Kind kind_of(const TableData& d, std::size_t col, std::size_t row) {
   return many ? Cell::Kind::values : Cell::Kind::value;
 }
 
+/// The JSON a table shows for a transient value that is not stored (OpOptions::transient).
+std::string not_stored_json(const TableData& d, Elem e) { return "{\"not_stored\":\"" + d.u->ref_cid(e).hex() + "\"}"; }
+
 /// Per column: JSON of every value element the column holds, loaded in one bulk query.
 std::unordered_map<Elem, std::string> value_json(const TableData& d, std::size_t col) {
   std::unordered_map<Elem, std::string> out;
@@ -61,7 +64,9 @@ std::unordered_map<Elem, std::string> value_json(const TableData& d, std::size_t
       if (out.emplace(e, std::string()).second) elems.push_back(e);
   auto bytes = d.u->value_bytes(elems);
   for (std::size_t i = 0; i < elems.size(); ++i)
-    out[elems[i]] = bytes[i] ? DecodedValue(std::span<const std::byte>(*bytes[i])).root().to_json() : "null";
+    out[elems[i]] = bytes[i]                   ? DecodedValue(std::span<const std::byte>(*bytes[i])).root().to_json()
+                    : d.u->transient(elems[i]) ? not_stored_json(d, elems[i])
+                                               : "null";
   return out;
 }
 
@@ -76,6 +81,7 @@ std::string render(const TableData& d, std::size_t col, std::size_t row, Values 
       return d.u->name(call.op) + ":" + (full_ids ? call.hid.hex() : short_hid(call.hid));
     }
     if (mode == Values::refs) return full_ids ? d.u->ref_hid(e).hex() : short_hid(d.u->ref_hid(e));
+    if (d.u->transient(e) && json.at(e) == not_stored_json(d, e)) return std::string("<not stored>");
     return json.at(e);
   };
   if (elems.size() == 1) return one(elems.front());
@@ -145,9 +151,8 @@ std::vector<Id> Cell::hids() const {
 std::vector<std::byte> Cell::value_bytes() const {
   if (m_kind != Kind::value) throw Error(Errc::invalid_argument, "this cell does not hold exactly one value");
   auto bytes = m_data->u->value_bytes(std::span<const Elem>(m_elements));
-  if (!bytes.front())
-    throw Error(Errc::not_found, "the value of ref " + m_data->u->ref_hid(m_elements.front()).hex() +
-                                     " is not in the storage; it may have been removed by cleanup()");
+  // A transient value is recomputed (or the error says why it is not there).
+  if (!bytes.front()) return detail::load_value_bytes(m_data->u->ref(m_elements.front()).state());
   return std::move(*bytes.front());
 }
 
@@ -161,7 +166,10 @@ std::string Cell::to_json() const {
     }
   } else {
     auto bytes = m_data->u->value_bytes(std::span<const Elem>(m_elements));
-    for (auto& b : bytes) parts.push_back(b ? DecodedValue(std::span<const std::byte>(*b)).root().to_json() : "null");
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+      parts.push_back(bytes[i] ? DecodedValue(std::span<const std::byte>(*bytes[i])).root().to_json()
+                      : m_data->u->transient(m_elements[i]) ? not_stored_json(*m_data, m_elements[i])
+                                                            : "null");
   }
   if (!is_collection()) return parts.front();
   std::string out = "[";
@@ -210,7 +218,11 @@ std::vector<std::vector<std::byte>> ColumnCells::values() const {
   auto v = values_of(std::span<const ColumnCells* const>(&self, 1));
   std::vector<std::vector<std::byte>> out;
   out.reserve(m_elements.size());
-  for (auto i : v.content_of.front()) out.push_back(v.contents[i]);
+  for (std::size_t p = 0; p < m_elements.size(); ++p) {
+    const auto i = v.content_of.front()[p];
+    // A transient value is recomputed.
+    out.push_back(v.not_stored[i] ? detail::load_value_bytes(m_data->u->ref(m_elements[p]).state()) : v.contents[i]);
+  }
   return out;
 }
 
@@ -237,6 +249,7 @@ ColumnCells::LoadedValues ColumnCells::values_of(std::span<const ColumnCells* co
   }
   // load per universe (one for the columns of one table)
   out.contents.resize(representatives.size());
+  out.not_stored.resize(representatives.size(), 0);
   std::vector<char> done(representatives.size(), 0);
   for (std::size_t first = 0; first < representatives.size(); ++first) {
     if (done[first]) continue;
@@ -251,6 +264,10 @@ ColumnCells::LoadedValues ColumnCells::values_of(std::span<const ColumnCells* co
       }
     auto loaded = universe->value_bytes(elems);
     for (std::size_t j = 0; j < loaded.size(); ++j) {
+      if (!loaded[j] && universe->transient(elems[j])) {
+        out.not_stored[at[j]] = 1;
+        continue;
+      }
       if (!loaded[j])
         throw Error(Errc::not_found, "the value of ref " + universe->ref_hid(elems[j]).hex() +
                                          " is not in the storage; it may have been removed by cleanup()");

@@ -56,8 +56,9 @@ void advise_huge_pages(void* p, std::size_t bytes) noexcept {
 }
 
 bool Universe::is_raw(Elem r) {
-  if (m_ref_raw[r] == 0) m_ref_raw[r] = m_ref_hid[r] == codec::atom_hid(m_ref_cid[r]) ? 1 : 2;
-  return m_ref_raw[r] == 1;
+  if ((m_ref_raw[r] & 3) == 0)
+    m_ref_raw[r] = static_cast<char>(m_ref_raw[r] | (m_ref_hid[r] == codec::atom_hid(m_ref_cid[r]) ? 1 : 2));
+  return (m_ref_raw[r] & 3) == 1;
 }
 
 Io* Universe::io_room(std::size_t n) {
@@ -101,12 +102,14 @@ Elem Universe::intern_call(const store::CallRecord& record) {
   std::size_t n = 0;
   for (const auto& in : record.inputs) {
     const Elem r = intern_ref(in.hid, in.cid);
+    if (in.transient) m_ref_raw[r] = static_cast<char>(m_ref_raw[r] | transient_bit);
     const auto name = name_id(in.name);
     ios[n++] = {name, label_of(row.op, in.name, name), r};
     add_consumer(r, id);
   }
   for (const auto& out : record.outputs) {
     const Elem r = intern_ref(out.hid, out.cid);
+    if (out.transient) m_ref_raw[r] = static_cast<char>(m_ref_raw[r] | transient_bit);
     const auto name = name_id(out.name);
     ios[n++] = {name, label_of(row.op, out.name, name), r};
     m_ref_creator[r] = id;
@@ -133,7 +136,7 @@ Elem Universe::find_call(const Id& hid) const {
 }
 
 AnyRef Universe::ref(Elem r) {
-  if (!m_ref_state[r]) m_ref_state[r] = StorageCore::lazy_ref(m_core, m_ref_hid[r], m_ref_cid[r]);
+  if (!m_ref_state[r]) m_ref_state[r] = StorageCore::lazy_ref(m_core, m_ref_hid[r], m_ref_cid[r], transient(r));
   return AnyRef(m_ref_state[r]);
 }
 
@@ -145,9 +148,10 @@ CallInfo Universe::call_info(Elem c) {
   rec.op = m_names[row.op];
   rec.version = row.version;
   rec.created_ms = row.created_ms;
-  for (const auto& in : row.inputs) rec.inputs.push_back({m_names[in.name], m_ref_hid[in.ref], m_ref_cid[in.ref]});
+  for (const auto& in : row.inputs)
+    rec.inputs.push_back({m_names[in.name], m_ref_hid[in.ref], m_ref_cid[in.ref], transient(in.ref)});
   for (const auto& out : row.outputs)
-    rec.outputs.push_back({m_names[out.name], m_ref_hid[out.ref], m_ref_cid[out.ref]});
+    rec.outputs.push_back({m_names[out.name], m_ref_hid[out.ref], m_ref_cid[out.ref], transient(out.ref)});
   CallInfo info = m_core->info_of(m_core, rec);
   // Share ref states with the frame (values load once).
   for (auto& [name, ref] : info.inputs) ref = this->ref(find_ref(ref.hid()));

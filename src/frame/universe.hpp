@@ -209,6 +209,9 @@ class Universe {
   [[nodiscard]] std::size_t num_calls() const { return m_calls.size(); }
   [[nodiscard]] const Id& ref_hid(Elem r) const { return m_ref_hid[r]; }
   [[nodiscard]] const Id& ref_cid(Elem r) const { return m_ref_cid[r]; }
+  /// Whether the ref's value is transient (not stored: OpOptions::transient), as the calls
+  /// loaded so far say.
+  [[nodiscard]] bool transient(Elem r) const { return (m_ref_raw[r] & transient_bit) != 0; }
   [[nodiscard]] Elem creator(Elem r) const { return m_ref_creator[r]; }
   /// The loaded calls with `r` as an input, in the order they were loaded.
   class Consumers {
@@ -280,7 +283,9 @@ class Universe {
   Column<std::uint32_t> m_ref_first_consumer, m_ref_last_consumer;
   Column<ConsumerLink> m_consumer_links;
   Column<std::shared_ptr<RefState>> m_ref_state;
-  Column<char> m_ref_raw;  ///< 0: not known yet, 1: raw input, 2: not raw
+  /// Bits 0-1: 0 not known yet, 1 raw input, 2 not raw; transient_bit: a transient value.
+  Column<char> m_ref_raw;
+  static constexpr char transient_bit = 4;
   IdIndex m_ref_index;
 
   Column<CallRow> m_calls;

@@ -13,6 +13,7 @@ namespace {
 constexpr std::uint8_t io_output = 0x01;        ///< an output (else an input)
 constexpr std::uint8_t io_explicit_hid = 0x02;  ///< the hid follows (else it is derived)
 constexpr std::uint8_t io_name_index = 0x04;    ///< the name is an index into the op's outputs
+constexpr std::uint8_t io_transient = 0x08;     ///< the value is not stored (IoRef::transient)
 
 [[noreturn]] void malformed() {
   throw Error(Errc::corrupt_store, "a call's io column is malformed; the store is damaged: restore it from a backup");
@@ -114,7 +115,9 @@ void encode(const CallRecord& call, std::span<const std::string> op_outputs, std
   put_varint(out, call.inputs.size());
   for (const auto& r : call.inputs) {
     const bool derived = r.hid == codec::atom_hid(r.cid);
-    out.push_back(static_cast<std::byte>(derived ? 0 : io_explicit_hid));
+    std::uint8_t flags = derived ? 0 : io_explicit_hid;
+    if (r.transient) flags |= io_transient;
+    out.push_back(static_cast<std::byte>(flags));
     put_text(out, r.name);
     put_id(out, r.cid);
     if (!derived) put_id(out, r.hid);
@@ -126,6 +129,7 @@ void encode(const CallRecord& call, std::span<const std::string> op_outputs, std
     std::uint8_t flags = io_output;
     if (!derived) flags |= io_explicit_hid;
     if (at != op_outputs.end()) flags |= io_name_index;
+    if (r.transient) flags |= io_transient;
     out.push_back(static_cast<std::byte>(flags));
     if (at != op_outputs.end()) put_varint(out, static_cast<std::uint64_t>(at - op_outputs.begin()));
     else put_text(out, r.name);
@@ -143,8 +147,9 @@ void decode(std::span<const std::byte> io, std::span<const std::string> op_outpu
   call.inputs.reserve(n);
   for (; n > 0; --n) {
     const auto flags = in.byte();
-    if ((flags & ~io_explicit_hid) != 0) malformed();
+    if ((flags & ~(io_explicit_hid | io_transient)) != 0) malformed();
     IoRef ref;
+    ref.transient = (flags & io_transient) != 0;
     ref.name = in.text();
     ref.cid = in.id();
     ref.hid = (flags & io_explicit_hid) != 0 ? in.id() : codec::atom_hid(ref.cid);
@@ -155,8 +160,10 @@ void decode(std::span<const std::byte> io, std::span<const std::string> op_outpu
   call.outputs.reserve(n);
   for (; n > 0; --n) {
     const auto flags = in.byte();
-    if ((flags & io_output) == 0 || (flags & ~(io_output | io_explicit_hid | io_name_index)) != 0) malformed();
+    if ((flags & io_output) == 0 || (flags & ~(io_output | io_explicit_hid | io_name_index | io_transient)) != 0)
+      malformed();
     IoRef ref;
+    ref.transient = (flags & io_transient) != 0;
     if ((flags & io_name_index) != 0) {
       const auto i = in.varint();
       if (i >= op_outputs.size()) malformed();

@@ -27,6 +27,9 @@ struct IoRef {
   std::string name;
   Id hid;
   Id cid;
+  /// The value is not stored: a transient output (OpOptions::transient), or an input that is
+  /// one. A store does not require a `values` row for it (docs/storage-format.md 3.2).
+  bool transient = false;
 };
 
 struct CallRecord {

@@ -237,8 +237,8 @@ TEST_P(Cli, InfoShowsCountsSizesAndLargestOps) {
   // PostgreSQL stores keep every value in the database (schema of their own, section 4 of
   // docs/storage-format.md); the SQLite file sends the 20-element series to blob files.
   const std::string head = file()
-                               ? "store        store.db\nschema       version 7, created YYYY-MM-DDTHH:MM:SSZ\n"
-                               : "store        " + store() + "\nschema       version 2, created YYYY-MM-DDTHH:MM:SSZ\n";
+                               ? "store        store.db\nschema       version 8, created YYYY-MM-DDTHH:MM:SSZ\n"
+                               : "store        " + store() + "\nschema       version 3, created YYYY-MM-DDTHH:MM:SSZ\n";
   EXPECT_EQ(text, head + R"(ops          4
 calls        14
 values       16 (503 B encoded)
@@ -263,7 +263,7 @@ label        0        4      27 B
 )");
 
   const auto j = run_json({"info", store(), "--json", "--top", "2"});
-  EXPECT_EQ(j["schema_version"], file() ? 7 : 2);
+  EXPECT_EQ(j["schema_version"], file() ? 8 : 3);
   EXPECT_EQ(j["ops"], 4);
   EXPECT_EQ(j["calls"], 14);
   // 16 values: n 3 and 20, k 1 and 2, two series (scale by 1 gives them again), two scaled by 2,
@@ -326,6 +326,26 @@ b55510f6e917  YYYY-MM-DDTHH:MM:SSZ  2.0  f64[20] [0.0, 0.5, 1.0, 1.5, 2.0, 2.5..
   EXPECT_NE(newest.out.find("b55510f6e917"), std::string::npos) << newest.out;
   const auto strings = run({"calls", store(), "label", "--version", "0", "--limit", "1"});
   EXPECT_NE(strings.out.find("\"sum 1\""), std::string::npos) << strings.out;
+}
+
+TEST_P(Cli, ATransientOutputShowsAsNotStored) {
+  const auto doubled = md::op("doubled", {"x"}, [](double x) { return 2 * x; }, {.transient = true});
+  {
+    md::Storage storage(store_location());
+    md::Session session(storage);
+    (void)doubled(21.0);
+  }
+  const auto j = run_json({"calls", store(), "doubled", "--json"});
+  ASSERT_EQ(j["calls"].size(), 1u);
+  const auto& out = j["calls"][0]["outputs"]["output_0"];
+  EXPECT_EQ(out["value"]["not_stored"], out["cid"]) << out;
+  const auto shown = run({"show", store(), j["calls"][0]["hid"].get<std::string>()});
+  EXPECT_EQ(shown.code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("<not stored>"), std::string::npos) << shown.out;
+  const auto table = run({"calls", store(), "doubled"});
+  EXPECT_NE(table.out.find("<not stored>"), std::string::npos) << table.out;
+  const auto check = run({"check", store()});
+  EXPECT_EQ(check.code, 0) << check.out << check.err;
 }
 
 TEST_P(Cli, CallsJsonHasIdsAndValues) {

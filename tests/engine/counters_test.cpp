@@ -289,7 +289,7 @@ TEST(CountersFile, AStoreOfSchema3IsReadAsItIsAndUpgradedWhenOpenedWritable) {
     EXPECT_TRUE(s.check_integrity().ok());
   }
   md::Storage s(path);
-  EXPECT_EQ(s.info().schema_version, 7);
+  EXPECT_EQ(s.info().schema_version, 8);
   EXPECT_EQ(s.stats(), stats);
   EXPECT_EQ(s.ops(), ops);
   expect_counts_exact(s);
@@ -338,7 +338,7 @@ TEST(StoreSchema5, IsReadAsItIsAndUpgradedInPlace) {
   }
   {
     md::Storage s(path);
-    EXPECT_EQ(s.info().schema_version, 7);
+    EXPECT_EQ(s.info().schema_version, 8);
     EXPECT_EQ(call_ids(s), ids);
     expect_counts_exact(s);
     md::Session session(s);
@@ -385,7 +385,7 @@ TEST(CountersFile, AStoreOfSchema2IsUpgradedWhenOpenedWritable) {
     }
   }
   md::Storage s(path);
-  EXPECT_EQ(s.info().schema_version, 7);
+  EXPECT_EQ(s.info().schema_version, 8);
   EXPECT_EQ(s.stats(), stats);
   EXPECT_TRUE(s.check_integrity().ok());
   expect_counts_exact(s);

@@ -40,7 +40,7 @@ TEST_P(Inspect, InfoCountsAndOpSummaries) {
   reopen();
   const auto info = storage().info();
   // Each backend numbers its own layout (docs/storage-format.md 3.2 and 4.2).
-  EXPECT_EQ(info.schema_version, GetParam() == md::testing::Backend::postgres ? 2 : 7);
+  EXPECT_EQ(info.schema_version, GetParam() == md::testing::Backend::postgres ? 3 : 8);
   EXPECT_EQ(info.path, std::filesystem::path(location()));  // the file, the database URL; empty for memory
   ASSERT_TRUE(info.created.has_value());
   EXPECT_GE(*info.created, before);

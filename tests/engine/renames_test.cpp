@@ -258,7 +258,7 @@ TEST_P(Renames, StoresOfTheSchemaBeforeRenamesAreUpgradedInPlace) {
     EXPECT_EQ(reader.calls_of("train").size(), 4u);
   }
   open();
-  EXPECT_EQ(storage().info().schema_version, file ? 7 : 2);
+  EXPECT_EQ(storage().info().schema_version, file ? 8 : 3);
   storage().rename_op("train", "fit_model");
   reopen();
   EXPECT_EQ(storage().calls_of("fit_model").size(), 4u);

@@ -419,7 +419,7 @@ TEST_P(Versions, AStoreOfSchema4IsReadAsItIsAndUpgraded) {
   }
 
   rebuild(program(f1, h1, "1"));
-  EXPECT_EQ(storage().info().schema_version, 7);
+  EXPECT_EQ(storage().info().schema_version, 8);
   EXPECT_EQ(summary(storage().versions("f")), before);
   EXPECT_EQ(summary(storage().versions("g")), g_before);
   EXPECT_TRUE(storage().check_integrity().ok()) << md::testing::describe(storage().check_integrity().problems);

@@ -81,11 +81,11 @@ int run(const Options& o) {
     row.push_back(iso_time(c.created));
     for (const auto& n : input_names) {
       auto ref = c.input(n);
-      row.push_back(ref ? ref->to_text(chars) : "");
+      row.push_back(ref ? value_text(*ref, chars) : "");
     }
     for (const auto& n : output_names) {
       auto ref = c.output(n);
-      row.push_back(ref ? ref->to_text(chars) : "");
+      row.push_back(ref ? value_text(*ref, chars) : "");
     }
     rows.push_back(std::move(row));
   }

@@ -97,6 +97,8 @@ nlohmann::json op_json(const OpSummary& op);
 nlohmann::json version_json(const OpVersion& version);
 /// A ref's stored value as a JSON document (arrays cut to `max_items`).
 nlohmann::json value_json(const AnyRef& ref, std::size_t max_items);
+/// The display text of a ref's value; "<not stored>" for a transient output (its op cannot run here).
+std::string value_text(const AnyRef& ref, std::size_t max_chars);
 
 /// On a terminal without --yes: asks `question` on stderr and reads y/n from stdin. Elsewhere
 /// (scripts, pipes) and with --yes: true.

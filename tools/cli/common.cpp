@@ -237,7 +237,22 @@ nlohmann::json op_json(const OpSummary& op) {
 }
 
 nlohmann::json value_json(const AnyRef& ref, std::size_t max_items) {
-  return nlohmann::json::parse(ref.to_json(max_items));
+  try {
+    return nlohmann::json::parse(ref.to_json(max_items));
+  } catch (const Error& e) {
+    // A transient output (not stored): this command cannot run the op that recomputes it.
+    if (!ref.transient() || e.code() != Errc::not_found) throw;
+    return {{"not_stored", ref.cid().hex()}};
+  }
+}
+
+std::string value_text(const AnyRef& ref, std::size_t max_chars) {
+  try {
+    return ref.to_text(max_chars);
+  } catch (const Error& e) {
+    if (!ref.transient() || e.code() != Errc::not_found) throw;
+    return "<not stored>";
+  }
 }
 
 bool confirm(const std::string& question, bool yes) {

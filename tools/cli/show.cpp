@@ -73,7 +73,7 @@ int show_call(Storage& storage, const Id& hid, const Options& o) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& [name, ref] : call->inputs) {
     auto creator = storage.creator_of(ref);
-    rows.push_back({name, ref.to_text(chars), short_id(ref.hid()),
+    rows.push_back({name, value_text(ref, chars), short_id(ref.hid()),
                     creator ? creator->op + " " + short_id(creator->hid) : "(raw input)"});
   }
   out << '\n';
@@ -86,7 +86,7 @@ int show_call(Storage& storage, const Id& hid, const Options& o) {
     for (std::size_t i = 0; i < consumers.size() && i < 3; ++i)
       used += (i ? ", " : "") + consumers[i].op + " " + short_id(consumers[i].hid);
     if (consumers.size() > 3) used += ", ... (" + std::to_string(consumers.size()) + " calls)";
-    rows.push_back({name, ref.to_text(chars), short_id(ref.hid()), used.empty() ? "-" : used});
+    rows.push_back({name, value_text(ref, chars), short_id(ref.hid()), used.empty() ? "-" : used});
   }
   out << '\n';
   if (rows.empty()) out << "(no outputs)\n";
@@ -118,7 +118,7 @@ int show_ref(Storage& storage, const Id& hid, const Options& o) {
   auto& out = std::cout;
   out << bold("ref") << "         " << ref->hid().hex() << '\n';
   out << bold("content") << "     " << ref->cid().hex() << '\n';
-  out << bold("value") << "       " << ref->to_text(o.full ? SIZE_MAX : value_chars) << '\n';
+  out << bold("value") << "       " << value_text(*ref, o.full ? SIZE_MAX : value_chars) << '\n';
   out << bold("created by") << "  ";
   if (creator)
     out << creator->op << " (version " << creator->version << ") call " << creator->hid.hex() << ", output "

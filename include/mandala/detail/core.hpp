@@ -3,6 +3,7 @@
 // (src/engine). Not part of the stable API.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -20,6 +21,18 @@ namespace mandala {
 enum class Mode { run, noop };
 
 namespace detail {
+
+struct OutputValue;
+
+/// One stored input of a call being recomputed (ReplayFn): the parameter it binds and a lazy
+/// ref of its value.
+struct ReplayInput {
+  const std::string* name = nullptr;
+  std::shared_ptr<RefState> ref;
+};
+/// Runs an op's function again on a stored call's inputs (to recompute a transient output);
+/// returns every output, in declared order.
+using ReplayFn = std::function<std::vector<OutputValue>(std::span<const ReplayInput> inputs)>;
 
 /// The identity-relevant declaration of an op, shared by every call of it.
 struct OpInfo {
@@ -49,7 +62,16 @@ struct OpInfo {
   std::vector<std::string> formerly{};
   std::vector<std::vector<std::string>> inputs_formerly{};
   std::vector<std::vector<std::string>> outputs_formerly{};
+  /// Which outputs are kept out of the storage (OpOptions::transient, transient_outputs;
+  /// parallel to `outputs`, or empty when none is), and how the op recomputes them: set once
+  /// by the op's class after construction, before any call.
+  std::vector<bool> transient{};
+  std::shared_ptr<ReplayFn> replay{};
 };
+
+/// Makes `op` the op that recomputes transient outputs of calls of its name and version in
+/// this process (the latest one declared; weakly held: a destroyed op recomputes nothing).
+void note_replayable(const std::shared_ptr<const OpInfo>& op);
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the
 /// encoded value (ids are then derived from it); `ref` may also carry an in-memory value whose
@@ -76,6 +98,9 @@ class Executor {
   /// Set by the engine when the call was found by content and recorded under a new history
   /// (its outputs are new refs whose values were stored before).
   bool reused_by_content = false;
+  /// Whether the call could be run again from its stored inputs (no ignored argument, no value
+  /// pointer): a call that could not keeps its transient outputs stored.
+  bool replayable = true;
 
  protected:
   ~Executor() = default;

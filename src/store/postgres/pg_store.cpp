@@ -31,7 +31,7 @@ namespace mandala::store {
 namespace {
 
 // 2: rename records (mandala_renames)
-constexpr int schema_version = 2;
+constexpr int schema_version = 3;
 constexpr const char* format_name = "mandala-store";
 /// Writers take it shared, removals exclusive (pg_advisory_xact_lock: released at the end of
 /// the transaction, also when the connection dies). Advisory locks are per database.
@@ -793,12 +793,14 @@ class PgStore final : public Store {
       if (!present().first) create_schema();
       m_conn.exec("COMMIT");
     }
-    if (!m_options.read_only && stored_schema_version() == "1") {
+    // Schema 2 adds the rename records; 3 only the transient flag of io entries (section 4).
+    const auto older = [](const std::string& v) { return v == "1" || v == "2"; };
+    if (!m_options.read_only && older(stored_schema_version())) {
       m_conn.exec("BEGIN");
       m_conn.query_once("SELECT pg_advisory_xact_lock($1)", pq::Params().int64(creation_lock));
       // Another process may have upgraded the store while this one waited for the lock.
-      if (stored_schema_version() == "1") {
-        m_conn.exec(renames_sql);
+      if (const auto from = stored_schema_version(); older(from)) {
+        if (from == "1") m_conn.exec(renames_sql);
         m_conn.query_once("UPDATE mandala_meta SET value = $1 WHERE key = 'schema_version'",
                           pq::Params().text(std::to_string(schema_version)));
       }
@@ -838,7 +840,8 @@ class PgStore final : public Store {
     const std::string& v = meta["schema_version"];
     // Read-only, schema 1 is read as it is (it has no rename records).
     m_without_renames = m_options.read_only && v == "1";
-    if (v != std::to_string(schema_version) && !m_without_renames) {
+    // Read-only, schema 2 is read as it is (it differs only by having no transient io entries).
+    if (v != std::to_string(schema_version) && !m_without_renames && !(m_options.read_only && v == "2")) {
       long long number = 0;
       try {
         number = std::stoll(v);
@@ -1058,11 +1061,20 @@ class PgStore final : public Store {
           for (const auto& r : *list)
             if (!sizes.contains(r.cid) && seen.insert(r.cid).second) elsewhere.push_back(r.cid);
     }
+    // Values the store need not hold: used only by transient entries (IoRef::transient).
+    std::unordered_set<Id> optional;
+    {
+      std::unordered_set<Id> required;
+      for (const auto& c : batch.calls)
+        for (const auto* list : {&c.inputs, &c.outputs})
+          for (const auto& r : *list) (r.transient ? optional : required).insert(r.cid);
+      for (const auto& cid : required) optional.erase(cid);
+    }
     const auto stored = stored_sizes(elsewhere);
     if (!quiet) {
       std::vector<Id> missing;
       for (const auto& cid : elsewhere)
-        if (!stored.contains(cid)) missing.push_back(cid);
+        if (!stored.contains(cid) && !optional.contains(cid)) missing.push_back(cid);
       if (!missing.empty()) throw MissingValues(std::move(missing));
     }
     for (const auto& [cid, size] : stored) sizes.emplace(cid, size);
@@ -1145,7 +1157,7 @@ class PgStore final : public Store {
       auto& delta = op_deltas[op_id(c->op, c->version)];
       ++delta.first;
       for (const auto& r : c->outputs)
-        if (const auto s = sizes.find(r.cid); s != sizes.end()) delta.second += s->second;
+        if (const auto s = sizes.find(r.cid); s != sizes.end() && !r.transient) delta.second += s->second;
     }
     std::sort(refs.begin(), refs.end());
     refs.erase(std::unique(refs.begin(), refs.end()), refs.end());
@@ -1426,6 +1438,7 @@ class PgStore final : public Store {
     std::unordered_map<Id, std::int64_t> creator;
     std::unordered_set<Id> inputs_seen;
     std::unordered_set<Id> used_values;
+    std::unordered_set<Id> required_values;  // used by an entry that is not transient
     std::map<std::int64_t, std::pair<std::int64_t, std::vector<Id>>> op_recount;
     m_conn.stream(call_columns + "ORDER BY id", {}, [&](const pq::Result& r) {
       advance();
@@ -1454,7 +1467,7 @@ class PgStore final : public Store {
       std::set<std::string> present;
       for (const auto& o : rec.outputs) {
         present.insert(o.name);
-        recount.second.push_back(o.cid);
+        if (!o.transient) recount.second.push_back(o.cid);  // a transient output counts no bytes
         if (!declared.contains(o.name))
           problem("unexpected_output", "call " + hid.hex() + " of " + op->second.first + " has output '" + o.name +
                                            "', which the op does not declare");
@@ -1470,6 +1483,7 @@ class PgStore final : public Store {
           ++report.io_rows;
           expected_refs.emplace(x.hid, dir, id);
           used_values.insert(x.cid);
+          if (!x.transient) required_values.insert(x.cid);
           if (dir == dir_in) inputs_seen.insert(x.hid);
           if (auto [it, fresh] = cid_of_ref.emplace(x.hid, x.cid); !fresh && it->second != x.cid)
             problem("ref_conflict",
@@ -1516,7 +1530,7 @@ class PgStore final : public Store {
         problem("value_mismatch", e.what());
       }
     }
-    for (const auto& cid : used_values)
+    for (const auto& cid : required_values)
       if (!sizes.contains(cid)) problem("missing_value", "value " + cid.hex() + " is used by a call but not stored");
     for (const auto& [cid, size] : sizes)
       if (!used_values.contains(cid)) ++report.unreferenced_values;

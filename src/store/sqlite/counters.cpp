@@ -100,7 +100,7 @@ Counts recount(sqlite3* db) {
     counts.last_created = st.int64(3);
     for (const auto& r : call.outputs) {
       auto size = sizes.find(r.cid);
-      if (size != sizes.end()) counts.output_bytes += size->second;
+      if (size != sizes.end() && !r.transient) counts.output_bytes += size->second;
       refs[r.hid] = true;
     }
     for (const auto& r : call.inputs) {

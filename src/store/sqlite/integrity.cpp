@@ -235,7 +235,7 @@ void check_calls(sqlite3* db, Collector& out, IoScan& scan) {
           known = stored.emplace(r.cid, has_value.step()).first;
           has_value.reset();
         }
-        if (!known->second)
+        if (!known->second && !r.transient)
           out.problem("missing_value", "value " + r.cid.hex() + " of ref " + r.hid.hex() + " (" + dir_name(dir) + " '" +
                                            r.name + "' of call " + call.hid.hex() + ") is not stored");
       }

@@ -23,7 +23,7 @@ namespace {
 constexpr std::int64_t application_id = 0x4D4E444C;  // "MNDL"
 // 3: code-version tables (store/sqlite/version_tables.cpp); 4: counters; 5: calls.semantic; 6: content
 // ids of calls of raw inputs derived, not stored (calls_by_cid partial); 7: rename records
-constexpr int schema_version = 7;
+constexpr int schema_version = 8;
 constexpr const char* format_name = "mandala-store";
 
 // Calls keep their inputs and outputs in one compact `io` column (section 3.2 of
@@ -439,12 +439,20 @@ void upgrade_encoding(sqlite3* db) {
 
 void SqliteStore::upgrade() {
   upgrade_encoding(m_db.get());
-  const auto older = [](const std::string& v) { return v == "2" || v == "3" || v == "4" || v == "5" || v == "6"; };
+  const auto older = [](const std::string& v) {
+    return v == "2" || v == "3" || v == "4" || v == "5" || v == "6" || v == "7";
+  };
   if (!older(stored_schema_version())) return;
   sql::Transaction tx(m_db.get());
   // Read again under the write lock: another process may have upgraded the store meanwhile.
   const std::string from = stored_schema_version();
   if (!older(from)) return;
+  // Schema 8 adds only the transient flag of io entries (3.2): a store of 7 is one of 8.
+  if (from == "7") {
+    set_schema_version(m_db.get());
+    tx.commit();
+    return;
+  }
   sql::exec(m_db.get(), renames_sql);
   if (from == "6") {
     set_schema_version(m_db.get());
@@ -484,7 +492,9 @@ void SqliteStore::check_meta(const std::string& name) {
   // Read-only, schemas 3 to 6 are read as they are (3 to 5 store every call's content id; before
   // 7 there are no rename records).
   m_without_renames = m_options.read_only && (v == "3" || v == "4" || v == "5" || v == "6");
-  if (v != std::to_string(schema_version) && !m_legacy_call_versions && !m_without_renames) {
+  // Read-only, schema 7 is read as it is (it differs only by having no transient io entries).
+  const bool previous = m_options.read_only && v == "7";
+  if (v != std::to_string(schema_version) && !m_legacy_call_versions && !m_without_renames && !previous) {
     long long number = 0;
     const auto parsed = std::from_chars(v.data(), v.data() + v.size(), number);
     if (!v.empty() && (parsed.ec != std::errc() || parsed.ptr != v.data() + v.size()))

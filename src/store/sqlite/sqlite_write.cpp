@@ -179,7 +179,7 @@ void SqliteStore::require_values(const std::vector<const CallRecord*>& calls,
   for (const CallRecord* c : calls)
     for (const auto* list : {&c->inputs, &c->outputs})
       for (const auto& r : *list) {
-        if (in_batch.contains(r.cid)) continue;
+        if (r.transient || in_batch.contains(r.cid)) continue;
         auto [it, fresh] = present.try_emplace(r.cid, false);
         if (!fresh) continue;
         it->second = value_readable(r.cid);
@@ -215,8 +215,11 @@ void SqliteStore::count_new_call(const CallRecord& c, std::int64_t op, BatchCoun
   ++o.calls;
   o.last_created = c.created_ms;
   for (const auto& r : c.outputs) {
-    auto size = counts.sizes.find(r.cid);
-    o.output_bytes += size != counts.sizes.end() ? size->second : stored_size(r.cid);
+    // A transient output counts no bytes, stored or not (counters::recount agrees).
+    if (!r.transient) {
+      auto size = counts.sizes.find(r.cid);
+      o.output_bytes += size != counts.sizes.end() ? size->second : stored_size(r.cid);
+    }
     if (!counts.refs.insert(r.hid).second) continue;
     if (!counts.detached) counts.detached = stored_detached();
     if (!*counts.detached || !ref_used(r.hid)) ++counts.refs_added;
