@@ -791,6 +791,16 @@ PYBIND11_MODULE(_core, m) {
         add("complex<double> 1+2i", std::complex<double>(1, 2));
         add("map<string,vector<float>>", std::map<std::string, std::vector<float>>{{"w", {0.5f}}});
         add("Value 2^64", md::Value(md::Value::BigInteger{false, {std::byte{1}, {}, {}, {}, {}, {}, {}, {}, {}}}));
+        // Larger than the arrays the package holds without a copy (hashed in place).
+        std::vector<double> halves(100000);
+        for (std::size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<double>(i) * 0.5;
+        add("vector<double> 100000 halves", halves);
+        halves[7] = std::numeric_limits<double>::quiet_NaN();
+        halves[99999] = -std::numeric_limits<double>::infinity();
+        add("vector<double> 100000 halves, NaN at 7, -inf at 99999", halves);
+        std::vector<std::int32_t> counts(50000);
+        for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = static_cast<std::int32_t>(i) - 25000;
+        add("vector<int32_t> -25000..24999", counts);
         out.emplace_back("ValuePointer model-v1",
                          md::EncodedValue(md::detail::encode_pointer("model-v1")).content_id().hex());
         return out;

@@ -198,8 +198,10 @@ void Encoder::map_header(std::size_t n) {
 namespace {
 // The bytes of a typed block before its elements (ext header, dtype, rank, dims), after the
 // checks the decoder makes, so that everything written can be read back.
+// Reserve::whole makes room for the elements too.
+enum class Reserve { header, whole };
 void typed_array_header(std::vector<std::byte>& out, Dtype dtype, std::span<const std::uint64_t> shape,
-                        std::size_t size_bytes) {
+                        std::size_t size_bytes, Reserve reserve) {
   if (shape.size() > wire::max_rank) throw Error(Errc::invalid_argument, "typed array: rank above 255");
   const std::size_t elem = dtype_size(dtype);
   if (elem == 0) throw Error(Errc::invalid_argument, "typed array: unknown dtype");
@@ -213,7 +215,7 @@ void typed_array_header(std::vector<std::byte>& out, Dtype dtype, std::span<cons
     throw Error(Errc::invalid_argument, "typed array: shape does not match the data size");
   const std::size_t body = 2 + 8 * shape.size() + size_bytes;
   if (body > 0xFFFFFFFFull) throw Error(Errc::invalid_argument, "typed array: larger than 4 GiB is not supported");
-  reserve_more(out, body + 6);
+  if (reserve == Reserve::whole) reserve_more(out, body + 6);
   ByteSink sink{};
   packer_for(out, sink).pack_ext(body, wire::ext_typed_array);
   out.push_back(static_cast<std::byte>(dtype));
@@ -256,7 +258,7 @@ bool needs_canonical(Dtype dtype, const std::byte* data, std::size_t size_bytes)
 }  // namespace
 
 void Encoder::typed_array(Dtype dtype, std::span<const std::uint64_t> shape, const void* data, std::size_t size_bytes) {
-  typed_array_header(m_out, dtype, shape, size_bytes);
+  typed_array_header(m_out, dtype, shape, size_bytes, Reserve::whole);
   append_elements(m_out, dtype, static_cast<const std::byte*>(data), size_bytes);
 }
 
@@ -264,7 +266,7 @@ Id typed_array_content_id(Dtype dtype, std::span<const std::uint64_t> shape, con
   // content_id = H("value", encoded bytes): the header, then the elements piece by piece; a
   // piece with an element to make canonical is hashed from a canonical copy of that piece only.
   std::vector<std::byte> header;
-  typed_array_header(header, dtype, shape, size_bytes);
+  typed_array_header(header, dtype, shape, size_bytes, Reserve::header);
   codec::Hasher h("value");
   h.field_length(header.size() + size_bytes).piece(header);
   const auto* bytes = static_cast<const std::byte*>(data);
