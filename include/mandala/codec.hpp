@@ -124,6 +124,14 @@ class Encoder {
   std::vector<std::byte> m_out;
 };
 
+/// The content id (docs/storage-format.md 2) of the typed array Encoder::typed_array(dtype,
+/// shape, data, size_bytes) writes, computed from the elements where they lie, without encoding
+/// them (elements made canonical, NaNs and booleans, are copied piece by piece into a small
+/// buffer): the id of those encoded bytes. The same checks and errors as Encoder::typed_array.
+/// Reads `data` only; safe to call from any thread while nothing writes the elements.
+[[nodiscard]] Id typed_array_content_id(Dtype dtype, std::span<const std::uint64_t> shape, const void* data,
+                                        std::size_t size_bytes);
+
 /// What a ValueView holds.
 enum class Kind {
   nil,
@@ -316,6 +324,17 @@ T int_from_view(ValueView v) {
   }
 }
 
+/// A Python tuple is the tagged value "tuple" of an array, a set "set" or "frozenset" of an array
+/// sorted by encoded bytes (docs/storage-format.md 1.9): C++ sequences (`tuple`) and sets (`set`)
+/// decode them as they decode that array. The array of such a tagged value, else `v` itself.
+enum class PythonForm { tuple, set };
+inline ValueView python_payload(ValueView v, PythonForm form) {
+  if (v.kind() != Kind::tagged) return v;
+  const std::string_view tag = v.tag();
+  const bool match = form == PythonForm::tuple ? tag == "tuple" : (tag == "set" || tag == "frozenset");
+  return match ? v.tagged_value() : v;
+}
+
 template <class Elem, class Out>
 void block_from_view(ValueView v, Out* out, std::size_t expected_count, bool exact) {
   const TypedArrayView t = v.as_typed_array();
@@ -437,6 +456,7 @@ struct Codec<std::vector<T, A>> {
       out.resize(t.data.size() / sizeof(T));
       detail::block_from_view<T>(v, out.data(), out.size(), false);
     } else {
+      v = detail::python_payload(v, detail::PythonForm::tuple);
       if (v.kind() != Kind::array) v.fail_expected("array");
       out.reserve(v.size());
       for (std::size_t i = 0; i < v.size(); ++i)
@@ -461,6 +481,7 @@ struct Codec<std::array<T, N>> {
     if constexpr (BlockElement<T>) {
       detail::block_from_view<T>(v, out.data(), N, true);
     } else {
+      v = detail::python_payload(v, detail::PythonForm::tuple);
       if (v.kind() != Kind::array) v.fail_expected("array");
       if (v.size() != N)
         detail::throw_decode("array of " + std::to_string(v.size()) + " elements, expected " + std::to_string(N));
@@ -480,6 +501,7 @@ struct Codec<std::set<T, C, A>> {
     e.array_sorted(std::move(elements));
   }
   static std::set<T, C, A> decode(ValueView v) {
+    v = detail::python_payload(v, detail::PythonForm::set);
     if (v.kind() != Kind::array) v.fail_expected("array (set)");
     std::set<T, C, A> out;
     for (std::size_t i = 0; i < v.size(); ++i)
@@ -619,6 +641,7 @@ struct Codec<std::tuple<Ts...>> {
     std::apply([&](const auto&... x) { (Codec<std::remove_cvref_t<decltype(x)>>::encode(e, x), ...); }, t);
   }
   static std::tuple<Ts...> decode(ValueView v) {
+    v = detail::python_payload(v, detail::PythonForm::tuple);
     if (v.kind() != Kind::array) v.fail_expected("array (tuple)");
     if (v.size() != sizeof...(Ts))
       detail::throw_decode("tuple of " + std::to_string(v.size()) + " elements, expected " +

@@ -76,6 +76,17 @@ class EncodedValue {
 /// the same call. The original's wrap_atom.
 [[nodiscard]] AnyRef atom_ref(EncodedValue value);
 
+/// A ref of a value without history (as atom_ref) whose encoding is made only when it must be
+/// stored: a language binding's large value, such as a numpy array, that a memoized call whose
+/// input is stored already never copies. `cid` is the content id of the value's encoding,
+/// computed without making it (typed_array_content_id); `encode(value.get())` makes the encoded
+/// bytes and must give bytes with that content id (or throw: a value changed in place since).
+/// The engine calls it for an input of a new call whose value is not stored yet (before the op's
+/// function runs), when the ref's value is read (encoded_value), and may call it until the
+/// storage's next flush for a call found by content; from any thread, without the caller's
+/// locks. `value` is released from any thread, also one the caller's runtime does not know.
+[[nodiscard]] AnyRef deferred_atom_ref(const Id& cid, std::shared_ptr<const void> value, detail::EncodeFn encode);
+
 /// One argument of a dynamic call: the parameter it binds and its value, either given as an
 /// encoded value (a raw input) or as a ref (which brings its history).
 struct DynamicArg {

@@ -4,8 +4,8 @@
 // ones by mandala/_values.py (tagged values, pickles). The pure-Python layer (python/mandala)
 // builds the original's API on this.
 // Functions here run with the GIL held, except the engine's part of an op call (Op.call releases it
-// and takes it back to run the op's Python function), Storage.flush, the hashing of content_id,
-// and the copy of a large numpy array into its encoding.
+// and takes it back to run the op's Python function), Storage.flush, the hashing of content_id and
+// of a large numpy array held without a copy, and the copy of a large numpy array into its encoding.
 
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
@@ -17,6 +17,8 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -95,9 +97,16 @@ py::object loaded_numpy() {
 }
 
 // A numpy array of a typed-array dtype (integers, floats, complex, bool) as one typed array: its
-// elements in C order, little-endian (the encoding of a std::vector<double> for a 1-D float64
-// array), any rank. False for another dtype (encoded through mandala/_values.py).
-bool encode_ndarray(md::Encoder& e, py::handle obj, const py::object& numpy) {
+// dtype, shape, and its elements in C order, little-endian, as a flat byte array (`raw`: a view of
+// the array itself when it is C-ordered and little-endian, else of a C-ordered copy). Nothing for
+// another dtype (encoded through mandala/_values.py).
+struct TypedElements {
+  md::Dtype dtype{};
+  std::vector<std::uint64_t> shape;
+  py::object raw;
+};
+
+std::optional<TypedElements> typed_elements(py::handle obj, const py::object& numpy) {
   const py::object dtype = obj.attr("dtype");
   const std::string kind = py::str(dtype.attr("kind"));
   const auto size = dtype.attr("itemsize").cast<std::size_t>();
@@ -112,23 +121,127 @@ bool encode_ndarray(md::Encoder& e, py::handle obj, const py::object& numpy) {
   else if (kind == "c" && size == 8) t = md::Dtype::c64;
   else if (kind == "c" && size == 16) t = md::Dtype::c128;
   else if (kind == "b" && size == 1) t = md::Dtype::boolean;
-  if (!t) return false;
-  std::vector<std::uint64_t> shape;
-  for (const auto d : obj.attr("shape")) shape.push_back(d.cast<std::uint64_t>());
+  if (!t) return std::nullopt;
+  TypedElements out;
+  out.dtype = *t;
+  for (const auto d : obj.attr("shape")) out.shape.push_back(d.cast<std::uint64_t>());
   const py::object little = dtype.attr("newbyteorder")("<");
   const py::object contiguous = numpy.attr("ascontiguousarray")(obj, py::arg("dtype") = little);
   // The element bytes whatever the dtype: a flat byte view of the C-ordered array (no copy).
-  const py::object raw = contiguous.attr("reshape")(-1).attr("view")(numpy.attr("uint8"));
-  const py::buffer_info info = py::reinterpret_borrow<py::buffer>(raw).request();
+  out.raw = contiguous.attr("reshape")(-1).attr("view")(numpy.attr("uint8"));
+  return out;
+}
+
+// As one typed array (the encoding of a std::vector<double> for a 1-D float64 array), any rank;
+// false for another dtype.
+bool encode_ndarray(md::Encoder& e, py::handle obj, const py::object& numpy) {
+  const auto t = typed_elements(obj, numpy);
+  if (!t) return false;
+  const py::buffer_info info = py::reinterpret_borrow<py::buffer>(t->raw).request();
   const auto bytes = static_cast<std::size_t>(info.size);
   if (bytes >= release_gil_min_bytes) {
     // The buffer stays alive (`raw` holds it) while other Python threads run.
     const py::gil_scoped_release no_gil;
-    e.typed_array(*t, shape, info.ptr, bytes);
+    e.typed_array(t->dtype, t->shape, info.ptr, bytes);
   } else {
-    e.typed_array(*t, shape, info.ptr, bytes);
+    e.typed_array(t->dtype, t->shape, info.ptr, bytes);
   }
   return true;
+}
+
+// ---- numpy arrays held without a copy ----------------------------------------------------------
+// An op's argument that is a large numpy array of a typed-array dtype is hashed where it lies (no
+// GIL) and passed as a deferred ref (md::deferred_atom_ref): the engine encodes it only when it
+// must store it. A memoized call whose input is stored never copies it.
+
+// The buffer of the array (exported by numpy: the array stays alive and cannot be resized while
+// it is held) and what its encoding needs.
+struct HeldArray {
+  Py_buffer view{};
+  md::Dtype dtype{};
+  std::vector<std::uint64_t> shape;
+  md::Id cid;
+};
+
+// Held arrays dropped since the last release_dropped_arrays (by any thread, with or without the
+// GIL: the engine drops refs under its own lock, where taking the GIL could deadlock with a
+// thread that holds it and waits for that lock). Never destroyed (used until the process ends).
+std::mutex& dropped_mutex() {
+  static auto* m = new std::mutex();
+  return *m;
+}
+std::vector<HeldArray*>& dropped_arrays() {
+  static auto* v = new std::vector<HeldArray*>();
+  return *v;
+}
+
+void drop_held(const void* held) {
+  const std::lock_guard lock(dropped_mutex());
+  dropped_arrays().push_back(static_cast<HeldArray*>(const_cast<void*>(held)));
+}
+
+// With the GIL: gives the buffers of dropped held arrays back to numpy. Called by every function
+// here that makes or may drop a held array, before it returns to Python.
+void release_dropped_arrays() {
+  std::vector<HeldArray*> dropped;
+  {
+    const std::lock_guard lock(dropped_mutex());
+    dropped.swap(dropped_arrays());
+  }
+  for (auto* held : dropped) {
+    PyBuffer_Release(&held->view);
+    delete held;
+  }
+}
+
+// The encoding of a held array (called by the engine, without the GIL); an error when the array
+// was changed in place since its content id was computed (its bytes would not be that value).
+std::vector<std::byte> encode_held(const void* value) {
+  const auto& held = *static_cast<const HeldArray*>(value);
+  md::Encoder e;
+  e.typed_array(held.dtype, held.shape, held.view.buf, static_cast<std::size_t>(held.view.len));
+  auto bytes = std::move(e).take();
+  if (md::detail::content_id(bytes) != held.cid)
+    throw md::Error(md::Errc::invalid_argument,
+                    "a numpy array passed to an op was changed in place after the call took it (its content id " +
+                        held.cid.hex() + " no longer matches its elements); pass a copy (x.copy()) to change it");
+  return bytes;
+}
+
+// Arrays at least this large are held without a copy (smaller ones are encoded: a copy costs less
+// than holding them).
+constexpr std::size_t hold_min_bytes = std::size_t{64} << 10;
+
+// Whether arrays are held (false: every array is encoded, as for smaller ones; for the benchmark
+// comparing both, bench/python). The GIL guards it.
+bool hold_arrays = true;
+
+// A numpy array of a typed-array dtype of at least hold_min_bytes, held with its content id
+// (hashed without the GIL); null for any other value.
+std::shared_ptr<const HeldArray> hold_array(py::handle obj) {
+  if (!hold_arrays) return nullptr;
+  const py::object numpy = loaded_numpy();
+  if (numpy.is_none() || !py::type::handle_of(obj).is(numpy.attr("ndarray"))) return nullptr;
+  if (obj.attr("nbytes").cast<std::size_t>() < hold_min_bytes) return nullptr;
+  auto t = typed_elements(obj, numpy);
+  if (!t) return nullptr;
+  auto* held = new HeldArray();
+  if (PyObject_GetBuffer(t->raw.ptr(), &held->view, PyBUF_SIMPLE) != 0) {
+    delete held;
+    throw py::error_already_set();
+  }
+  held->dtype = t->dtype;
+  held->shape = std::move(t->shape);
+  std::shared_ptr<const HeldArray> out(held, [](const HeldArray* h) { drop_held(h); });
+  const py::gil_scoped_release no_gil;
+  held->cid =
+      md::typed_array_content_id(held->dtype, held->shape, held->view.buf, static_cast<std::size_t>(held->view.len));
+  return out;
+}
+
+// A held array as a ref without history (the ids of the array passed as a raw value).
+md::AnyRef held_ref(const std::shared_ptr<const HeldArray>& held) {
+  return md::deferred_atom_ref(held->cid, held, &encode_held);
 }
 
 // An int beyond 64 bits (ext type 4): its sign and big-endian magnitude.
@@ -218,6 +331,8 @@ void encode(md::Encoder& e, py::handle obj, int depth) {
   } else if (PyBytes_CheckExact(p)) {
     e.binary(std::as_bytes(std::span(PyBytes_AS_STRING(p), static_cast<std::size_t>(PyBytes_GET_SIZE(p)))));
   } else if (PyList_CheckExact(p) || PyTuple_CheckExact(p)) {
+    // A tuple is the tagged value "tuple" (so it loads back as a tuple); a list an array.
+    if (PyTuple_CheckExact(p)) e.tag("tuple");
     const auto seq = py::reinterpret_borrow<py::sequence>(obj);
     const auto n = seq.size();
     e.array_header(n);
@@ -255,6 +370,9 @@ void encode(md::Encoder& e, py::handle obj, int depth) {
       }
     }
   } else if (PyAnySet_CheckExact(p)) {
+    // The tagged value "set" / "frozenset" of an array sorted by the elements' encoded bytes
+    // (as a C++ std::set): the id does not depend on the iteration order.
+    e.tag(PyFrozenSet_CheckExact(p) ? "frozenset" : "set");
     std::vector<std::vector<std::byte>> elements;
     for (const auto& x : obj)
       at_path("{" + std::string(py::repr(x)) + "}", [&] { elements.push_back(encode_part(x, depth + 1)); });
@@ -340,7 +458,8 @@ py::object decode(md::ValueView v, bool as_key, const Loading& how) {
       return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
     }
     case md::Kind::array: {
-      // Dict keys that were tuples come back as tuples (a list is not hashable).
+      // An array as a dict key (written by C++, or by an older package for a tuple) comes back as
+      // a tuple (a list is not hashable).
       if (as_key) {
         py::tuple out(v.size());
         for (std::size_t i = 0; i < v.size(); ++i) out[i] = decode(v.at(i), true, how);
@@ -369,6 +488,22 @@ py::object decode(md::ValueView v, bool as_key, const Loading& how) {
       return values_module().attr("unpickle")(std::string(p.type_name), data, how.allow_pickle);
     }
     case md::Kind::tagged: {
+      const auto tag = v.tag();
+      if (const auto items = v.tagged_value();
+          items.kind() == md::Kind::array && (tag == "tuple" || tag == "set" || tag == "frozenset")) {
+        // The elements of a tuple as the tuple's position asks (hashable for a key); those of a
+        // set always hashable. A "set" as a key (written by another program) is a frozenset.
+        if (tag == "tuple") {
+          py::tuple out(items.size());
+          for (std::size_t i = 0; i < items.size(); ++i) out[i] = decode(items.at(i), as_key, how);
+          return out;
+        }
+        py::list elements(items.size());
+        for (std::size_t i = 0; i < items.size(); ++i) elements[i] = decode(items.at(i), true, how);
+        PyObject* set = tag == "set" && !as_key ? PySet_New(elements.ptr()) : PyFrozenSet_New(elements.ptr());
+        if (set == nullptr) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(set);
+      }
       py::object payload = decode(v.tagged_value(), false, how);
       return values_module().attr("build")(std::string(v.tag()), payload);
     }
@@ -386,6 +521,7 @@ std::vector<md::DynamicArg> to_args(const std::vector<std::pair<std::string, py:
   out.reserve(args.size());
   for (const auto& [name, value] : args) {
     if (py::isinstance<md::AnyRef>(value)) out.push_back({name, value.cast<md::AnyRef>()});
+    else if (const auto held = hold_array(value)) out.push_back({name, held_ref(held)});
     else out.push_back({name, encode_value(value, "argument '" + name + "'")});
   }
   return out;
@@ -531,7 +667,8 @@ md::detail::Piece input_piece(py::handle obj, const md::DynamicShape& shape, con
     return p;
   }
   if (!shape.kind) {
-    p.bytes = encode_value(obj, what).bytes();
+    if (const auto held = hold_array(obj)) p.ref = held_ref(held).state_ptr();
+    else p.bytes = encode_value(obj, what).bytes();
     return p;
   }
   p.kind = shape.kind;
@@ -613,6 +750,10 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "content_id",
       [](py::handle obj) {
+        std::string id;
+        if (const auto held = hold_array(obj)) id = held->cid.hex();  // hashed in place, never copied
+        release_dropped_arrays();
+        if (!id.empty()) return id;
         const auto v = encode_value(obj, "");
         const py::gil_scoped_release no_gil;
         return v.content_id().hex();
@@ -650,11 +791,26 @@ PYBIND11_MODULE(_core, m) {
         add("complex<double> 1+2i", std::complex<double>(1, 2));
         add("map<string,vector<float>>", std::map<std::string, std::vector<float>>{{"w", {0.5f}}});
         add("Value 2^64", md::Value(md::Value::BigInteger{false, {std::byte{1}, {}, {}, {}, {}, {}, {}, {}, {}}}));
+        // Larger than the arrays the package holds without a copy (hashed in place).
+        std::vector<double> halves(100000);
+        for (std::size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<double>(i) * 0.5;
+        add("vector<double> 100000 halves", halves);
+        halves[7] = std::numeric_limits<double>::quiet_NaN();
+        halves[99999] = -std::numeric_limits<double>::infinity();
+        add("vector<double> 100000 halves, NaN at 7, -inf at 99999", halves);
+        std::vector<std::int32_t> counts(50000);
+        for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = static_cast<std::int32_t>(i) - 25000;
+        add("vector<int32_t> -25000..24999", counts);
         out.emplace_back("ValuePointer model-v1",
                          md::EncodedValue(md::detail::encode_pointer("model-v1")).content_id().hex());
         return out;
       },
       "Labelled content ids of typed C++ values (for the tests).");
+
+  m.def(
+      "_hold_arrays", [](bool on) { hold_arrays = on; }, py::arg("on"),
+      "Whether large numeric numpy arguments are hashed in place and held without a copy (the default) or "
+      "encoded (for the benchmark comparing both).");
 
   m.def(
       "_typed_add",
@@ -787,8 +943,16 @@ PYBIND11_MODULE(_core, m) {
           }),
           py::arg("location") = py::none(), py::arg("read_only") = false, py::arg("on_code_change") = "new_version",
           py::arg("allow_pickle") = false)
-      .def("flush", &md::Storage::flush, py::call_guard<py::gil_scoped_release>(),
-           "Writes the pending calls (without the GIL: other Python threads run meanwhile).")
+      .def(
+          "flush",
+          [](md::Storage& s) {
+            {
+              const py::gil_scoped_release no_gil;
+              s.flush();
+            }
+            release_dropped_arrays();  // the arrays that calls found by content held until now
+          },
+          "Writes the pending calls (without the GIL: other Python threads run meanwhile).")
       .def(
           "versions",
           [](md::Storage& s, const std::string& op) {
@@ -926,8 +1090,13 @@ PYBIND11_MODULE(_core, m) {
                   out.push_back(structured_value(values[i], i < self.shapes.size() ? self.shapes[i] : plain, what(i)));
                 return out;
               };
-              const py::gil_scoped_release no_gil;
-              return op.call_structured(storage.core(), std::move(dynamic_args), run);
+              md::DynamicOp::Result refs;
+              {
+                const py::gil_scoped_release no_gil;
+                refs = op.call_structured(storage.core(), std::move(dynamic_args), run);
+              }
+              release_dropped_arrays();
+              return refs;
             }
             const md::DynamicOp::Function run = [&](std::span<const md::DynamicArg>) {
               const py::gil_scoped_acquire gil;
@@ -938,8 +1107,13 @@ PYBIND11_MODULE(_core, m) {
               for (std::size_t i = 0; i < values.size(); ++i) out.push_back(encode_value(values[i], what(i)));
               return out;
             };
-            const py::gil_scoped_release no_gil;
-            return op.call_in(storage.core(), std::move(dynamic_args), run);
+            md::DynamicOp::Result refs;
+            {
+              const py::gil_scoped_release no_gil;
+              refs = op.call_in(storage.core(), std::move(dynamic_args), run);
+            }
+            release_dropped_arrays();
+            return refs;
           },
           py::arg("storage"), py::arg("args"), py::arg("fn"),
           "Calls the op memoized in `storage`: `args` are (parameter, value or Ref) pairs; `fn()` runs for a new "
@@ -947,8 +1121,14 @@ PYBIND11_MODULE(_core, m) {
           "Returns the output refs.");
 
   m.def(
-      "atom_ref", [](py::handle value) { return md::atom_ref(encode_value(value, "")); },
-      "A Ref of the value without history (the ids it gets as a raw argument), holding it.");
+      "atom_ref",
+      [](py::handle value) {
+        release_dropped_arrays();
+        if (const auto held = hold_array(value)) return held_ref(held);  // holds the array itself
+        return md::atom_ref(encode_value(value, ""));
+      },
+      "A Ref of the value without history (the ids it gets as a raw argument), holding it (a large numeric "
+      "numpy array without a copy: it must not be changed while the Ref is used).");
 
   m.def(
       "make_collection",
@@ -958,8 +1138,14 @@ PYBIND11_MODULE(_core, m) {
         auto piece = input_piece(value, s, what);
         if (!piece.kind) return md::AnyRef(piece.ref);  // a Ref given for the whole collection
         const auto core = storage.core();
-        const py::gil_scoped_release no_gil;
-        return md::AnyRef(md::detail::build_collection(*core, core, piece));
+        std::shared_ptr<md::detail::RefState> built;
+        {
+          const py::gil_scoped_release no_gil;
+          built = md::detail::build_collection(*core, core, piece);
+        }
+        piece = {};
+        release_dropped_arrays();
+        return md::AnyRef(std::move(built));
       },
       py::arg("storage"), py::arg("shape"), py::arg("value"), py::arg("what"),
       "Records the __make_list__ / __make_dict__ calls that make `value` (a list or dict whose elements may be "

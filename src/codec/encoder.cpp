@@ -13,6 +13,7 @@
 
 #include <msgpack.hpp>
 
+#include "codec/hash.hpp"
 #include "codec/wire.hpp"
 #include "mandala/codec.hpp"
 
@@ -194,7 +195,13 @@ void Encoder::map_header(std::size_t n) {
   packer_for(m_out, sink).pack_map(checked_length(n, "map"));
 }
 
-void Encoder::typed_array(Dtype dtype, std::span<const std::uint64_t> shape, const void* data, std::size_t size_bytes) {
+namespace {
+// The bytes of a typed block before its elements (ext header, dtype, rank, dims), after the
+// checks the decoder makes, so that everything written can be read back.
+// Reserve::whole makes room for the elements too.
+enum class Reserve { header, whole };
+void typed_array_header(std::vector<std::byte>& out, Dtype dtype, std::span<const std::uint64_t> shape,
+                        std::size_t size_bytes, Reserve reserve) {
   if (shape.size() > wire::max_rank) throw Error(Errc::invalid_argument, "typed array: rank above 255");
   const std::size_t elem = dtype_size(dtype);
   if (elem == 0) throw Error(Errc::invalid_argument, "typed array: unknown dtype");
@@ -208,13 +215,74 @@ void Encoder::typed_array(Dtype dtype, std::span<const std::uint64_t> shape, con
     throw Error(Errc::invalid_argument, "typed array: shape does not match the data size");
   const std::size_t body = 2 + 8 * shape.size() + size_bytes;
   if (body > 0xFFFFFFFFull) throw Error(Errc::invalid_argument, "typed array: larger than 4 GiB is not supported");
-  reserve_more(m_out, body + 6);
+  if (reserve == Reserve::whole) reserve_more(out, body + 6);
   ByteSink sink{};
-  packer_for(m_out, sink).pack_ext(body, wire::ext_typed_array);
-  m_out.push_back(static_cast<std::byte>(dtype));
-  m_out.push_back(static_cast<std::byte>(shape.size()));
-  for (auto d : shape) put_le64(m_out, d);
+  packer_for(out, sink).pack_ext(body, wire::ext_typed_array);
+  out.push_back(static_cast<std::byte>(dtype));
+  out.push_back(static_cast<std::byte>(shape.size()));
+  for (auto d : shape) put_le64(out, d);
+}
+
+// Whether a piece of a block has an element that canonicalization changes (a NaN, a bool
+// byte other than 0 and 1), with the block test of canonicalize_nans.
+template <class Bits>
+bool has_nan(const std::byte* data, std::size_t size_bytes, Bits infinity) {
+  constexpr Bits no_sign = static_cast<Bits>(static_cast<Bits>(~Bits{0}) >> 1);
+  constexpr int top = static_cast<int>(sizeof(Bits) * 8 - 1);
+  const std::size_t n = size_bytes / sizeof(Bits);
+  Bits any = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    Bits b;
+    std::memcpy(&b, data + i * sizeof b, sizeof b);
+    any =
+        static_cast<Bits>(any | static_cast<Bits>(static_cast<Bits>(infinity - static_cast<Bits>(b & no_sign)) >> top));
+  }
+  return any != 0;
+}
+
+bool needs_canonical(Dtype dtype, const std::byte* data, std::size_t size_bytes) {
+  switch (dtype) {
+    case Dtype::f32:
+    case Dtype::c64: return has_nan<std::uint32_t>(data, size_bytes, 0x7f800000u);
+    case Dtype::f64:
+    case Dtype::c128: return has_nan<std::uint64_t>(data, size_bytes, 0x7ff0000000000000ull);
+    case Dtype::f16: return has_nan<std::uint16_t>(data, size_bytes, std::uint16_t{0x7c00u});
+    case Dtype::boolean: {
+      unsigned char any = 0;
+      for (std::size_t i = 0; i < size_bytes; ++i) any |= static_cast<unsigned char>(data[i]);
+      return (any & 0xfe) != 0;
+    }
+    default: return false;
+  }
+}
+}  // namespace
+
+void Encoder::typed_array(Dtype dtype, std::span<const std::uint64_t> shape, const void* data, std::size_t size_bytes) {
+  typed_array_header(m_out, dtype, shape, size_bytes, Reserve::whole);
   append_elements(m_out, dtype, static_cast<const std::byte*>(data), size_bytes);
+}
+
+Id typed_array_content_id(Dtype dtype, std::span<const std::uint64_t> shape, const void* data, std::size_t size_bytes) {
+  // content_id = H("value", encoded bytes): the header, then the elements piece by piece; a
+  // piece with an element to make canonical is hashed from a canonical copy of that piece only.
+  std::vector<std::byte> header;
+  typed_array_header(header, dtype, shape, size_bytes, Reserve::header);
+  codec::Hasher h("value");
+  h.field_length(header.size() + size_bytes).piece(header);
+  const auto* bytes = static_cast<const std::byte*>(data);
+  constexpr std::size_t piece = std::size_t{64} << 10;  // a multiple of every element size
+  std::vector<std::byte> canonical;
+  for (std::size_t offset = 0; offset < size_bytes; offset += piece) {
+    const std::size_t n = std::min(piece, size_bytes - offset);
+    if (!needs_canonical(dtype, bytes + offset, n)) {
+      h.piece(std::span(bytes + offset, n));
+      continue;
+    }
+    canonical.clear();
+    append_elements(canonical, dtype, bytes + offset, n);
+    h.piece(canonical);
+  }
+  return h.digest();
 }
 
 void Encoder::pointer(std::string_view name) {

@@ -60,6 +60,16 @@ Hasher& Hasher::field(std::uint64_t number) {
   return field(std::span<const std::byte>(le));
 }
 
+Hasher& Hasher::field_length(std::uint64_t size) {
+  update(&size, sizeof size);  // little-endian host (see field(span))
+  return *this;
+}
+
+Hasher& Hasher::piece(std::span<const std::byte> bytes) {
+  update(bytes.data(), bytes.size());
+  return *this;
+}
+
 Id Hasher::digest() const {
   const XXH128_hash_t h = m_state ? XXH3_128bits_digest(&m_state->xxh) : XXH3_128bits(m_buffer, m_size);
   XXH128_canonical_t canonical;

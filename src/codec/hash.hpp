@@ -26,6 +26,10 @@ class Hasher {
   Hasher& field(std::string_view text);
   Hasher& field(const Id& id);
   Hasher& field(std::uint64_t number);
+  /// A field given in pieces (a large value hashed where it lies): its length, then pieces of
+  /// that many bytes in all, in order. The same digest as field() of the whole.
+  Hasher& field_length(std::uint64_t size);
+  Hasher& piece(std::span<const std::byte> bytes);
   [[nodiscard]] Id digest() const;
 
  private:

@@ -120,8 +120,13 @@ void check_count(const detail::OpInfo& op, std::size_t returned) {
 
 }  // namespace
 
+namespace {
+// The type of the value of a deferred_atom_ref: reached through its encode function only.
+struct Deferred {};
+}  // namespace
+
 bool detail::holds_encoded_value(const RefState& state) noexcept {
-  return state.type != nullptr && *state.type == typeid(EncodedValue);
+  return state.type != nullptr && (*state.type == typeid(EncodedValue) || *state.type == typeid(Deferred));
 }
 
 EncodedValue::EncodedValue(std::vector<std::byte> bytes) : m_bytes(std::move(bytes)) {
@@ -135,6 +140,19 @@ EncodedValue encoded_value(const AnyRef& ref) { return EncodedValue(ref_bytes(re
 AnyRef atom_ref(EncodedValue value) {
   const Id cid = value.content_id();
   auto state = value_state(std::move(value));
+  state->cid = cid;
+  state->hid = codec::atom_hid(cid);
+  state->has_ids = true;
+  return AnyRef(std::move(state));
+}
+
+AnyRef deferred_atom_ref(const Id& cid, std::shared_ptr<const void> value, detail::EncodeFn encode) {
+  if (!value || encode == nullptr)
+    throw Error(Errc::invalid_argument, "deferred_atom_ref needs a value and its encoder");
+  auto state = std::make_shared<detail::RefState>();
+  state->value = std::move(value);
+  state->type = &typeid(Deferred);
+  state->encode = encode;
   state->cid = cid;
   state->hid = codec::atom_hid(cid);
   state->has_ids = true;

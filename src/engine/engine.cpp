@@ -541,6 +541,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
   std::optional<FlightGuard> flight;  // (none on the memoized call's path)
   // m_flushes when the call was last looked up by history in the store (it was not there).
   std::uint64_t looked_up_at = 0;
+  std::vector<char> encode_first;  // per input, when the call runs: encode its value first
   {
     std::unique_lock lock(m_mutex);
     sync_caches_locked();
@@ -666,10 +667,29 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
         return std::move(*found);
       }
     }
+    // The call runs: which inputs are encoded values in memory that the store lacks.
+    encode_first.assign(inputs.size(), 0);
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const auto& slot = inputs[i];
+      if (!slot.bytes.empty() || !slot.ref || !slot.ref->has_ids) continue;
+      {
+        std::lock_guard ref_lock(slot.ref->mutex);
+        if (!slot.ref->value || !holds_encoded_value(*slot.ref)) continue;
+      }
+      encode_first[i] = !value_known_locked(input_cid(*slot.name), 0) ? 1 : 0;
+    }
   }
 
   // 4. Execute, outside the lock (other threads keep working). An exception propagates as is
   // and nothing is recorded for this call (waiting threads are woken, a claim is released).
+  // An input given as a ref holding a value that is not stored yet is encoded first: the value
+  // of a deferred ref (deferred_atom_ref, a binding's array) may be changed by the function.
+  for (std::size_t i = 0; i < encode_first.size(); ++i)
+    if (encode_first[i] != 0) {
+      auto& slot = inputs[i];
+      std::lock_guard ref_lock(slot.ref->mutex);
+      if (slot.ref->value && slot.ref->encode) slot.bytes = slot.ref->encode(slot.ref->value.get());
+    }
   const auto started = std::chrono::steady_clock::now();
   std::vector<OutputValue> computed = exec.run();
   const auto took = std::chrono::steady_clock::now() - started;

@@ -4,9 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <complex>
 #include <limits>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "codec/codec_test_util.hpp"
 #include "mandala/codec.hpp"
@@ -113,6 +118,54 @@ TEST(Tagged, ComplexNumbersAreTaggedPairs) {
   other.float64(1);
   other.float64(2);
   EXPECT_FALSE(decode_error_of([&] { (void)decode_value<std::complex<double>>(other.bytes()); }).empty());
+}
+
+// The Python package writes a tuple as the tagged value "tuple" of an array and a set or
+// frozenset as "set" / "frozenset" of an array sorted by encoded bytes (docs/storage-format.md
+// 1.9); C++ sequences and sets decode them like the plain array.
+TEST(Tagged, PythonTuplesAndSetsDecodeAsCppSequencesAndSets) {
+  Encoder tuple;  // Python (1, "a", 0.5)
+  tuple.tag("tuple");
+  tuple.array_header(3);
+  tuple.integer(1);
+  tuple.string("a");
+  tuple.float64(0.5);
+  EXPECT_EQ(to_hex(tuple.bytes()), compact("92 c7 05 06 7475706c65 93 01 a1 61 cb 3fe0000000000000"));
+  EXPECT_EQ((decode_value<std::tuple<std::int64_t, std::string, double>>(tuple.bytes())),
+            (std::tuple<std::int64_t, std::string, double>{1, "a", 0.5}));
+  Encoder pair;  // Python ("k", False)
+  pair.tag("tuple");
+  pair.array_header(2);
+  pair.string("k");
+  pair.boolean(false);
+  EXPECT_EQ((decode_value<std::pair<std::string, bool>>(pair.bytes())), (std::pair<std::string, bool>{"k", false}));
+  Encoder strings;  // Python ("a", "b")
+  strings.tag("tuple");
+  strings.array_header(2);
+  strings.string("a");
+  strings.string("b");
+  EXPECT_EQ(decode_value<std::vector<std::string>>(strings.bytes()), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ((decode_value<std::array<std::string, 2>>(strings.bytes())), (std::array<std::string, 2>{"a", "b"}));
+  for (const char* tag : {"set", "frozenset"}) {  // Python {300, 1}
+    Encoder set;
+    set.tag(tag);
+    set.array_sorted({encode_value(300), encode_value(1)});
+    EXPECT_EQ(decode_value<std::set<int>>(set.bytes()), (std::set<int>{1, 300})) << tag;
+    // A set is not a sequence, and a tuple not a set.
+    EXPECT_CONTAINS(decode_error_of([&] { (void)decode_value<std::vector<int>>(set.bytes()); }), "tagged value");
+  }
+  EXPECT_CONTAINS(decode_error_of([&] { (void)decode_value<std::set<std::string>>(strings.bytes()); }),
+                  "found tagged value 'tuple'");
+  // Another tag is not taken for a tuple.
+  Encoder other;
+  other.tag("point");
+  other.array_header(2);
+  other.string("a");
+  other.string("b");
+  EXPECT_CONTAINS(decode_error_of([&] { (void)decode_value<std::vector<std::string>>(other.bytes()); }),
+                  "found tagged value 'point'");
+  // C++ values themselves still write plain arrays.
+  EXPECT_EQ(hex_of(std::tuple<int, std::string>{1, "a"}), compact("92 01 a1 61"));
 }
 
 TEST(Tagged, TagsOnlyLeadArraysOfTwo) {

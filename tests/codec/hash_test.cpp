@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -125,6 +128,47 @@ TEST(Hasher, ContentIdDependsOnEveryByte) {
     EXPECT_NE(codec::content_id(changed), base) << "byte " << i;
   }
   EXPECT_NE(codec::content_id(std::span(bytes).first(bytes.size() - 1)), base);
+}
+
+// typed_array_content_id hashes a block where it lies: the id of Encoder::typed_array's bytes,
+// also for blocks of many pieces with elements made canonical in some of them.
+TEST(TypedArrayContentId, IsTheIdOfTheEncodedBlock) {
+  const auto check = [](Dtype dtype, std::vector<std::uint64_t> shape, const std::vector<std::byte>& data) {
+    Encoder e;
+    e.typed_array(dtype, shape, data.data(), data.size());
+    EXPECT_EQ(typed_array_content_id(dtype, shape, data.data(), data.size()), codec::content_id(e.bytes()))
+        << to_string(dtype) << " of " << data.size() << " bytes";
+  };
+  const auto bytes_of = [](const auto& v) {
+    std::vector<std::byte> out(v.size() * sizeof(v[0]));
+    if (!out.empty()) std::memcpy(out.data(), v.data(), out.size());
+    return out;
+  };
+  const std::size_t n = 50000;  // several pieces of 64 KiB for 8-byte elements
+  std::vector<double> f64(n);
+  for (std::size_t i = 0; i < n; ++i) f64[i] = std::sin(static_cast<double>(i));
+  check(Dtype::f64, {n}, bytes_of(f64));
+  check(Dtype::f64, {100, n / 100}, bytes_of(f64));
+  std::uint64_t odd_nan = 0xfff0000000000abcull;  // a NaN of another sign and payload
+  std::memcpy(&f64[3], &odd_nan, sizeof odd_nan);
+  f64[n - 1] = std::numeric_limits<double>::quiet_NaN();
+  check(Dtype::f64, {n}, bytes_of(f64));
+  check(Dtype::c128, {n / 2}, bytes_of(f64));
+  std::vector<float> f32(n, 1.5f);
+  f32[40000] = -std::numeric_limits<float>::quiet_NaN();
+  check(Dtype::f32, {n}, bytes_of(f32));
+  check(Dtype::c64, {n / 2}, bytes_of(f32));
+  std::vector<std::uint16_t> f16(n, 0x3c00);
+  f16[70000 % n] = 0xfe01;
+  check(Dtype::f16, {n}, bytes_of(f16));
+  std::vector<std::uint8_t> booleans(3 * n);
+  for (std::size_t i = 0; i < booleans.size(); ++i) booleans[i] = static_cast<std::uint8_t>(i % 3);
+  check(Dtype::boolean, {booleans.size()}, bytes_of(booleans));
+  check(Dtype::u8, {booleans.size()}, bytes_of(booleans));
+  check(Dtype::i64, {0}, {});
+  check(Dtype::i32, {}, bytes_of(std::vector<std::int32_t>{-3}));  // rank 0
+  // The checks of Encoder::typed_array.
+  EXPECT_THROW((void)typed_array_content_id(Dtype::i32, std::vector<std::uint64_t>{3}, f32.data(), 8), Error);
 }
 
 }  // namespace

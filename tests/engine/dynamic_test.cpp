@@ -309,6 +309,58 @@ TEST_P(Dynamic, AnAtomRefIsTheRawValue) {
   EXPECT_EQ(md::encoded_value(*creator->input("x")).decode<std::int64_t>(), 41) << "its value was stored";
 }
 
+// A value whose encoding is made only when it must be stored: counts the encodings made.
+struct Deferred {
+  std::vector<std::int64_t> numbers;
+  mutable std::atomic<int> encodings{0};
+};
+
+std::vector<std::byte> encode_deferred(const void* value) {
+  const auto& d = *static_cast<const Deferred*>(value);
+  ++d.encodings;
+  return md::encode_value(d.numbers);
+}
+
+TEST_P(Dynamic, ADeferredRefIsEncodedOnlyWhenItsValueMustBeStored) {
+  const std::vector<std::int64_t> numbers(20000, 7);
+  const auto value = std::make_shared<Deferred>();
+  value->numbers = numbers;
+  const md::Id cid = md::typed_array_content_id(md::Dtype::i64, std::vector<std::uint64_t>{numbers.size()},
+                                                numbers.data(), numbers.size() * sizeof(std::int64_t));
+  ASSERT_EQ(cid, md::EncodedValue::of(numbers).content_id());
+  const auto deferred = md::deferred_atom_ref(cid, value, &encode_deferred);
+  EXPECT_EQ(deferred.hid(), md::atom_ref(md::EncodedValue::of(numbers)).hid()) << "the ids of the raw value";
+  const md::DynamicOp length("dyn_length", {"xs"}, 1);
+  int encodings_at_run = -1;
+  const auto run = [&](std::span<const md::DynamicArg> args) {
+    encodings_at_run = value->encodings;
+    ++dynamic_runs;
+    return std::vector{md::EncodedValue::of(
+        static_cast<std::int64_t>(md::encoded_value(args[0]).decode<std::vector<std::int64_t>>().size()))};
+  };
+  md::Id hid;
+  {
+    md::Session s(storage());
+    hid = length({{"xs", deferred}}, run).at(0).hid();
+    EXPECT_EQ(encodings_at_run, 1) << "a new value is encoded before the op runs";
+  }
+  const int after_new = value->encodings;
+  reopen();
+  {
+    md::Session s(storage());
+    EXPECT_EQ(length({{"xs", deferred}}, run).at(0).hid(), hid);
+    EXPECT_EQ(length({{"xs", md::EncodedValue::of(numbers)}}, run).at(0).hid(), hid) << "the same call as the value";
+  }
+  EXPECT_EQ(dynamic_runs, 1);
+  EXPECT_EQ(value->encodings, after_new) << "a memoized call never encodes it";
+  // Read back: the stored value, and the deferred ref's own value.
+  md::Session s(storage());
+  const auto creator = storage().creator_of(*storage().ref(hid));
+  ASSERT_TRUE(creator.has_value());
+  EXPECT_EQ(md::encoded_value(*creator->input("xs")).decode<std::vector<std::int64_t>>(), numbers);
+  EXPECT_EQ(*deferred.as<std::vector<std::int64_t>>(), numbers) << "decoded from its encoding";
+}
+
 std::vector<std::string> g_warnings;
 
 TEST_P(Dynamic, NoWarningAboutAMissingCodeFingerprint) {

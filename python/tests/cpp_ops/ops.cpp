@@ -3,8 +3,10 @@
 #include <atomic>
 #include <cstdint>
 #include <numeric>
+#include <set>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "mandala/python.hpp"
@@ -31,6 +33,15 @@ const auto greet = md::op("cpp_greet", {"name"}, [](const std::string& name) {
   return "hello " + name;
 });
 
+// Takes what a Python tuple and set decode to (docs/storage-format.md 1.9).
+const auto describe = md::op("cpp_describe", {"pair", "tags"},
+                             [](const std::pair<std::string, std::int64_t>& pair, const std::set<std::string>& tags) {
+                               ++runs;
+                               std::string out = pair.first + "=" + std::to_string(pair.second);
+                               for (const auto& t : tags) out += " #" + t;
+                               return out;
+                             });
+
 // Declared in Python too (test_cpp_ops.py): the same op in both languages.
 const auto triple = md::op("cross_triple", {"x"}, [](std::int64_t x) {
   ++runs;
@@ -44,5 +55,6 @@ PYBIND11_MODULE(mandala_test_cpp_ops, m) {
   md::python::export_op(m, stats);
   md::python::export_op(m, greet);
   md::python::export_op(m, triple);
+  md::python::export_op(m, describe);
   m.def("runs", [] { return runs.load(); });
 }
