@@ -22,6 +22,21 @@ class PickleNotAllowedError(ValueError):
     """A stored value is a pickled Python object and the storage does not allow pickles."""
 
 
+class NotStored:
+    """A table cell whose value is a transient output of a C++ op (OpOptions::transient): not
+    stored, recomputed only by a program that declares the op (docs/storage-format.md 2.3)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self):
+        return "<not stored>"
+
+
 class Tagged:
     """A tagged value of a type this Python cannot build (a tag written by another program, or
     a dataclass whose class cannot be imported here): its tag and payload. Stored again, it has

@@ -563,7 +563,12 @@ py::tuple table_columns(const md::Table& table, const py::object& make_call) {
     }
   std::vector<py::object> decoded(values.contents.size());
   std::vector<char> handed_out(values.contents.size(), 0);
+  py::object not_stored;  // mandala._values.NotStored(), for transient values that are not stored
   auto value = [&](std::uint32_t i) -> py::object {
+    if (values.not_stored[i] != 0) {
+      if (!not_stored) not_stored = py::module_::import("mandala._values").attr("NotStored")();
+      return not_stored;
+    }
     if (!decoded[i]) decoded[i] = decode_bytes(values.contents[i], how);
     else if (handed_out[i] && !immutable(decoded[i])) return decode_bytes(values.contents[i], how);
     handed_out[i] = 1;

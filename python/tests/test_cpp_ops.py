@@ -102,3 +102,23 @@ def test_an_op_declared_alike_in_python_and_cpp_is_one_op(storage_factory):
     assert cpp.runs() == before + 1 and python_runs == [6]
     assert (a.hid, a.cid) == (b.hid, b.cid) and (c.hid, c.cid) == (d.hid, d.cid)
     assert storage.unwrap(b) == 15 and storage.unwrap(d) == 18
+
+
+def test_a_transient_cpp_output_is_not_stored_and_is_recomputed_when_loaded(persistent_storage_factory):
+    from mandala._values import NotStored
+
+    before = cpp.runs()
+    with persistent_storage_factory() as storage:
+        assert list(storage.unwrap(cpp.cpp_squares(4))) == [0.0, 1.0, 4.0, 9.0]
+    assert cpp.runs() == before + 1
+    storage = persistent_storage_factory()
+    with storage:
+        again = cpp.cpp_squares(4)  # memoized: nothing runs, nothing loads
+    assert cpp.runs() == before + 1
+    df = storage.cf(again).expand_back().df()
+    shown = [v for column in df.columns for v in df[column] if isinstance(v, NotStored)]
+    assert len(shown) == 1, df  # a table shows it, computes nothing
+    assert repr(NotStored()) == "<not stored>"
+    assert cpp.runs() == before + 1
+    assert list(storage.unwrap(again)) == [0.0, 1.0, 4.0, 9.0]  # loading it runs the op again
+    assert cpp.runs() == before + 2

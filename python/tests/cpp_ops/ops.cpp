@@ -42,6 +42,16 @@ const auto describe = md::op("cpp_describe", {"pair", "tags"},
                                return out;
                              });
 
+// A transient output (docs/storage-format.md 2.3): recorded, not stored, recomputed when loaded.
+const auto squares = md::op("cpp_squares", {"n"},
+                            [](std::int64_t n) {
+                              ++runs;
+                              std::vector<double> out(static_cast<std::size_t>(n));
+                              for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(i * i);
+                              return out;
+                            },
+                            {.transient = true});
+
 // Declared in Python too (test_cpp_ops.py): the same op in both languages.
 const auto triple = md::op("cross_triple", {"x"}, [](std::int64_t x) {
   ++runs;
@@ -56,5 +66,6 @@ PYBIND11_MODULE(mandala_test_cpp_ops, m) {
   md::python::export_op(m, greet);
   md::python::export_op(m, triple);
   md::python::export_op(m, describe);
+  md::python::export_op(m, squares);
   m.def("runs", [] { return runs.load(); });
 }
