@@ -184,10 +184,10 @@ struct is_value_pointer : std::false_type {};
 template <class T>
 struct is_value_pointer<ValuePointer<T>> : std::true_type {};
 
-MANDALA_API std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<Param>& params, OpOptions options,
-                                           std::size_t arity, std::size_t output_count);
+MANDALA_API std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<Param>& params,
+                                                       OpOptions options, std::size_t arity, std::size_t output_count);
 [[noreturn]] MANDALA_API void throw_bad_default(const OpInfo& op, std::size_t param, const std::type_info& given,
-                                    const std::type_info& wanted);
+                                                const std::type_info& wanted);
 [[noreturn]] MANDALA_API void throw_missing_argument(const OpInfo& op, std::size_t param);
 [[noreturn]] MANDALA_API void throw_empty_argument(const OpInfo& op, std::size_t param);
 MANDALA_API std::vector<std::byte> encode_pointer(const std::string& name);

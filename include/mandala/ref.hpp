@@ -84,7 +84,8 @@ MANDALA_API std::string ref_text(const RefState& state, std::size_t max_chars);
 MANDALA_API std::shared_ptr<const Elements> load_elements(const RefState& state, CollectionKind kind);
 /// Loads the encoded bytes of every state that has ids and no value, in bulk; nullopt for the
 /// others. All states must belong to one storage.
-MANDALA_API std::vector<std::optional<std::vector<std::byte>>> load_bytes_of(const std::vector<std::shared_ptr<RefState>>& states);
+MANDALA_API std::vector<std::optional<std::vector<std::byte>>> load_bytes_of(
+    const std::vector<std::shared_ptr<RefState>>& states);
 [[noreturn]] MANDALA_API void throw_out_of_range(const RefState& state, std::size_t index, std::size_t size);
 [[noreturn]] MANDALA_API void throw_missing_key(const RefState& state, std::string_view key);
 

@@ -44,6 +44,6 @@ struct Rounding {
 /// left as they are) and the elements of f32 / f64 typed arrays. nullopt when no number changed.
 /// Errc::decode when the bytes are not one well-formed value.
 [[nodiscard]] MANDALA_API std::optional<std::vector<std::byte>> round_encoded(std::span<const std::byte> bytes,
-                                                                  const Rounding& rounding);
+                                                                              const Rounding& rounding);
 
 }  // namespace mandala

@@ -119,8 +119,8 @@ struct GeneratedOp {
   const unsigned* components;  ///< indices into the component table
   std::size_t count;
 };
-MANDALA_API bool register_fingerprints(const GeneratedComponent* components, std::size_t component_count, const GeneratedOp* ops,
-                           std::size_t op_count);
+MANDALA_API bool register_fingerprints(const GeneratedComponent* components, std::size_t component_count,
+                                       const GeneratedOp* ops, std::size_t op_count);
 }  // namespace detail
 
 }  // namespace mandala

@@ -103,23 +103,27 @@ struct ShapeSpec {
 
 /// Input side: records the __make_list__ / __make_dict__ calls that build `piece` (nested
 /// collections first, elements given as refs keep their history) and returns its ref.
-MANDALA_API std::shared_ptr<RefState> build_collection(StorageCore& core, const std::shared_ptr<StorageCore>& self, Piece& piece);
+MANDALA_API std::shared_ptr<RefState> build_collection(StorageCore& core, const std::shared_ptr<StorageCore>& self,
+                                                       Piece& piece);
 /// Output side, before the call: content ids of the atoms and shapes of the collections.
 MANDALA_API void seal_piece(Piece& piece);
 /// Output side, after the call: records the __list_getitem__ / __dict_getitem__ calls that give
 /// each element of the output collection `out` its history (recursively), and sets its
 /// element refs. `computed` is the collection just computed (null when the call was reused);
 /// `new_history` says a reused call got new history ids (found by content).
-MANDALA_API void destructure(StorageCore& core, const std::shared_ptr<StorageCore>& self, const std::shared_ptr<RefState>& out,
-                 const ShapeSpec& spec, Piece* computed, bool new_history);
+MANDALA_API void destructure(StorageCore& core, const std::shared_ptr<StorageCore>& self,
+                             const std::shared_ptr<RefState>& out, const ShapeSpec& spec, Piece* computed,
+                             bool new_history);
 
 /// The content id of an encoded value (docs/storage-format.md).
 MANDALA_API Id content_id(std::span<const std::byte> encoded);
 
 /// Memoized call: lookup by history, then by content, else `exec.run()` (unless new calls are
 /// disallowed). Returns the outputs in declared order. Thread-safe.
-MANDALA_API std::vector<std::shared_ptr<RefState>> memoized_call(StorageCore& core, const std::shared_ptr<StorageCore>& self,
-                                                     const OpInfo& op, std::vector<InputSlot>& inputs, Executor& exec);
+MANDALA_API std::vector<std::shared_ptr<RefState>> memoized_call(StorageCore& core,
+                                                                 const std::shared_ptr<StorageCore>& self,
+                                                                 const OpInfo& op, std::vector<InputSlot>& inputs,
+                                                                 Executor& exec);
 
 /// The innermost session of this thread; nullptr when there is none.
 struct ContextEntry {
