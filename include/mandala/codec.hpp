@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "mandala/error.hpp"
+#include "mandala/export.hpp"
 #include "mandala/id.hpp"
 
 namespace mandala {
@@ -42,9 +43,9 @@ static_assert(std::endian::native == std::endian::little,
 enum class Dtype : std::uint8_t { i8 = 1, i16, i32, i64, u8, u16, u32, u64, f32, f64, boolean, f16, c64, c128 };
 
 /// "i8", "f64", "bool", "c128" ... (numpy-like names).
-std::string_view to_string(Dtype dtype) noexcept;
+MANDALA_API std::string_view to_string(Dtype dtype) noexcept;
 /// Size in bytes of one element.
-std::size_t dtype_size(Dtype dtype) noexcept;
+MANDALA_API std::size_t dtype_size(Dtype dtype) noexcept;
 
 template <class T>
 inline constexpr bool is_std_complex_v = false;
@@ -75,7 +76,7 @@ concept BlockElement = dtype_of<T>()
 
 /// Appends canonical bytes. Containers write a header then exactly that many elements (maps:
 /// key, value, key, value...). Use write_map_sorted/write_set_sorted for unordered inputs.
-class Encoder {
+class MANDALA_API Encoder {
  public:
   void nil();
   void boolean(bool v);
@@ -129,7 +130,7 @@ class Encoder {
 /// them (elements made canonical, NaNs and booleans, are copied piece by piece into a small
 /// buffer): the id of those encoded bytes. The same checks and errors as Encoder::typed_array.
 /// Reads `data` only; safe to call from any thread while nothing writes the elements.
-[[nodiscard]] Id typed_array_content_id(Dtype dtype, std::span<const std::uint64_t> shape, const void* data,
+[[nodiscard]] MANDALA_API Id typed_array_content_id(Dtype dtype, std::span<const std::uint64_t> shape, const void* data,
                                         std::size_t size_bytes);
 
 /// What a ValueView holds.
@@ -150,7 +151,7 @@ enum class Kind {
   pickle,       ///< a pickled Python object (opaque)
   tagged        ///< a value with a type tag: [tag, payload]
 };
-std::string_view to_string(Kind kind) noexcept;
+MANDALA_API std::string_view to_string(Kind kind) noexcept;
 
 /// The shape of a stored transparent collection: element content ids in list order, or a
 /// dict's entries sorted by key bytes.
@@ -166,7 +167,7 @@ struct BigIntegerView {
   std::span<const std::byte> magnitude;
 };
 /// Decimal digits of a big integer, with a leading '-' when negative.
-std::string to_string(const BigIntegerView& v);
+MANDALA_API std::string to_string(const BigIntegerView& v);
 
 /// A pickled Python object: the name of its type and the pickle's bytes (never unpickled by
 /// mandala's C++ code).
@@ -182,7 +183,7 @@ struct TypedArrayView {
 };
 
 /// A read-only view of one decoded value inside a DecodedValue; valid while that lives.
-class ValueView {
+class MANDALA_API ValueView {
  public:
   [[nodiscard]] Kind kind() const;
   [[nodiscard]] bool is_nil() const { return kind() == Kind::nil; }
@@ -237,7 +238,7 @@ class ValueView {
 
 /// Owns the parse of one encoded value. Construction validates the bytes and throws
 /// Errc::decode (never crashes) on truncated, malformed or trailing bytes.
-class DecodedValue {
+class MANDALA_API DecodedValue {
  public:
   /// Parses in place without copying: `bytes` must outlive this DecodedValue and its views.
   explicit DecodedValue(std::span<const std::byte> bytes);
@@ -293,8 +294,8 @@ T decode_value(std::span<const std::byte> bytes) {
 }
 
 namespace detail {
-[[noreturn]] void throw_decode(std::string message);
-[[noreturn]] void rethrow_with_path(const Error& e, std::string_view segment);
+[[noreturn]] MANDALA_API void throw_decode(std::string message);
+[[noreturn]] MANDALA_API void rethrow_with_path(const Error& e, std::string_view segment);
 
 template <class F>
 decltype(auto) at_path(std::string_view segment, F&& f) {
@@ -304,7 +305,7 @@ decltype(auto) at_path(std::string_view segment, F&& f) {
     rethrow_with_path(e, segment);
   }
 }
-std::string index_segment(std::size_t i);
+MANDALA_API std::string index_segment(std::size_t i);
 
 template <class T>
 T int_from_view(ValueView v) {

@@ -25,6 +25,7 @@
 
 #include "mandala/codec.hpp"
 #include "mandala/detail/core.hpp"
+#include "mandala/export.hpp"
 #include "mandala/id.hpp"
 #include "mandala/op.hpp"
 #include "mandala/ref.hpp"
@@ -33,7 +34,7 @@ namespace mandala {
 
 /// One value in its canonical encoding (docs/storage-format.md, section 1): the bytes whose
 /// content id a stored value has, whichever language made it.
-class EncodedValue {
+class MANDALA_API EncodedValue {
  public:
   /// Takes bytes holding exactly one encoded value; Errc::decode when they are truncated,
   /// malformed or followed by more bytes. The bytes must be canonical (as Encoder writes them):
@@ -59,7 +60,7 @@ class EncodedValue {
   friend bool operator==(const EncodedValue&, const EncodedValue&) = default;
 
  private:
-  friend EncodedValue encoded_value(const AnyRef& ref);
+  friend MANDALA_API EncodedValue encoded_value(const AnyRef& ref);
   struct Trusted {};
   EncodedValue(std::vector<std::byte> bytes, Trusted) : m_bytes(std::move(bytes)) {}
   std::vector<std::byte> m_bytes;
@@ -69,12 +70,12 @@ class EncodedValue {
 /// storage (Errc::closed when that was closed, Errc::not_found when it lacks the value). A
 /// transparent collection (MList, MDict) comes back as a plain array or map of its elements'
 /// values. Errc::invalid_argument for an empty ref.
-[[nodiscard]] EncodedValue encoded_value(const AnyRef& ref);
+[[nodiscard]] MANDALA_API EncodedValue encoded_value(const AnyRef& ref);
 
 /// A ref of a value without history, holding it: the ids the value gets when passed as a raw
 /// argument (its history id follows from its content id), so passing this ref or the value is
 /// the same call. The original's wrap_atom.
-[[nodiscard]] AnyRef atom_ref(EncodedValue value);
+[[nodiscard]] MANDALA_API AnyRef atom_ref(EncodedValue value);
 
 /// A ref of a value without history (as atom_ref) whose encoding is made only when it must be
 /// stored: a language binding's large value, such as a numpy array, that a memoized call whose
@@ -85,7 +86,7 @@ class EncodedValue {
 /// function runs), when the ref's value is read (encoded_value), and may call it until the
 /// storage's next flush for a call found by content; from any thread, without the caller's
 /// locks. `value` is released from any thread, also one the caller's runtime does not know.
-[[nodiscard]] AnyRef deferred_atom_ref(const Id& cid, std::shared_ptr<const void> value, detail::EncodeFn encode);
+[[nodiscard]] MANDALA_API AnyRef deferred_atom_ref(const Id& cid, std::shared_ptr<const void> value, detail::EncodeFn encode);
 
 /// One argument of a dynamic call: the parameter it binds and its value, either given as an
 /// encoded value (a raw input) or as a ref (which brings its history).
@@ -95,7 +96,7 @@ struct DynamicArg {
 };
 
 /// The encoded value of an argument (loads a ref's value: see encoded_value(const AnyRef&)).
-[[nodiscard]] EncodedValue encoded_value(const DynamicArg& arg);
+[[nodiscard]] MANDALA_API EncodedValue encoded_value(const DynamicArg& arg);
 
 /// The structure of a dynamic op's output: a plain value (no kind), or a transparent
 /// collection (an MList, or an MDict keyed by string) whose elements have the shape `element`
@@ -142,7 +143,7 @@ struct DynamicOptions {
 /// An op whose declaration is data. Calls bind arguments by parameter name; parameters not
 /// passed are not part of the call's identity (what a typed op does for ignored parameters and
 /// omitted new_args): a binding applies defaults and leaves out ignored arguments itself.
-class DynamicOp {
+class MANDALA_API DynamicOp {
  public:
   using Result = std::vector<AnyRef>;
   /// Computes the outputs of a new call, one encoded value per declared output, from the

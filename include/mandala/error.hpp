@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "mandala/export.hpp"
+
 namespace mandala {
 
 /// What kind of failure an Error reports; stable across versions (scripts may switch on it).
@@ -23,9 +25,9 @@ enum class Errc {
 };
 
 /// Name of an Errc ("decode", "io", ...).
-std::string_view to_string(Errc code) noexcept;
+MANDALA_API std::string_view to_string(Errc code) noexcept;
 
-class Error : public std::runtime_error {
+class MANDALA_API Error : public std::runtime_error {
  public:
   Error(Errc code, const std::string& message);
   [[nodiscard]] Errc code() const noexcept { return m_code; }

@@ -71,6 +71,7 @@
 #include <vector>
 
 #include "mandala/codec.hpp"
+#include "mandala/export.hpp"
 #include "mandala/id.hpp"
 #include "mandala/ref.hpp"
 #include "mandala/storage.hpp"
@@ -132,7 +133,7 @@ struct DotOptions {
   std::string rankdir = "TB";  ///< "TB" or "LR"
 };
 
-class ComputationFrame {
+class MANDALA_API ComputationFrame {
  public:
   // ---- construction ------------------------------------------------------------------------
   /// All calls of the op (of one version when given), pending ones included: one function node
@@ -346,7 +347,7 @@ class ComputationFrame {
   [[nodiscard]] std::string to_dot(const DotOptions& options = {}) const;
   /// SVG rendered by the Graphviz `dot` program; Errc::not_found when `dot` is not installed.
   [[nodiscard]] std::string to_svg(const DotOptions& options = {}) const;
-  friend std::ostream& operator<<(std::ostream& os, const ComputationFrame& frame);
+  friend MANDALA_API std::ostream& operator<<(std::ostream& os, const ComputationFrame& frame);
 
   // ---- deletion (spec 5.11) --------------------------------------------------------------------
   /// Drops the frame's calls and every call downstream of them from the storage; returns how

@@ -11,10 +11,12 @@
 #include <string>
 #include <string_view>
 
+#include "mandala/export.hpp"
+
 namespace mandala {
 
 /// A 128-bit id (XXH3-128 digest, see docs/storage-format.md). Prints as 32 lowercase hex chars.
-struct Id {
+struct MANDALA_API Id {
   std::array<std::uint8_t, 16> bytes{};
 
   [[nodiscard]] std::string hex() const;

@@ -26,6 +26,7 @@
 
 #include "mandala/codec.hpp"
 #include "mandala/detail/core.hpp"
+#include "mandala/export.hpp"
 #include "mandala/ref.hpp"
 #include "mandala/rounding.hpp"
 
@@ -190,15 +191,15 @@ struct is_value_pointer : std::false_type {};
 template <class T>
 struct is_value_pointer<ValuePointer<T>> : std::true_type {};
 
-std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<Param>& params, OpOptions options,
-                                           std::size_t arity, std::size_t output_count);
-[[noreturn]] void throw_bad_default(const OpInfo& op, std::size_t param, const std::type_info& given,
-                                    const std::type_info& wanted);
-[[noreturn]] void throw_missing_argument(const OpInfo& op, std::size_t param);
-[[noreturn]] void throw_empty_argument(const OpInfo& op, std::size_t param);
-[[noreturn]] void throw_transient_collection(const OpInfo& op, std::size_t output);
-[[noreturn]] void throw_not_replayable(const std::string& op, const std::string& param);
-std::vector<std::byte> encode_pointer(const std::string& name);
+MANDALA_API std::shared_ptr<const OpInfo> make_op_info(std::string name, const std::vector<Param>& params,
+                                                       OpOptions options, std::size_t arity, std::size_t output_count);
+[[noreturn]] MANDALA_API void throw_bad_default(const OpInfo& op, std::size_t param, const std::type_info& given,
+                                                const std::type_info& wanted);
+[[noreturn]] MANDALA_API void throw_missing_argument(const OpInfo& op, std::size_t param);
+[[noreturn]] MANDALA_API void throw_empty_argument(const OpInfo& op, std::size_t param);
+[[noreturn]] MANDALA_API void throw_transient_collection(const OpInfo& op, std::size_t output);
+[[noreturn]] MANDALA_API void throw_not_replayable(const std::string& op, const std::string& param);
+MANDALA_API std::vector<std::byte> encode_pointer(const std::string& name);
 
 /// Where one argument's value comes from during a call.
 template <class T>

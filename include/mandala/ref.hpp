@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mandala/codec.hpp"
+#include "mandala/export.hpp"
 #include "mandala/id.hpp"
 
 namespace mandala {
@@ -71,25 +72,26 @@ struct RefState {
 
 /// Whether the state's value is an encoded value (mandala::EncodedValue) rather than a typed
 /// one; the caller holds the state's mutex.
-bool holds_encoded_value(const RefState& state) noexcept;
+MANDALA_API bool holds_encoded_value(const RefState& state) noexcept;
 /// Loads the encoded bytes of a stored value. Throws Errc::closed when the storage is gone,
 /// Errc::not_found when it does not hold the value.
-std::vector<std::byte> load_value_bytes(const RefState& state);
-[[noreturn]] void throw_wrong_type(const RefState& state, const std::type_info& wanted);
-[[noreturn]] void throw_wrong_type_collection(const RefState& state, const std::type_info& wanted);
+MANDALA_API std::vector<std::byte> load_value_bytes(const RefState& state);
+[[noreturn]] MANDALA_API void throw_wrong_type(const RefState& state, const std::type_info& wanted);
+[[noreturn]] MANDALA_API void throw_wrong_type_collection(const RefState& state, const std::type_info& wanted);
 /// JSON rendering of the ref's stored value (loads the bytes; never the typed value).
-std::string ref_json(const RefState& state, std::size_t max_array_items);
+MANDALA_API std::string ref_json(const RefState& state, std::size_t max_array_items);
 /// The display text of the ref's stored value (ValueView::to_text).
-std::string ref_text(const RefState& state, std::size_t max_chars);
+MANDALA_API std::string ref_text(const RefState& state, std::size_t max_chars);
 
 /// The element refs of a stored collection ref (loads its shape; Errc::decode when the ref is
 /// not a collection of `kind`).
-std::shared_ptr<const Elements> load_elements(const RefState& state, CollectionKind kind);
+MANDALA_API std::shared_ptr<const Elements> load_elements(const RefState& state, CollectionKind kind);
 /// Loads the encoded bytes of every state that has ids and no value, in bulk; nullopt for the
 /// others. All states must belong to one storage.
-std::vector<std::optional<std::vector<std::byte>>> load_bytes_of(const std::vector<std::shared_ptr<RefState>>& states);
-[[noreturn]] void throw_out_of_range(const RefState& state, std::size_t index, std::size_t size);
-[[noreturn]] void throw_missing_key(const RefState& state, std::string_view key);
+MANDALA_API std::vector<std::optional<std::vector<std::byte>>> load_bytes_of(
+    const std::vector<std::shared_ptr<RefState>>& states);
+[[noreturn]] MANDALA_API void throw_out_of_range(const RefState& state, std::size_t index, std::size_t size);
+[[noreturn]] MANDALA_API void throw_missing_key(const RefState& state, std::string_view key);
 
 template <class T>
 std::vector<std::byte> encode_erased(const void* value) {

@@ -12,6 +12,8 @@
 #include <span>
 #include <vector>
 
+#include "mandala/export.hpp"
+
 namespace mandala {
 
 /// How floating-point values are rounded (docs/storage-format.md, 1.7).
@@ -29,19 +31,19 @@ struct Rounding {
 };
 
 /// Rounding to `digits` significant decimal digits (1 to 17; Errc::invalid_argument otherwise).
-[[nodiscard]] Rounding significant_digits(int digits);
+[[nodiscard]] MANDALA_API Rounding significant_digits(int digits);
 /// Rounding to the nearest multiple of `step` (finite and > 0; Errc::invalid_argument otherwise).
-[[nodiscard]] Rounding quantum(double step);
+[[nodiscard]] MANDALA_API Rounding quantum(double step);
 
 /// One value rounded: NaN and infinities unchanged, a zero result is +0.0.
-[[nodiscard]] double round_value(double x, const Rounding& rounding) noexcept;
-[[nodiscard]] float round_value(float x, const Rounding& rounding) noexcept;
+[[nodiscard]] MANDALA_API double round_value(double x, const Rounding& rounding) noexcept;
+[[nodiscard]] MANDALA_API float round_value(float x, const Rounding& rounding) noexcept;
 
 /// An encoded value (docs/storage-format.md, section 1) with every floating-point number in it
 /// rounded: float 32 and float 64 scalars at any depth (array elements, map values; map keys are
 /// left as they are) and the elements of f32 / f64 typed arrays. nullopt when no number changed.
 /// Errc::decode when the bytes are not one well-formed value.
-[[nodiscard]] std::optional<std::vector<std::byte>> round_encoded(std::span<const std::byte> bytes,
-                                                                  const Rounding& rounding);
+[[nodiscard]] MANDALA_API std::optional<std::vector<std::byte>> round_encoded(std::span<const std::byte> bytes,
+                                                                              const Rounding& rounding);
 
 }  // namespace mandala

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mandala/detail/core.hpp"
+#include "mandala/export.hpp"
 #include "mandala/id.hpp"
 #include "mandala/op.hpp"
 #include "mandala/ref.hpp"
@@ -70,7 +71,7 @@ struct StorageOptions {
 };
 
 /// A stored call, as returned by queries. Refs are lazy.
-struct CallInfo {
+struct MANDALA_API CallInfo {
   std::string op;
   std::uint32_t version = 0;
   Id hid;
@@ -106,7 +107,7 @@ enum class Dependents { no, yes };
 /// The file a store location names (a plain path, or the path of an `sqlite:` location; empty
 /// for ""), or nullopt for a location of another backend (docs/storage-format.md, "Store
 /// locations"). Errc::invalid_argument for a malformed `sqlite:` location.
-[[nodiscard]] std::optional<std::filesystem::path> store_file(const std::string& location);
+[[nodiscard]] MANDALA_API std::optional<std::filesystem::path> store_file(const std::string& location);
 
 /// What Storage::push / pull copy.
 struct TransferOptions {
@@ -121,7 +122,7 @@ struct TransferOptions {
 
 class ComputationFrame;  // mandala/frame.hpp
 
-class Storage {
+class MANDALA_API Storage {
  public:
   /// A private in-memory storage.
   Storage();
@@ -284,7 +285,7 @@ class Storage {
 /// RAII scope like mandala's `with storage:`. Sessions form a per-thread stack; ops called on
 /// this thread use the innermost one. Leaving the outermost session of a storage flushes it,
 /// also when an exception is propagating (calls completed before it are kept).
-class Session {
+class MANDALA_API Session {
  public:
   explicit Session(Storage& storage, Mode mode = Mode::run);
   /// Flushes when outermost; a flush error is reported on stderr (call close() to see it).
@@ -302,7 +303,7 @@ class Session {
 
 /// Like mandala's `noop()`: inside it, ops are plain calls. Inside a session it keeps that
 /// session's storage (refs passed in are loaded from it); without one it does nothing else.
-class NoopScope {
+class MANDALA_API NoopScope {
  public:
   NoopScope();
   ~NoopScope();

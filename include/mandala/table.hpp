@@ -16,6 +16,7 @@
 
 #include "mandala/codec.hpp"
 #include "mandala/error.hpp"
+#include "mandala/export.hpp"
 #include "mandala/id.hpp"
 #include "mandala/ref.hpp"
 #include "mandala/storage.hpp"
@@ -34,7 +35,7 @@ enum class Values { values, refs };
 enum class Order { ascending, descending };
 
 /// One cell of a Table (a cheap view: the table's data is shared).
-class Cell {
+class MANDALA_API Cell {
  public:
   enum class Kind { null, value, call, values, calls };
 
@@ -86,7 +87,7 @@ class Cell {
 /// elements among them. Making one loads nothing; values() loads every value in one bulk query,
 /// call() builds a CallInfo only for the call asked for. Shares the table's data: usable while
 /// the table's storage is open.
-class ColumnCells {
+class MANDALA_API ColumnCells {
  public:
   [[nodiscard]] bool holds_calls() const noexcept { return m_calls; }
   [[nodiscard]] std::size_t num_rows() const noexcept { return m_offsets.empty() ? 0 : m_offsets.size() - 1; }
@@ -136,7 +137,7 @@ class ColumnCells {
   std::vector<std::uint32_t> m_items;     // positions
 };
 
-class Table {
+class MANDALA_API Table {
  public:
   /// An empty table (no columns, no rows).
   Table();
@@ -231,7 +232,7 @@ class Table {
   /// A JSON array of row objects {column: cell JSON}.
   [[nodiscard]] std::string to_json() const;
 
-  friend std::ostream& operator<<(std::ostream& os, const Table& table);
+  friend MANDALA_API std::ostream& operator<<(std::ostream& os, const Table& table);
 
  private:
   [[nodiscard]] std::vector<std::optional<std::vector<std::byte>>> column_bytes(std::string_view name) const;

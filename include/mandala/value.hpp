@@ -26,11 +26,12 @@
 
 #include "mandala/codec.hpp"
 #include "mandala/error.hpp"
+#include "mandala/export.hpp"
 #include "mandala/id.hpp"
 
 namespace mandala {
 
-class Value {
+class MANDALA_API Value {
  public:
   using Array = std::vector<Value>;
   /// Map entries in any order. Encoding sorts them by encoded key (two keys of one encoding are
@@ -183,7 +184,7 @@ class Value {
   /// Values are equal when they encode to the same bytes (so have the same content id): `1`
   /// and `1u` are equal, `1` and `1.0` are not, every NaN equals every NaN of its width, and
   /// maps are equal whatever the order of their entries.
-  friend bool operator==(const Value& a, const Value& b);
+  friend MANDALA_API bool operator==(const Value& a, const Value& b);
 
  private:
   [[noreturn]] void fail_expected(std::string_view what) const;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mandala/codec.hpp"
+#include "mandala/export.hpp"
 #include "mandala/id.hpp"
 
 namespace mandala {
@@ -31,7 +32,7 @@ struct Dependency {
 
 /// The content of a file, read when the op is first used with a storage (Errc::not_found when
 /// the file is missing then).
-Dependency depends_on_file(std::filesystem::path path);
+MANDALA_API Dependency depends_on_file(std::filesystem::path path);
 /// A constant (any encodable value), by its canonical encoding.
 template <class T>
 Dependency depends_on_value(std::string name, const T& value) {
@@ -42,7 +43,7 @@ Dependency depends_on_value(std::string name, const T& value) {
   return d;
 }
 /// A library by its version string, e.g. depends_on_library("zlib", zlibVersion()).
-Dependency depends_on_library(std::string name, std::string version);
+MANDALA_API Dependency depends_on_library(std::string name, std::string version);
 
 /// One component of an op's code given as data, by a language binding's own code analysis (the
 /// Python package: functions, classes and globals an op reaches), in place of a fingerprint
@@ -102,7 +103,7 @@ struct CompatibleMark {
 /// Where warnings of the versioning layer go (stderr by default): the one warning when ops run
 /// without fingerprints, and OnCodeChange::warn. Returns the previous sink; nullptr restores stderr.
 using WarningSink = void (*)(const std::string& message);
-WarningSink set_warning_sink(WarningSink sink) noexcept;
+MANDALA_API WarningSink set_warning_sink(WarningSink sink) noexcept;
 
 namespace detail {
 /// Written by mandala-fingerprint (the generated source of mandala_track_versions).
@@ -118,8 +119,8 @@ struct GeneratedOp {
   const unsigned* components;  ///< indices into the component table
   std::size_t count;
 };
-bool register_fingerprints(const GeneratedComponent* components, std::size_t component_count, const GeneratedOp* ops,
-                           std::size_t op_count);
+MANDALA_API bool register_fingerprints(const GeneratedComponent* components, std::size_t component_count,
+                                       const GeneratedOp* ops, std::size_t op_count);
 }  // namespace detail
 
 }  // namespace mandala

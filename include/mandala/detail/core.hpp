@@ -11,6 +11,7 @@
 #include <typeinfo>
 #include <vector>
 
+#include "mandala/export.hpp"
 #include "mandala/ref.hpp"
 #include "mandala/rounding.hpp"
 #include "mandala/versioning.hpp"
@@ -71,7 +72,7 @@ struct OpInfo {
 
 /// Makes `op` the op that recomputes transient outputs of calls of its name and version in
 /// this process (the latest one declared; weakly held: a destroyed op recomputes nothing).
-void note_replayable(const std::shared_ptr<const OpInfo>& op);
+MANDALA_API void note_replayable(const std::shared_ptr<const OpInfo>& op);
 
 /// One storage input of a call. Either `ref` carries ids (a stored ref), or `bytes` holds the
 /// encoded value (ids are then derived from it); `ref` may also carry an in-memory value whose
@@ -92,7 +93,7 @@ struct OutputValue {
 };
 
 /// Runs the op's function on the call's arguments (loading lazy inputs) and encodes outputs.
-class Executor {
+class MANDALA_API Executor {
  public:
   virtual std::vector<OutputValue> run() = 0;
   /// Set by the engine when the call was found by content and recorded under a new history
@@ -127,35 +128,39 @@ struct ShapeSpec {
 
 /// Input side: records the __make_list__ / __make_dict__ calls that build `piece` (nested
 /// collections first, elements given as refs keep their history) and returns its ref.
-std::shared_ptr<RefState> build_collection(StorageCore& core, const std::shared_ptr<StorageCore>& self, Piece& piece);
+MANDALA_API std::shared_ptr<RefState> build_collection(StorageCore& core, const std::shared_ptr<StorageCore>& self,
+                                                       Piece& piece);
 /// Output side, before the call: content ids of the atoms and shapes of the collections.
-void seal_piece(Piece& piece);
+MANDALA_API void seal_piece(Piece& piece);
 /// Output side, after the call: records the __list_getitem__ / __dict_getitem__ calls that give
 /// each element of the output collection `out` its history (recursively), and sets its
 /// element refs. `computed` is the collection just computed (null when the call was reused);
 /// `new_history` says a reused call got new history ids (found by content).
-void destructure(StorageCore& core, const std::shared_ptr<StorageCore>& self, const std::shared_ptr<RefState>& out,
-                 const ShapeSpec& spec, Piece* computed, bool new_history);
+MANDALA_API void destructure(StorageCore& core, const std::shared_ptr<StorageCore>& self,
+                             const std::shared_ptr<RefState>& out, const ShapeSpec& spec, Piece* computed,
+                             bool new_history);
 
 /// The content id of an encoded value (docs/storage-format.md).
-Id content_id(std::span<const std::byte> encoded);
+MANDALA_API Id content_id(std::span<const std::byte> encoded);
 
 /// Memoized call: lookup by history, then by content, else `exec.run()` (unless new calls are
 /// disallowed). Returns the outputs in declared order. Thread-safe.
-std::vector<std::shared_ptr<RefState>> memoized_call(StorageCore& core, const std::shared_ptr<StorageCore>& self,
-                                                     const OpInfo& op, std::vector<InputSlot>& inputs, Executor& exec);
+MANDALA_API std::vector<std::shared_ptr<RefState>> memoized_call(StorageCore& core,
+                                                                 const std::shared_ptr<StorageCore>& self,
+                                                                 const OpInfo& op, std::vector<InputSlot>& inputs,
+                                                                 Executor& exec);
 
 /// The innermost session of this thread; nullptr when there is none.
 struct ContextEntry {
   std::shared_ptr<StorageCore> core;  ///< null for a standalone noop scope
   Mode mode = Mode::run;
 };
-const ContextEntry* current_context() noexcept;
+MANDALA_API const ContextEntry* current_context() noexcept;
 
 /// Whether this thread has an open session on `core` (then explicit calls do not flush).
-bool has_session_on(const StorageCore* core) noexcept;
+MANDALA_API bool has_session_on(const StorageCore* core) noexcept;
 /// Flushes pending writes of `core` (explicit calls outside a session flush right away).
-void flush_core(StorageCore& core);
+MANDALA_API void flush_core(StorageCore& core);
 
 }  // namespace detail
 }  // namespace mandala
