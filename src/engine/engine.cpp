@@ -761,6 +761,17 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
         std::lock_guard ref_lock(slot.ref->mutex);
         if (slot.ref->value) bytes = slot.ref->encode(slot.ref->value.get());
       }
+      if (bytes.empty() && slot.ref->storage.lock().get() == this) {
+        // A ref of this storage whose value is not stored (and not loaded by the function): a
+        // transient output its ref did not know of (loading it here, under the lock, could not
+        // run its op), or a value removed meanwhile.
+        if (!transient_output_locked(slot.ref->hid))
+          throw Error(Errc::not_found, "value " + cid.hex() + " of input '" + *slot.name + "' of op " + op.name +
+                                           " is not in the store; it may have been removed by cleanup()");
+        slot.ref->transient = true;
+        std::find_if(ins.begin(), ins.end(), [&](const auto& r) { return r.name == *slot.name; })->transient = true;
+        continue;
+      }
       if (bytes.empty()) bytes = load_value_bytes(*slot.ref);
       push_value_locked(cid, std::move(bytes));
     }
@@ -918,6 +929,14 @@ std::vector<std::byte> StorageCore::load_value(const Id& cid) {
                                      (m_path.empty() ? std::string("(in memory)") : m_path.string()) +
                                      "; it may have been removed by cleanup()");
   return std::move(*bytes);
+}
+
+bool StorageCore::transient_output_locked(const Id& ref_hid) {
+  ReadScope read(*m_store);
+  for (const auto& c : m_store->creators_of_many(std::span<const Id>(&ref_hid, 1)))
+    for (const auto& o : c.outputs)
+      if (o.hid == ref_hid) return o.transient;
+  return false;
 }
 
 std::vector<std::byte> StorageCore::load_ref_value(const std::shared_ptr<StorageCore>& self, const RefState& ref) {

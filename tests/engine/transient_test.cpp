@@ -239,6 +239,26 @@ TEST_P(Transient, WithoutTheOpDeclaredTheErrorSaysSo) {
   EXPECT_EQ(md::encoded_value(*storage().ref(hid)).decode<int>(), 42);
 }
 
+TEST_P(Transient, ARefFromAQueryUsedWithoutBeingReadStaysUnstored) {
+  md::Id hid;
+  {
+    md::Session s(storage());
+    hid = big(5).hid();
+  }
+  reopen();
+  const auto values = storage().stats().values;
+  const int runs = big_runs;
+  const auto ref = storage().ref(hid);  // knows nothing of its call
+  ASSERT_TRUE(ref.has_value());
+  const md::DynamicOp count("count", {"data"}, 1);
+  (void)count.call_in(storage().core(), {{"data", *ref}},
+                      [](std::span<const md::DynamicArg>) { return std::vector{md::EncodedValue::of(1)}; });
+  storage().flush();
+  EXPECT_EQ(big_runs, runs);                        // the function did not read it
+  EXPECT_EQ(storage().stats().values, values + 1);  // only the new output (1)
+  EXPECT_TRUE(storage().check_integrity().ok());
+}
+
 TEST(TransientDeclarations, ImpossibleOnesAreRefused) {
   try {
     (void)md::op("f", {"x"}, [](int x) { return x; }, {.transient_outputs = {"nope"}});
