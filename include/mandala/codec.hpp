@@ -131,7 +131,7 @@ class MANDALA_API Encoder {
 /// buffer): the id of those encoded bytes. The same checks and errors as Encoder::typed_array.
 /// Reads `data` only; safe to call from any thread while nothing writes the elements.
 [[nodiscard]] MANDALA_API Id typed_array_content_id(Dtype dtype, std::span<const std::uint64_t> shape, const void* data,
-                                        std::size_t size_bytes);
+                                                    std::size_t size_bytes);
 
 /// What a ValueView holds.
 enum class Kind {

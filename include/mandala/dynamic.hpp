@@ -86,7 +86,8 @@ class MANDALA_API EncodedValue {
 /// function runs), when the ref's value is read (encoded_value), and may call it until the
 /// storage's next flush for a call found by content; from any thread, without the caller's
 /// locks. `value` is released from any thread, also one the caller's runtime does not know.
-[[nodiscard]] MANDALA_API AnyRef deferred_atom_ref(const Id& cid, std::shared_ptr<const void> value, detail::EncodeFn encode);
+[[nodiscard]] MANDALA_API AnyRef deferred_atom_ref(const Id& cid, std::shared_ptr<const void> value,
+                                                   detail::EncodeFn encode);
 
 /// One argument of a dynamic call: the parameter it binds and its value, either given as an
 /// encoded value (a raw input) or as a ref (which brings its history).
