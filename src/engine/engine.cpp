@@ -765,7 +765,7 @@ std::vector<std::shared_ptr<RefState>> StorageCore::call(const std::shared_ptr<S
         // A ref of this storage whose value is not stored (and not loaded by the function): a
         // transient output its ref did not know of (loading it here, under the lock, could not
         // run its op), or a value removed meanwhile.
-        if (!transient_output_locked(slot.ref->hid))
+        if (!transient_creator_locked(slot.ref->hid))
           throw Error(Errc::not_found, "value " + cid.hex() + " of input '" + *slot.name + "' of op " + op.name +
                                            " is not in the store; it may have been removed by cleanup()");
         slot.ref->transient = true;
@@ -931,12 +931,12 @@ std::vector<std::byte> StorageCore::load_value(const Id& cid) {
   return std::move(*bytes);
 }
 
-bool StorageCore::transient_output_locked(const Id& ref_hid) {
+std::optional<store::CallRecord> StorageCore::transient_creator_locked(const Id& ref_hid) {
   ReadScope read(*m_store);
-  for (const auto& c : m_store->creators_of_many(std::span<const Id>(&ref_hid, 1)))
+  for (auto& c : m_store->creators_of_many(std::span<const Id>(&ref_hid, 1)))
     for (const auto& o : c.outputs)
-      if (o.hid == ref_hid) return o.transient;
-  return false;
+      if (o.hid == ref_hid && o.transient) return std::move(c);
+  return std::nullopt;
 }
 
 std::vector<std::byte> StorageCore::load_ref_value(const std::shared_ptr<StorageCore>& self, const RefState& ref) {
@@ -952,15 +952,11 @@ std::vector<std::byte> StorageCore::load_ref_value(const std::shared_ptr<Storage
     }
     // Not stored: a transient output is recomputed from its call (stored first, if pending).
     flush_locked();
-    ReadScope read(*m_store);
-    for (auto& c : m_store->creators_of_many(std::span<const Id>(&ref.hid, 1)))
-      for (const auto& o : c.outputs)
-        if (o.hid == ref.hid && o.transient) {
-          call = std::move(c);
-          output =
-              &*std::find_if(call.outputs.begin(), call.outputs.end(), [&](const auto& x) { return x.hid == ref.hid; });
-          break;
-        }
+    if (auto creator = transient_creator_locked(ref.hid)) {
+      call = std::move(*creator);
+      output =
+          &*std::find_if(call.outputs.begin(), call.outputs.end(), [&](const auto& x) { return x.hid == ref.hid; });
+    }
     if (output == nullptr)
       throw Error(Errc::not_found, "value " + ref.cid.hex() + " is not in the store " +
                                        (m_path.empty() ? std::string("(in memory)") : m_path.string()) +

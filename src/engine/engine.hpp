@@ -127,8 +127,8 @@ class StorageCore {
   /// stored inputs (its content id checked: Errc::output_mismatch when the result changed).
   /// Errc::not_found when the value is neither stored nor transient.
   std::vector<std::byte> load_ref_value(const std::shared_ptr<StorageCore>& self, const RefState& ref);
-  /// Whether the stored creator of the ref records it as a transient output (the lock held).
-  bool transient_output_locked(const Id& ref_hid);
+  /// The stored call that made the ref when it records it as a transient output (the lock held).
+  std::optional<store::CallRecord> transient_creator_locked(const Id& ref_hid);
   std::size_t drop_calls(std::span<const Id> call_hids, Dependents dependents);
   CleanupReport cleanup();
   /// Storage::push (src/engine/transfer.cpp).
