@@ -9,6 +9,7 @@ import functools
 import inspect
 import threading
 import typing
+import weakref
 
 from . import _core
 from .deps import components
@@ -173,6 +174,20 @@ class DictRef(ListRef):
         return list(zip(self.keys(), self._elements()))
 
 
+def _recompute_function(op, count):
+    """The function the engine runs to recompute `op`'s transient outputs (holding the op weakly:
+    the engine's declaration must not keep it alive)."""
+    op = weakref.ref(op)
+
+    def recompute(given):
+        live = op()
+        if live is None:
+            raise RuntimeError("the op of this transient output no longer exists in this program")
+        return live._replay(given, count)
+
+    return recompute
+
+
 def _make_ref(core_ref, value, shape):
     """The Ref of an output or element of the given shape (value _MISSING: lazy)."""
     if shape is None:
@@ -302,7 +317,7 @@ class Op:
     content) and the function runs only for a new call; the call returns Refs. Outside a storage
     context it is the plain function."""
 
-    def __init__(self, f, output_names=None, nout="auto", ignore_args=None, version=None):
+    def __init__(self, f, output_names=None, nout="auto", ignore_args=None, version=None, transient=False):
         self.f = f
         self.name = f.__name__
         # An explicit version overrides code versions: the op is versioned by this number only.
@@ -322,6 +337,13 @@ class Op:
                 raise ValueError(f"op {self.name}: ignore_args names '{name}', which is not a parameter")
         if nout == "var":
             raise NotImplementedError(f"op {self.name}: nout='var' is not supported yet")
+        # Outputs kept out of the storage, recomputed when loaded: True (every output) or names.
+        if transient is True or transient is False:
+            self.transient = transient
+        elif isinstance(transient, str) or not all(isinstance(t, str) for t in transient):
+            raise ValueError(f"op {self.name}: transient is True, False or a list of output names, not {transient!r}")
+        else:
+            self.transient = list(transient)
         if nout != "auto" and (not isinstance(nout, int) or isinstance(nout, bool) or nout < 0):
             raise ValueError(f"op {self.name}: nout must be 'auto' or a non-negative int, not {nout!r}")
         self.nout = nout
@@ -379,11 +401,26 @@ class Op:
             self._code_cache[id(config)] = (storage._generation, config, code)
         return code
 
-    def _core_op(self, n, code=None):
-        key = (n, None if code is None else code[0])
+    def _core_op(self, n, code=None, replayable=True):
+        # A call that could not run again from its stored inputs (an ignored argument, a value
+        # pointer) goes through the op without transient outputs: it keeps its outputs stored.
+        transient = bool(self.transient) and replayable
+        key = (n, None if code is None else code[0], transient)
         core_op = self._core_ops.get(key)
         if core_op is None:
             shapes = self._output_shapes(n)
+            names = self._names(n)
+            if not transient:
+                kept_out = []
+            elif self.transient is True:
+                kept_out = names
+            else:
+                kept_out = self.transient
+                unknown = [t for t in kept_out if t not in names]
+                if unknown:
+                    raise ValueError(
+                        f"op {self.name}: transient names {unknown}, which are not outputs ({', '.join(names)})"
+                    )
             core_op = _core.Op(
                 self.name,
                 self.inputs,
@@ -392,6 +429,8 @@ class Op:
                 open_inputs=self._variadic,
                 code=None if code is None else list(code[1]),
                 output_shapes=shapes if any(sh is not None for sh in shapes) else None,
+                transient_outputs=kept_out,
+                recompute=_recompute_function(self, n) if kept_out else None,
             )
             self._core_ops[key] = core_op
         return core_op
@@ -443,9 +482,12 @@ class Op:
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         core_args = []
+        replayable = not self.ignore_args
 
         def storage_input(name, value, shape):
+            nonlocal replayable
             if isinstance(value, ValuePointer):
+                replayable = False
                 core_args.append((name, _core.PointerName(value.id)))
             elif shape is not None and not isinstance(value, Ref):
                 # A transparent collection: recorded as __make_list__ / __make_dict__ calls.
@@ -462,26 +504,64 @@ class Op:
                 for i, v in enumerate(value):
                     if not isinstance(v, Ignore) and name not in self.ignore_args:
                         storage_input(f"{name}_{i}", v, shape)
+                    else:
+                        replayable = False
                 bound.arguments[name] = tuple(_for_function(v) for v in value)
                 continue
             if param.kind == param.VAR_KEYWORD:
                 for k, v in value.items():
                     if not isinstance(v, Ignore) and name not in self.ignore_args:
                         storage_input(k, v, shape)
+                    else:
+                        replayable = False
                 bound.arguments[name] = {k: _for_function(v) for k, v in value.items()}
                 continue
             default = param.default
             if name in self.ignore_args or isinstance(value, Ignore):
-                pass  # passed to the function, not part of the call
+                # passed to the function, not part of the call (an omitted NewArgDefault
+                # parameter's default is known again when the call is recomputed)
+                replayable = replayable and name not in self.ignore_args and value is default
             elif isinstance(default, NewArgDefault) and _same_value(value, default.value):
                 bound.arguments[name] = default.value  # as before the parameter existed
             else:
                 storage_input(name, value, shape)
             bound.arguments[name] = _for_function(bound.arguments[name])
-        return core_args, bound.args, bound.kwargs
+        return core_args, bound.args, bound.kwargs, replayable
+
+    def _replay(self, given, count):
+        """Runs the function again on a stored call's arguments ((input name, core ref) pairs, as
+        _bind made them): every output, to recompute a transient one."""
+        refs = dict(given)
+        args, kwargs = [], {}
+
+        def value(name, param):
+            return _unwrap(_make_ref(refs.pop(name), _MISSING, self._input_shapes.get(param)))
+
+        for p in self.signature.parameters.values():
+            if p.kind == p.VAR_POSITIONAL:
+                i = 0
+                while f"{p.name}_{i}" in refs:
+                    args.append(value(f"{p.name}_{i}", p.name))
+                    i += 1
+            elif p.kind == p.VAR_KEYWORD:
+                kwargs.update({k: value(k, p.name) for k in list(refs)})
+            elif p.name in refs:
+                if p.kind == p.KEYWORD_ONLY:
+                    kwargs[p.name] = value(p.name, p.name)
+                else:
+                    args.append(value(p.name, p.name))
+            else:  # left out of the call: a NewArgDefault parameter given its default
+                default = p.default.value if isinstance(p.default, Ignore) else p.default
+                if default is inspect.Parameter.empty:
+                    raise ValueError(f"op {self.name}: the stored call has no argument '{p.name}' to recompute it")
+                if p.kind == p.KEYWORD_ONLY:
+                    kwargs[p.name] = default
+                else:
+                    args.append(default)
+        return self._split(self.f(*args, **kwargs), count)
 
     def _memoized(self, storage, args, kwargs):
-        core_args, args, kwargs = self._bind(storage, args, kwargs)
+        core_args, args, kwargs, replayable = self._bind(storage, args, kwargs)
         code = self._code(storage)
 
         computed = []
@@ -510,7 +590,7 @@ class Op:
             return outputs
 
         try:
-            refs = self._core_op(count, code).call(storage._core, core_args, run)
+            refs = self._core_op(count, code, replayable).call(storage._core, core_args, run)
         except TypeError as e:
             if "of type 'Ref'" not in str(e):
                 raise
@@ -537,6 +617,7 @@ def op(
     __structural__=False,
     __allow_side_effects__=False,
     version=None,
+    transient=False,
 ):
     """Makes a function an op: `@op`, or `@op(output_names=[...], nout=N, ignore_args=(...))`.
 
@@ -545,14 +626,19 @@ def op(
     by `output_names`, else output_0, output_1, ... Parameters named in `ignore_args` are passed
     to the function but are not part of the call's identity. `version`: an explicit version
     (folded into the calls' ids); it overrides code versions (Storage(deps_path=...)), so the op
-    is versioned by this number only."""
+    is versioned by this number only. `transient`: True, or a list of output names: those
+    outputs are not stored; a call records their ids, and loading one runs the function again
+    on the call's stored inputs and checks the id (a call with an ignored argument or a value
+    pointer keeps them stored: it could not run again). Not part of any id."""
     if callable(output_names):
         return Op(output_names)
     if __structural__:
         raise NotImplementedError("structural ops are built into the engine")
 
     def decorator(f):
-        return Op(f, output_names=output_names, nout=nout, ignore_args=ignore_args, version=version)
+        return Op(
+            f, output_names=output_names, nout=nout, ignore_args=ignore_args, version=version, transient=transient
+        )
 
     return decorator
 

@@ -609,6 +609,48 @@ py::tuple table_columns(const md::Table& table, const py::object& make_call) {
   return py::make_tuple(names, columns);
 }
 
+// ---- transient outputs of Python ops ------------------------------------------------------------
+
+// A Python object kept by the engine (an op's declaration may outlive the Python object that made
+// it and be released on a thread without the GIL): released under the GIL, or left alone once
+// the interpreter is gone.
+struct HeldObject {
+  py::object object;
+  explicit HeldObject(py::object o) : object(std::move(o)) {}
+  HeldObject(const HeldObject&) = delete;
+  HeldObject& operator=(const HeldObject&) = delete;
+  ~HeldObject() {
+    if (Py_IsInitialized() == 0) {
+      object.release();
+      return;
+    }
+    const py::gil_scoped_acquire gil;
+    object = py::object();
+  }
+};
+
+// DynamicOptions::recompute of a Python op: `recompute([(name, Ref), ...])` runs the op's function
+// on a stored call's arguments and returns every output (a list); the engine checks the ids.
+std::function<std::vector<md::EncodedValue>(std::span<const md::DynamicArg>)> recompute_function(
+    const std::string& op, const py::object& recompute) {
+  auto held = std::make_shared<HeldObject>(recompute);
+  return [held, op](std::span<const md::DynamicArg> args) {
+    const py::gil_scoped_acquire gil;
+    py::list given;
+    for (const auto& a : args) {
+      if (const auto* ref = std::get_if<md::AnyRef>(&a.value)) given.append(py::make_tuple(a.name, *ref));
+      else given.append(py::make_tuple(a.name, decode_bytes(std::get<md::EncodedValue>(a.value).bytes(), {})));
+    }
+    const py::object result = held->object(given);
+    const auto values = py::reinterpret_borrow<py::sequence>(result);
+    std::vector<md::EncodedValue> out;
+    out.reserve(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i)
+      out.push_back(encode_value(values[i], "output " + std::to_string(i) + " of op '" + op + "' (recomputed)"));
+    return out;
+  };
+}
+
 // ---- transparent collections and structured outputs -------------------------------------------
 
 // A shape from Python: None (a plain value), or ("list" | "dict", element shape).
@@ -1034,13 +1076,21 @@ PYBIND11_MODULE(_core, m) {
   py::class_<PyOp>(m, "Op")
       .def(py::init([](std::string name, std::vector<std::string> inputs, std::vector<std::string> outputs,
                        std::uint32_t version, bool open_inputs, std::optional<py::list> code,
-                       std::optional<py::list> output_shapes) {
+                       std::optional<py::list> output_shapes, std::vector<std::string> transient_outputs,
+                       const py::object& recompute) {
              md::OpOptions options;
              options.version = version;
              const auto n = outputs.size();
+             const std::string name_of_op = name;
              options.outputs = std::move(outputs);
+             options.transient_outputs = std::move(transient_outputs);
              md::DynamicOptions dynamic;
              dynamic.open_inputs = open_inputs;
+             if (!options.transient_outputs.empty()) {
+               if (recompute.is_none())
+                 throw py::value_error("op '" + name_of_op + "': transient outputs need a recompute function");
+               dynamic.recompute = recompute_function(name_of_op, recompute);
+             }
              if (code) {
                // (name, kind, file, code, content id as 32 hex digits) per component.
                std::vector<md::CodeComponent> components;
@@ -1066,7 +1116,8 @@ PYBIND11_MODULE(_core, m) {
                          std::move(shapes), structured};
            }),
            py::arg("name"), py::arg("inputs"), py::arg("outputs"), py::arg("version") = 0,
-           py::arg("open_inputs") = false, py::arg("code") = py::none(), py::arg("output_shapes") = py::none())
+           py::arg("open_inputs") = false, py::arg("code") = py::none(), py::arg("output_shapes") = py::none(),
+           py::arg("transient_outputs") = std::vector<std::string>{}, py::arg("recompute") = py::none())
       .def_property_readonly("name", [](const PyOp& o) { return o.op.name(); })
       .def_property_readonly("version", [](const PyOp& o) { return o.op.version(); })
       .def_property_readonly("inputs", [](const PyOp& o) { return o.op.inputs(); })
