@@ -629,25 +629,29 @@ struct HeldObject {
   }
 };
 
+// The outputs a Python function returned (a sequence), encoded; `what(i)` names output i in errors.
+template <class What>
+std::vector<md::EncodedValue> encoded_outputs(const py::object& result, const What& what) {
+  const auto values = py::reinterpret_borrow<py::sequence>(result);
+  std::vector<md::EncodedValue> out;
+  out.reserve(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) out.push_back(encode_value(values[i], what(i)));
+  return out;
+}
+
 // DynamicOptions::recompute of a Python op: `recompute([(name, Ref), ...])` runs the op's function
-// on a stored call's arguments and returns every output (a list); the engine checks the ids.
+// on a stored call's arguments (the engine gives them as refs) and returns every output (a list);
+// the engine checks the ids.
 std::function<std::vector<md::EncodedValue>(std::span<const md::DynamicArg>)> recompute_function(
     const std::string& op, const py::object& recompute) {
   auto held = std::make_shared<HeldObject>(recompute);
   return [held, op](std::span<const md::DynamicArg> args) {
     const py::gil_scoped_acquire gil;
     py::list given;
-    for (const auto& a : args) {
-      if (const auto* ref = std::get_if<md::AnyRef>(&a.value)) given.append(py::make_tuple(a.name, *ref));
-      else given.append(py::make_tuple(a.name, decode_bytes(std::get<md::EncodedValue>(a.value).bytes(), {})));
-    }
-    const py::object result = held->object(given);
-    const auto values = py::reinterpret_borrow<py::sequence>(result);
-    std::vector<md::EncodedValue> out;
-    out.reserve(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i)
-      out.push_back(encode_value(values[i], "output " + std::to_string(i) + " of op '" + op + "' (recomputed)"));
-    return out;
+    for (const auto& a : args) given.append(py::make_tuple(a.name, std::get<md::AnyRef>(a.value)));
+    return encoded_outputs(held->object(given), [&](std::size_t i) {
+      return "output " + std::to_string(i) + " of op '" + op + "' (recomputed)";
+    });
   };
 }
 
@@ -1081,15 +1085,14 @@ PYBIND11_MODULE(_core, m) {
              md::OpOptions options;
              options.version = version;
              const auto n = outputs.size();
-             const std::string name_of_op = name;
              options.outputs = std::move(outputs);
              options.transient_outputs = std::move(transient_outputs);
              md::DynamicOptions dynamic;
              dynamic.open_inputs = open_inputs;
              if (!options.transient_outputs.empty()) {
                if (recompute.is_none())
-                 throw py::value_error("op '" + name_of_op + "': transient outputs need a recompute function");
-               dynamic.recompute = recompute_function(name_of_op, recompute);
+                 throw py::value_error("op '" + name + "': transient outputs need a recompute function");
+               dynamic.recompute = recompute_function(name, recompute);
              }
              if (code) {
                // (name, kind, file, code, content id as 32 hex digits) per component.
@@ -1156,12 +1159,7 @@ PYBIND11_MODULE(_core, m) {
             }
             const md::DynamicOp::Function run = [&](std::span<const md::DynamicArg>) {
               const py::gil_scoped_acquire gil;
-              const py::object result = fn();
-              const auto values = py::reinterpret_borrow<py::sequence>(result);
-              std::vector<md::EncodedValue> out;
-              out.reserve(values.size());
-              for (std::size_t i = 0; i < values.size(); ++i) out.push_back(encode_value(values[i], what(i)));
-              return out;
+              return encoded_outputs(fn(), what);
             };
             md::DynamicOp::Result refs;
             {
