@@ -1,7 +1,7 @@
 #pragma once
 // Plain report types of a storage: counts, cleanup and integrity reports, inspection summaries
-// and call queries. Standard library only, so every layer (the store included) can use them
-// without knowing ops or refs.
+// and call queries. Standard library and ids only, so every layer (the store included) can use
+// them without knowing ops or refs.
 
 #include <chrono>
 #include <cstddef>
@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "mandala/id.hpp"
 
 namespace mandala {
 
@@ -28,6 +30,8 @@ struct CleanupReport {
   std::uint64_t values_removed = 0;
   std::uint64_t bytes_freed = 0;
   std::uint64_t blob_files_removed = 0;
+  /// The content ids of the values removed (of those cleanup_preview() finds), in id order.
+  std::vector<Id> values;
 };
 
 /// One thing wrong in a store, found by Storage::check_integrity().

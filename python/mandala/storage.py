@@ -331,8 +331,20 @@ class Storage:
         return self._core.drop_calls(hids, bool(delete_dependents))
 
     def cleanup_refs(self):
-        """Removes the values no stored call references; returns what was removed."""
+        """Removes the values no stored call references; returns what was removed (counts, and
+        the removed values' content ids under "cids")."""
         return self._core.cleanup()
+
+    def get_unreferenced_cids(self):
+        """The content ids of the stored values no call references (left by drop_calls):
+        what cleanup_refs() removes. Changes nothing."""
+        return set(self._core.cleanup(preview=True)["cids"])
+
+    def get_orphans(self):
+        """History ids of refs stored outside every call: always empty here. A ref's history id
+        is kept only in the rows of the calls that made or took it, so a dropped call leaves no
+        ref behind, only values (get_unreferenced_cids)."""
+        return set()
 
     def counters(self):
         """Calls executed and reused since this storage was opened (this process)."""

@@ -1058,15 +1058,20 @@ PYBIND11_MODULE(_core, m) {
             return s.drop_calls(ids, dependents ? md::Dependents::yes : md::Dependents::no);
           },
           py::arg("call_hids"), py::arg("delete_dependents"))
-      .def("cleanup",
-           [](md::Storage& s) {
-             const auto r = s.cleanup();
-             py::dict d;
-             d["values_removed"] = r.values_removed;
-             d["bytes_freed"] = r.bytes_freed;
-             d["blob_files_removed"] = r.blob_files_removed;
-             return d;
-           })
+      .def(
+          "cleanup",
+          [](md::Storage& s, bool preview) {
+            const auto r = preview ? s.cleanup_preview() : s.cleanup();
+            py::dict d;
+            d["values_removed"] = r.values_removed;
+            d["bytes_freed"] = r.bytes_freed;
+            d["blob_files_removed"] = r.blob_files_removed;
+            py::list cids;
+            for (const auto& cid : r.values) cids.append(cid.hex());
+            d["cids"] = cids;
+            return d;
+          },
+          py::arg("preview") = false)
       .def(
           "op_outputs",
           [](md::Storage& s, const std::string& name,

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+import mandala
 from mandala.imports import Call, ComputationFrame, Storage, op
 
 
@@ -79,11 +80,19 @@ def test_provenance_and_dropping_calls_from_a_df(storage):
 
     df = storage.cf(inc).df()
     small = df[df["x"] < 2]
+    assert storage.get_unreferenced_cids() == set() and storage.get_orphans() == set()
     removed = storage.drop_calls(small["inc"], delete_dependents=True)
     assert removed == 4, "two inc calls and the add calls downstream of them"
     assert len(storage.cf(inc).df()) == 1
     assert len(storage.cf(add).df()) == 1
-    assert storage.cleanup_refs()["values_removed"] > 0
+    # Left: inc(2) -> 3 and add(3, 10) -> 13; the values 0, 1, 11 and 12 no call uses any more
+    # (2 is still the input of inc(2), 10 that of the add call).
+    unreferenced = {mandala.content_id(v) for v in (0, 1, 11, 12)}
+    assert storage.get_unreferenced_cids() == unreferenced
+    assert storage.get_orphans() == set(), "a dropped call leaves values, never a ref"
+    report = storage.cleanup_refs()
+    assert report["values_removed"] == 4 and set(report["cids"]) == unreferenced
+    assert storage.get_unreferenced_cids() == set()
     with storage:
         inc(0)  # computed again
     assert len(storage.cf(inc).df()) == 2

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -146,17 +147,24 @@ TEST_P(Inspect, DropPlanAndCleanupPreviewChangeNothingAndMatch) {
   EXPECT_EQ(storage().calls_to_drop(roots).size(), 1u);
   EXPECT_EQ(storage().stats(), stats);
   EXPECT_EQ(storage().cleanup_preview().values_removed, 0u);
+  EXPECT_TRUE(storage().cleanup_preview().values.empty());
 
   EXPECT_EQ(storage().drop_calls(roots, md::Dependents::yes), plan.size());
   reopen();
   const auto preview = storage().cleanup_preview();
   EXPECT_EQ(preview.values_removed, 2u);  // 0 and "a" (1 is still the input of inc(1))
   EXPECT_EQ(preview.bytes_freed, 3u);
+  std::vector<md::Id> unreferenced{md::detail::content_id(md::encode_value(0)),
+                                   md::detail::content_id(md::encode_value(std::string("a")))};
+  std::sort(unreferenced.begin(), unreferenced.end());
+  EXPECT_EQ(preview.values, unreferenced);
   EXPECT_EQ(storage().cleanup_preview().values_removed, 2u);
   const auto done = storage().cleanup();
   EXPECT_EQ(done.values_removed, preview.values_removed);
   EXPECT_EQ(done.bytes_freed, preview.bytes_freed);
+  EXPECT_EQ(done.values, unreferenced);
   reopen();
+  EXPECT_TRUE(storage().cleanup_preview().values.empty());
   // After the drop and the cleanup: 13 calls, refs 0..9 minus 0 (only inc(0) used it) = 9 raw +
   // 13 outputs.
   const auto after = storage().stats();

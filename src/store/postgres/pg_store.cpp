@@ -325,9 +325,9 @@ class PgStore final : public Store {
           [&] {
             const Scan scan = scan_all();
             CleanupReport report = scan.report;
-            if (!scan.unused.empty()) {
+            if (!report.values.empty()) {
               pq::Params p;
-              p.id_array(scan.unused);
+              p.id_array(report.values);
               m_conn.query("DELETE FROM mandala_value_chunks WHERE cid = ANY($1::bytea[])", p);
               m_conn.query("DELETE FROM mandala_values WHERE cid = ANY($1::bytea[])", p);
             }
@@ -1355,8 +1355,7 @@ class PgStore final : public Store {
 
   /// One pass over calls and values: what cleanup removes, and the counts afresh.
   struct Scan {
-    CleanupReport report;
-    std::vector<Id> unused;
+    CleanupReport report;  ///< its `values`: the ids of the unreferenced values
     std::map<std::int64_t, std::pair<std::int64_t, std::int64_t>> ops;  ///< calls, output bytes
     std::int64_t values = 0;
     std::int64_t value_bytes = 0;
@@ -1384,11 +1383,11 @@ class PgStore final : public Store {
     });
     for (const auto& [cid, size] : sizes) {
       if (used.contains(cid)) continue;
-      scan.unused.push_back(cid);
+      scan.report.values.push_back(cid);
       ++scan.report.values_removed;
       scan.report.bytes_freed += static_cast<std::uint64_t>(size);
     }
-    std::sort(scan.unused.begin(), scan.unused.end());
+    std::sort(scan.report.values.begin(), scan.report.values.end());
     return scan;
   }
 

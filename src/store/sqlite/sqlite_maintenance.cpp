@@ -1,5 +1,6 @@
 // The SQLite store's removals: dropping calls (and what depends on them) and cleaning up unused values.
 
+#include <algorithm>
 #include "store/call_io.hpp"
 #include "store/sqlite/sqlite_store_impl.hpp"
 
@@ -129,7 +130,8 @@ CleanupReport SqliteStore::cleanup_once() {
   std::vector<Id> doomed_files;
   {
     sql::Statement del(m_db.get(), "DELETE FROM \"values\" WHERE cid = ?1");
-    for (const auto& cid : unreferenced_values(report, doomed_files)) del.bind(1, cid).run();
+    unreferenced_values(report, doomed_files);
+    for (const auto& cid : report.values) del.bind(1, cid).run();
   }
   // A whole pass over the data anyway: the counters are counted afresh (this also repairs
   // counts that a change made behind the library's back left wrong, and clears `detached`
@@ -152,7 +154,7 @@ CleanupReport SqliteStore::cleanup_preview() {
   return reading([&]() -> CleanupReport {
     CleanupReport report;
     std::vector<Id> in_files;
-    (void)unreferenced_values(report, in_files);
+    unreferenced_values(report, in_files);
     if (m_blobs) {
       std::error_code ec;
       for (const auto& cid : doomed_blob_files(in_files))
@@ -162,7 +164,7 @@ CleanupReport SqliteStore::cleanup_preview() {
   });
 }
 
-std::vector<Id> SqliteStore::unreferenced_values(CleanupReport& report, std::vector<Id>& in_files) {
+void SqliteStore::unreferenced_values(CleanupReport& report, std::vector<Id>& in_files) {
   std::unordered_set<Id> used;  // every cid some call's io column names
   {
     sql::Statement all(m_db.get(), call_columns());
@@ -173,16 +175,15 @@ std::vector<Id> SqliteStore::unreferenced_values(CleanupReport& report, std::vec
     }
   }
   sql::Statement scan(m_db.get(), "SELECT cid, size, data IS NULL FROM \"values\"");
-  std::vector<Id> doomed;
   while (scan.step()) {
     const Id cid = scan.id(0);
     if (used.contains(cid)) continue;
-    doomed.push_back(cid);
+    report.values.push_back(cid);
     ++report.values_removed;
     report.bytes_freed += static_cast<std::uint64_t>(scan.int64(1));
     if (scan.int64(2) != 0) in_files.push_back(cid);
   }
-  return doomed;
+  std::sort(report.values.begin(), report.values.end());
 }
 
 std::set<Id> SqliteStore::doomed_blob_files(const std::vector<Id>& unreferenced) {

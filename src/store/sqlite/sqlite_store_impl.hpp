@@ -150,9 +150,9 @@ class SqliteStore final : public Store {
   CleanupReport cleanup_once();
   CleanupReport cleanup_preview() override;
 
-  /// Values no call's io names, counted into `report`; those kept in files are added to
-  /// `in_files`.
-  std::vector<Id> unreferenced_values(CleanupReport& report, std::vector<Id>& in_files);
+  /// Values no call's io names, counted and listed (in id order) into `report`; those kept in
+  /// files are added to `in_files`.
+  void unreferenced_values(CleanupReport& report, std::vector<Id>& in_files);
 
   /// Blob files cleanup removes: those of `unreferenced` values, and files without a row.
   std::set<Id> doomed_blob_files(const std::vector<Id>& unreferenced);
