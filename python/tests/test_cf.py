@@ -140,3 +140,36 @@ def test_df_cells_of_a_whole_frame(tmp_path):
     assert len({c.hid for c in df["extend"]}) == 3
     assert storage.drop_calls(df["extend"]) == 3
     assert storage.cf(extend).df().empty
+
+
+DROP_IN_ANOTHER_PROCESS = """
+import sys
+from mandala.imports import Storage
+print(Storage(sys.argv[1]).drop_calls([sys.argv[2]], delete_dependents=True))
+"""
+
+
+def test_values_another_process_left_unreferenced_are_seen_and_removed(persistent_storage_factory):
+    import subprocess
+    import sys
+
+    storage = persistent_storage_factory()
+    with storage:
+        y = inc(1)
+        add(y, 10)
+    assert storage.get_unreferenced_cids() == set()
+    # Another process drops inc(1) and add(2, 10) while this storage stays open.
+    dropped = subprocess.run(
+        [sys.executable, "-c", DROP_IN_ANOTHER_PROCESS, str(storage.db_path), storage.get_ref_creator(y).hid],
+        capture_output=True, text=True, check=True,
+    )
+    assert dropped.stdout.strip() == "2"
+    unreferenced = {mandala.content_id(v) for v in (1, 2, 10, 12)}
+    assert storage.get_unreferenced_cids() == unreferenced
+    assert set(storage.cleanup_refs()["cids"]) == unreferenced
+    assert storage.get_unreferenced_cids() == set()
+    executed = storage.counters()["executed"]
+    with storage:
+        assert storage.unwrap(add(inc(1), 10)) == 12
+    assert storage.counters()["executed"] == executed + 2, "the dropped calls run again"
+    assert persistent_storage_factory().get_unreferenced_cids() == set()
